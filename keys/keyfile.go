@@ -1,0 +1,343 @@
+package keys
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// A Keyring is everything secret one party holds, stored together in one
+// encrypted key file.
+type Keyring struct {
+	Role     Role
+	Identity *Identity
+	// NKey is the seed of the key the party connects to the relay with. It
+	// is never the identity: the relay chooses the nonce an NKey signs.
+	NKey nkeys.KeyPair
+	// Inboxes are a mission's or partner's inbox keys, newest last.
+	Inboxes []InboxEntry
+	Created time.Time
+}
+
+// An InboxEntry is an inbox key with its expiry and the signature that
+// lists it in the directory.
+type InboxEntry struct {
+	Key    *InboxKey
+	Signed SignedInboxKey
+}
+
+// inboxKeyLifetime is how long a newly generated inbox key is listed for.
+const inboxKeyLifetime = 180 * 24 * time.Hour
+
+// NewKeyring generates a fresh identity and NKey for role; missions and
+// partners also get a first inbox key.
+func NewKeyring(role Role) (*Keyring, error) {
+	id, err := GenerateIdentity()
+	if err != nil {
+		return nil, err
+	}
+	nk, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("generating NKey: %w", err)
+	}
+	kr := &Keyring{Role: role, Identity: id, NKey: nk, Created: time.Now().UTC().Truncate(time.Second)}
+	if role == RoleMission || role == RolePartner {
+		if err := kr.AddInbox(kr.Created.Add(inboxKeyLifetime)); err != nil {
+			return nil, err
+		}
+	}
+	return kr, nil
+}
+
+// AddInbox generates a new inbox key valid until expires.
+func (kr *Keyring) AddInbox(expires time.Time) error {
+	k, err := GenerateInboxKey()
+	if err != nil {
+		return err
+	}
+	kr.Inboxes = append(kr.Inboxes, InboxEntry{Key: k, Signed: SignInboxKey(kr.Identity, k.Public(), expires)})
+	return nil
+}
+
+// InboxKeys returns the secret inbox keys, for opening envelopes.
+func (kr *Keyring) InboxKeys() []*InboxKey {
+	out := make([]*InboxKey, len(kr.Inboxes))
+	for i, e := range kr.Inboxes {
+		out[i] = e.Key
+	}
+	return out
+}
+
+// NKeyPublic returns the public NKey ("U…").
+func (kr *Keyring) NKeyPublic() string {
+	pub, _ := kr.NKey.PublicKey()
+	return pub
+}
+
+// Key-file limits and parameters.
+const (
+	// MaxKeyFileSize bounds what LoadKeyFile reads: a key file holds a few
+	// hundred bytes of secrets, so anything larger is not one.
+	MaxKeyFileSize = 64 << 10
+
+	// MinPassphraseLength is the shortest passphrase WriteKeyFile accepts.
+	// argon2id slows guessing, it cannot save a short passphrase.
+	MinPassphraseLength = 10
+
+	// Argon2id parameters: RFC 9106's second recommended option (t=3,
+	// 64 MiB, p=4), for devices that cannot spare 2 GiB.
+	argonTime    = 3
+	argonMemory  = 64 << 10 // KiB
+	argonThreads = 4
+
+	// Bounds on the parameters LoadKeyFile accepts from a file. The lower
+	// bounds are the defaults: a file with weaker ones was not written by
+	// Beacon. The upper bounds keep a hostile file from costing unbounded
+	// memory or time.
+	maxArgonTime   = 64
+	maxArgonMemory = 4 << 20 // 4 GiB in KiB
+	maxArgonThread = 64
+
+	keyFileFormat = "beacon-key-file-v1"
+)
+
+// keyFile is the JSON form of a key file. Everything but Ciphertext is
+// authenticated as associated data.
+type keyFile struct {
+	Format     string `json:"format"`
+	KDF        string `json:"kdf"`
+	Time       uint32 `json:"time"`
+	MemoryKiB  uint32 `json:"memory_kib"`
+	Threads    uint8  `json:"threads"`
+	Salt       []byte `json:"salt"`
+	Check      []byte `json:"check"`
+	Nonce      []byte `json:"nonce"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// keyringJSON is the plaintext inside a key file.
+type keyringJSON struct {
+	Role     Role        `json:"role"`
+	Identity string      `json:"identity"`
+	NKeySeed string      `json:"nkey_seed"`
+	Inboxes  []inboxJSON `json:"inboxes,omitempty"`
+	Created  time.Time   `json:"created"`
+}
+
+type inboxJSON struct {
+	Key       string    `json:"key"`
+	Expires   time.Time `json:"expires"`
+	Signature []byte    `json:"signature"`
+}
+
+// WriteKeyFile encrypts kr under passphrase and writes it to path with mode
+// 0600, atomically: a crash leaves either the old file or the new one. It
+// refuses to replace an existing file unless overwrite is set.
+func WriteKeyFile(path string, kr *Keyring, passphrase []byte, overwrite bool) error {
+	if utf8.RuneCount(passphrase) < MinPassphraseLength {
+		return fmt.Errorf("passphrase is too short: at least %d characters", MinPassphraseLength)
+	}
+	seed, err := kr.NKey.Seed()
+	if err != nil {
+		return fmt.Errorf("NKey seed: %w", err)
+	}
+	plain := keyringJSON{Role: kr.Role, Identity: kr.Identity.SecretString(), NKeySeed: string(seed), Created: kr.Created}
+	for _, e := range kr.Inboxes {
+		plain.Inboxes = append(plain.Inboxes, inboxJSON{Key: e.Key.SecretString(), Expires: e.Signed.Expires, Signature: e.Signed.Signature})
+	}
+	pt, err := json.Marshal(plain)
+	if err != nil {
+		return err
+	}
+	kf := keyFile{Format: keyFileFormat, KDF: "argon2id", Time: argonTime, MemoryKiB: argonMemory, Threads: argonThreads,
+		Salt: make([]byte, 16), Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
+	rand.Read(kf.Salt)
+	rand.Read(kf.Nonce)
+	key, check := kf.derive(passphrase)
+	kf.Check = check
+	aead, _ := chacha20poly1305.NewX(key)
+	kf.Ciphertext = aead.Seal(nil, kf.Nonce, pt, kf.associatedData())
+	out, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(out, '\n'), 0o600, overwrite)
+}
+
+// derive stretches the passphrase and splits the result into the
+// encryption key and a check value that tells a wrong passphrase from a
+// modified file. The check value helps an attacker no more than the
+// ciphertext does: both cost one argon2id run per guess.
+func (kf *keyFile) derive(passphrase []byte) (key, check []byte) {
+	master := argon2.IDKey(passphrase, kf.Salt, kf.Time, kf.MemoryKiB, kf.Threads, 32)
+	key, _ = hkdf.Key(sha256.New, master, nil, keyFileLabel+"/key", chacha20poly1305.KeySize)
+	check, _ = hkdf.Key(sha256.New, master, nil, keyFileLabel+"/check", 32)
+	return key, check
+}
+
+// associatedData is every field but the ciphertext, canonically encoded.
+func (kf *keyFile) associatedData() []byte {
+	c := *kf
+	c.Ciphertext = nil
+	ad, _ := json.Marshal(c)
+	return append([]byte(keyFileLabel), ad...)
+}
+
+// LoadKeyFile reads and decrypts a key file. It refuses a symlink, a
+// non-regular file and a file readable by group or others before reading a
+// byte of it, and returns either the whole keyring or an error.
+func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
+	data, err := readPrivateFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var kf keyFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kf); err != nil || dec.More() {
+		return nil, fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
+	}
+	switch {
+	case kf.Format != keyFileFormat || kf.KDF != "argon2id":
+		return nil, fmt.Errorf("%s: %w: unknown format %q/%q", path, ErrKeyFileCorrupt, kf.Format, kf.KDF)
+	case kf.Time < argonTime || kf.Time > maxArgonTime,
+		kf.MemoryKiB < argonMemory || kf.MemoryKiB > maxArgonMemory,
+		kf.Threads < 1 || kf.Threads > maxArgonThread:
+		return nil, fmt.Errorf("%s: %w: argon2id parameters t=%d m=%d p=%d out of range", path, ErrKeyFileCorrupt, kf.Time, kf.MemoryKiB, kf.Threads)
+	case len(kf.Salt) < 16 || len(kf.Salt) > 64, len(kf.Check) != 32, len(kf.Nonce) != chacha20poly1305.NonceSizeX,
+		len(kf.Ciphertext) < chacha20poly1305.Overhead:
+		return nil, fmt.Errorf("%s: %w: bad field sizes", path, ErrKeyFileCorrupt)
+	}
+	key, check := kf.derive(passphrase)
+	if !hmac.Equal(check, kf.Check) {
+		return nil, fmt.Errorf("%s: %w", path, ErrWrongPassphrase)
+	}
+	aead, _ := chacha20poly1305.NewX(key)
+	pt, err := aead.Open(nil, kf.Nonce, kf.Ciphertext, kf.associatedData())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: contents do not authenticate", path, ErrKeyFileCorrupt)
+	}
+	kr, err := parseKeyring(pt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrKeyFileCorrupt, err)
+	}
+	return kr, nil
+}
+
+func parseKeyring(pt []byte) (*Keyring, error) {
+	var kj keyringJSON
+	dec := json.NewDecoder(bytes.NewReader(pt))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kj); err != nil {
+		return nil, err
+	}
+	role, err := ParseRole(string(kj.Role))
+	if err != nil {
+		return nil, err
+	}
+	kr := &Keyring{Role: role, Created: kj.Created}
+	if kr.Identity, err = ParseIdentity(kj.Identity); err != nil {
+		return nil, err
+	}
+	if kr.NKey, err = nkeys.FromSeed([]byte(kj.NKeySeed)); err != nil {
+		return nil, fmt.Errorf("NKey: %w", err)
+	}
+	for _, ij := range kj.Inboxes {
+		k, err := ParseInboxKey(ij.Key)
+		if err != nil {
+			return nil, err
+		}
+		kr.Inboxes = append(kr.Inboxes, InboxEntry{Key: k, Signed: SignedInboxKey{Key: k.Public(), Expires: ij.Expires, Signature: ij.Signature}})
+	}
+	return kr, nil
+}
+
+// readPrivateFile opens path without following a symlink, checks that it is
+// a regular file readable by its owner only, and reads at most
+// MaxKeyFileSize bytes.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: %w: it is a symbolic link; use the real path", path, ErrKeyFileInsecure)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrKeyFileInsecure)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s: %w: mode %04o lets group or others read it; run chmod 600 %s", path, ErrKeyFileInsecure, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxKeyFileSize {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrKeyFileCorrupt, MaxKeyFileSize)
+	}
+	return data, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, then syncs the directory, so that path holds either
+// the old contents or the new, never a mix. Without overwrite it fails if
+// path exists, checked atomically (a hard link, not a stat then a rename).
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name) // no-op after a successful rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if overwrite {
+		err = os.Rename(name, path)
+	} else if err = os.Link(name, path); errors.Is(err, fs.ErrExist) {
+		err = fmt.Errorf("%s already exists; refusing to overwrite it", path)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
