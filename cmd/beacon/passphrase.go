@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/term"
+
+	"beacon/keys"
+)
+
+// passphraseFlags are shared by every command that opens or writes a key
+// file. The passphrase comes from --passphrase-file, then BEACON_PASSPHRASE,
+// then a prompt on the terminal with echo off. It is never a flag value:
+// flags show up in ps and shell history.
+type passphraseFlags struct {
+	PassphraseFile string `name:"passphrase-file" help:"Read the key file passphrase from this file (first line)." placeholder:"FILE"`
+}
+
+var errNoPassphrase = errors.New("no passphrase: not a terminal, and neither --passphrase-file nor BEACON_PASSPHRASE is set")
+
+// passphrase returns the passphrase for the key file at path. With confirm
+// (a new key file) a prompt asks twice.
+func (p *passphraseFlags) passphrase(e *env, path string, confirm bool) ([]byte, error) {
+	if p.PassphraseFile != "" {
+		b, err := os.ReadFile(p.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading passphrase: %w", err)
+		}
+		line, _, _ := bytes.Cut(b, []byte("\n"))
+		return bytes.TrimSuffix(line, []byte("\r")), nil
+	}
+	if s := e.getenv("BEACON_PASSPHRASE"); s != "" {
+		return []byte(s), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, withHint(errNoPassphrase, "for scripts, set BEACON_PASSPHRASE or pass --passphrase-file FILE")
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "Passphrase for %s: ", path)
+	pw, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return nil, fmt.Errorf("reading passphrase: %w", err)
+	}
+	if confirm {
+		fmt.Fprintf(tty, "Again, to confirm: ")
+		again, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return nil, fmt.Errorf("reading passphrase: %w", err)
+		}
+		if !bytes.Equal(pw, again) {
+			return nil, errors.New("the two passphrases differ")
+		}
+	}
+	return pw, nil
+}
+
+// loadKeyring opens a key file, with hints for the usual mistakes.
+func (p *passphraseFlags) loadKeyring(e *env, path string) (*keys.Keyring, error) {
+	pw, err := p.passphrase(e, path, false)
+	if err != nil {
+		return nil, err
+	}
+	kr, err := keys.LoadKeyFile(path, pw)
+	switch {
+	case errors.Is(err, keys.ErrWrongPassphrase):
+		return nil, withHint(err, "check the passphrase (BEACON_PASSPHRASE or --passphrase-file if you use one)")
+	case errors.Is(err, keys.ErrKeyFileInsecure):
+		return nil, withHint(err, "a key file must be readable by its owner only: chmod 600 %s", path)
+	case err != nil:
+		return nil, err
+	}
+	return kr, nil
+}
