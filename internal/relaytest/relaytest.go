@@ -1,0 +1,167 @@
+// Package relaytest starts real relays for tests: an embedded nats-server
+// with JetStream on loopback, random ports, a temporary data directory and,
+// when asked, a signed directory with generated missions. Nothing is
+// mocked.
+package relaytest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"beacon/envelope"
+	"beacon/keys"
+	"beacon/relay"
+	"beacon/relay/proto"
+)
+
+// Config returns a relay config for a test: loopback, random ports,
+// data in a temporary directory, small stream limits, sync always.
+func Config(t testing.TB) *relay.Config {
+	t.Helper()
+	c := relay.DefaultConfig(t.TempDir())
+	c.ServerName = "test-relay"
+	c.Listen = "127.0.0.1:0"
+	c.WebSocket = &relay.WebSocketConfig{Listen: "127.0.0.1:0", NoTLS: true}
+	c.Storage.MaxBytes = 64 << 20
+	c.Limits.PublishRate = 1000
+	c.Limits.PublishBurst = 1000
+	return c
+}
+
+// Start starts a relay with cfg and stops it when the test ends.
+func Start(t testing.TB, cfg *relay.Config, opts ...relay.Option) *relay.Relay {
+	t.Helper()
+	r, err := relay.New(cfg, opts...)
+	if err != nil {
+		t.Fatalf("relay.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatalf("relay.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	})
+	return r
+}
+
+// A World is a signed directory with its keyrings: missions, partners and
+// the root, written to a temporary file a relay config can point at.
+type World struct {
+	Root     *keys.Identity
+	Dir      *keys.Directory
+	DirFile  string
+	Keyrings map[string]*keys.Keyring // by directory id
+}
+
+// MissionSpec describes one mission of a World.
+type MissionSpec struct {
+	ID        string
+	Countries []string
+}
+
+// NewWorld generates keyrings for the missions (and one partner and one
+// bridge) and signs a directory listing them.
+func NewWorld(t testing.TB, missions ...MissionSpec) *World {
+	t.Helper()
+	root, err := keys.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &World{Root: root, Keyrings: map[string]*keys.Keyring{}}
+	now := time.Now()
+	r := &keys.Roster{Serial: 1, Issued: now.Add(-time.Minute), Expires: now.Add(24 * time.Hour)}
+	for _, m := range missions {
+		kr, err := keys.NewKeyring(keys.RoleMission)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Keyrings[m.ID] = kr
+		r.Missions = append(r.Missions, keys.Mission{ID: m.ID, Name: "Mission " + m.ID, Countries: m.Countries,
+			Identity: kr.Identity.Public(), NKey: kr.NKeyPublic(), InboxKeys: []keys.SignedInboxKey{kr.Inboxes[0].Signed},
+			Response: keys.ResponseTargets{Urgent: 15 * time.Minute, High: 4 * time.Hour, Routine: 72 * time.Hour}})
+	}
+	pk, _ := keys.NewKeyring(keys.RolePartner)
+	w.Keyrings["partner"] = pk
+	r.Partners = append(r.Partners, keys.Partner{ID: "partner", Name: "Partner", Countries: []string{"ug"},
+		Identity: pk.Identity.Public(), NKey: pk.NKeyPublic(), InboxKeys: []keys.SignedInboxKey{pk.Inboxes[0].Signed}})
+	bk, _ := keys.NewKeyring(keys.RoleBridge)
+	w.Keyrings["bridge"] = bk
+	r.Bridges = append(r.Bridges, keys.Bridge{ID: "bridge", Name: "Bridge", Identity: bk.Identity.Public(), NKey: bk.NKeyPublic()})
+	signed, err := keys.SignDirectory(r, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.DirFile = filepath.Join(t.TempDir(), "directory.yaml")
+	if err := os.WriteFile(w.DirFile, signed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w.Dir, err = keys.VerifyDirectory(signed, root.Public().Fingerprint(), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Configure points cfg at the world's directory.
+func (w *World) Configure(cfg *relay.Config) {
+	cfg.Directory = &relay.DirectoryConfig{File: w.DirFile, RootFingerprint: w.Root.Public().Fingerprint().String()}
+}
+
+// Conn is a client connection with its NKey and mailbox.
+type Conn struct {
+	*nats.Conn
+	NKey    nkeys.KeyPair
+	Mailbox string
+	// Errs receives the connection's asynchronous errors, such as
+	// permission violations.
+	Errs chan error
+}
+
+// Connect connects to url with kp (a fresh walk-in key if nil), using the
+// inbox prefix the relay grants that key.
+func Connect(t testing.TB, url string, kp nkeys.KeyPair, opts ...nats.Option) *Conn {
+	t.Helper()
+	if kp == nil {
+		var err error
+		if kp, err = nkeys.CreateUser(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, _ := kp.PublicKey()
+	mbox := envelope.MailboxFor(pub).String()
+	errs := make(chan error, 64)
+	all := append([]nats.Option{
+		nats.Nkey(pub, kp.Sign),
+		nats.CustomInboxPrefix(proto.InboxPrefix(mbox)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}),
+	}, opts...)
+	nc, err := nats.Connect(url, all...)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return &Conn{Conn: nc, NKey: kp, Mailbox: mbox, Errs: errs}
+}
+
+// Publish sends data to the ingest target and returns the relay's reply.
+func (c *Conn) Publish(target string, data []byte) (*proto.Reply, error) {
+	m, err := c.Request(proto.Ingest(c.Mailbox, target), data, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return proto.ParseReply(m.Data)
+}

@@ -1,0 +1,310 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"beacon/country"
+	"beacon/envelope"
+	"beacon/keys"
+	"beacon/relay/proto"
+)
+
+// ingest admits publishes into the streams. Clients publish requests on
+// bcn.in.<mailbox>.<target>; ingest checks, cheapest first, the size, the
+// sender's rate, the target, the envelope's structure and that its header
+// matches the subject, then stores it under bcn.<target> with the message
+// id as the JetStream dedup key, and answers with a proto.Reply once
+// JetStream has acknowledged the write (fsynced, under sync: always).
+//
+// ingest never sees a plaintext and never does envelope cryptography; it
+// verifies signatures only on the two clear-text signed kinds (broadcasts
+// and ack tokens), against the directory.
+type ingest struct {
+	r    *Relay
+	subs []*nats.Subscription
+	lim  *limiter
+	// inflight counts publishes whose JetStream ack is awaited, so stop
+	// can wait for them and answer every sender it accepted from.
+	inflight sync.WaitGroup
+}
+
+// ingestQueue is the queue group of the ingest workers; with a cluster,
+// every node's workers share the load.
+const ingestQueue = "beacon-ingest"
+
+// Pending limits of each ingest subscription: a burst this large is
+// buffered rather than dropped.
+const (
+	ingestPendingMsgs  = 1 << 16
+	ingestPendingBytes = 256 << 20
+)
+
+func startIngest(r *Relay) (*ingest, error) {
+	in := &ingest{r: r, lim: newLimiter(r.cfg.Limits.PublishRate, r.cfg.Limits.PublishBurst, r.now)}
+	// Each subscription has its own delivery goroutine; several let the
+	// checks run on every core.
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		sub, err := r.nc.QueueSubscribe(proto.IngestAll, ingestQueue, in.handle)
+		if err != nil {
+			in.stop(context.Background())
+			return nil, fmt.Errorf("relay: ingest: %w", err)
+		}
+		sub.SetPendingLimits(ingestPendingMsgs, ingestPendingBytes)
+		in.subs = append(in.subs, sub)
+	}
+	if err := r.nc.Flush(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// stop drains the subscriptions (handling what is queued) and waits for
+// the JetStream acks of everything accepted.
+func (in *ingest) stop(ctx context.Context) {
+	closed := make([]<-chan nats.SubStatus, len(in.subs))
+	for i, s := range in.subs {
+		closed[i] = s.StatusChanged(nats.SubscriptionClosed)
+		s.Drain()
+	}
+	for _, c := range closed {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
+	}
+	done := make(chan struct{})
+	go func() { in.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// refusal is a publish the relay will not store.
+type refusal struct {
+	code proto.Code
+	msg  string
+}
+
+func refuse(code proto.Code, format string, args ...any) *refusal {
+	return &refusal{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// admitted is what the checks learned about an accepted message.
+type admitted struct {
+	stored   string // stream subject
+	stream   string
+	id       string // dedup key
+	country  string
+	priority string
+}
+
+func (in *ingest) handle(m *nats.Msg) {
+	mt := in.r.metrics
+	a, ref := in.check(m)
+	if ref != nil {
+		mt.refused.WithLabelValues(string(ref.code)).Inc()
+		in.r.log.Debug("refused", "code", ref.code, "reason", ref.msg)
+		in.reply(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
+		return
+	}
+	mt.received.WithLabelValues(a.stream, a.country, a.priority).Inc()
+	msg := &nats.Msg{Subject: a.stored, Data: m.Data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, a.id)
+	fut, err := in.r.js.PublishMsgAsync(msg)
+	if err != nil {
+		in.fail(m, a, err)
+		return
+	}
+	in.inflight.Add(1)
+	go func() {
+		defer in.inflight.Done()
+		select {
+		case ack := <-fut.Ok():
+			if ack.Duplicate {
+				mt.duplicates.WithLabelValues(a.stream).Inc()
+			} else {
+				mt.stored.WithLabelValues(a.stream, a.country, a.priority).Inc()
+			}
+			in.reply(m, &proto.Reply{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate})
+		case err := <-fut.Err():
+			in.fail(m, a, err)
+		}
+	}()
+}
+
+// fail answers a message JetStream did not store: the sender keeps it and
+// tries again.
+func (in *ingest) fail(m *nats.Msg, a *admitted, err error) {
+	in.r.metrics.refused.WithLabelValues(string(proto.CodeUnavailable)).Inc()
+	in.r.log.Warn("store failed", "stream", a.stream, "err", err)
+	// JetStream's reason ("maximum bytes exceeded", "insufficient
+	// resources", a timeout) tells the operator and the sender what is wrong.
+	desc := fmt.Sprintf("not stored (%v); it was not accepted, send it again later", err)
+	in.reply(m, &proto.Reply{Error: &proto.Error{Code: proto.CodeUnavailable, Description: desc}})
+}
+
+func (in *ingest) reply(m *nats.Msg, r *proto.Reply) {
+	if m.Reply == "" {
+		return
+	}
+	b, _ := json.Marshal(r)
+	in.r.nc.Publish(m.Reply, b)
+}
+
+// check runs the admission checks, cheapest first.
+func (in *ingest) check(m *nats.Msg) (*admitted, *refusal) {
+	mbox, stored, ok := proto.ParseIngest(m.Subject)
+	if !ok {
+		return nil, refuse(proto.CodeBadTarget, "not an ingest subject")
+	}
+	if max := int(in.r.cfg.Storage.MaxMessageSize); len(m.Data) > max {
+		return nil, refuse(proto.CodeTooLarge, "%d bytes, the limit is %d", len(m.Data), max)
+	}
+	if !in.lim.Allow(mbox) {
+		return nil, refuse(proto.CodeRateLimited, "over %g publishes a second (burst %d); slow down",
+			in.r.cfg.Limits.PublishRate, in.r.cfg.Limits.PublishBurst)
+	}
+	p := in.r.auth.principalByMailbox(mbox)
+	tok := strings.Split(stored, ".")
+	switch {
+	case len(tok) == 4 && (tok[1] == "to" || tok[1] == "share"):
+		if p.role != keys.RoleDefender && p.role != keys.RoleMission {
+			return nil, refuse(proto.CodeForbidden, "a %s may not publish alerts", p.role)
+		}
+		stream := proto.StreamAlerts
+		if tok[1] == "share" {
+			stream = proto.StreamShared
+		}
+		return in.checkEnvelope(m.Data, stored, stream, tok[2], tok[3])
+	case len(tok) == 3 && tok[1] == "mbox":
+		if p.role == keys.RoleDefender {
+			return nil, refuse(proto.CodeForbidden, "a defender may not publish to mailboxes")
+		}
+		if _, err := envelope.ParseMailbox(tok[2]); err != nil {
+			return nil, refuse(proto.CodeBadTarget, "bad mailbox in subject")
+		}
+		return in.checkEnvelope(m.Data, stored, proto.StreamMailbox, "", "")
+	case len(tok) == 3 && tok[1] == "bcast":
+		return in.checkBroadcast(p, m.Data, stored, tok[2])
+	case len(tok) == 3 && tok[1] == "ack":
+		return in.checkAck(p, m.Data, stored, tok[2])
+	}
+	return nil, refuse(proto.CodeBadTarget, "no stream takes %q", stored)
+}
+
+// checkEnvelope checks an envelope's structure and that its header agrees
+// with the subject it is stored under (country and priority, when the
+// subject names them) and is fresh.
+func (in *ingest) checkEnvelope(data []byte, stored, stream, cc, prio string) (*admitted, *refusal) {
+	info, err := envelope.Parse(data)
+	if err != nil {
+		return nil, envelopeRefusal(err)
+	}
+	h := info.Header
+	if cc != "" && (h.Country != cc || h.Priority.String() != prio) {
+		return nil, refuse(proto.CodeMismatch, "subject says %s/%s, the envelope header says %s/%s", cc, prio, h.Country, h.Priority)
+	}
+	if r := in.fresh(h.Created); r != nil {
+		return nil, r
+	}
+	return &admitted{stored: stored, stream: stream, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
+}
+
+// fresh refuses a created time outside [now − dedup window, now + skew].
+// Within the window JetStream's dedup drops a replayed id; outside it this
+// check does, so the relay stores no envelope twice.
+func (in *ingest) fresh(created time.Time) *refusal {
+	now := in.r.now()
+	switch {
+	case created.After(now.Add(maxClockSkew)):
+		return refuse(proto.CodeStale, "created %s, in the future (check the clock)", created.Format(time.RFC3339))
+	case created.Before(now.Add(-in.r.cfg.Storage.DedupWindow)):
+		return refuse(proto.CodeStale, "created %s, older than the %s window", created.Format(time.RFC3339), in.r.cfg.Storage.DedupWindow)
+	}
+	return nil
+}
+
+func envelopeRefusal(err error) *refusal {
+	switch {
+	case errors.Is(err, envelope.ErrTooLarge):
+		return refuse(proto.CodeTooLarge, "%v", err)
+	case errors.Is(err, envelope.ErrUnsupportedVersion):
+		return refuse(proto.CodeVersion, "%v", err)
+	}
+	return refuse(proto.CodeMalformed, "%v", err)
+}
+
+// checkBroadcast admits a mission's signed public broadcast for a country
+// it covers.
+func (in *ingest) checkBroadcast(p *principal, data []byte, stored, cc string) (*admitted, *refusal) {
+	if p.role != keys.RoleMission {
+		return nil, refuse(proto.CodeForbidden, "only missions broadcast")
+	}
+	if !country.Known(cc) || !contains(p.countries, cc) {
+		return nil, refuse(proto.CodeForbidden, "this mission does not cover %q", cc)
+	}
+	pm, err := envelope.ParsePublic(data)
+	if err != nil {
+		return nil, envelopeRefusal(err)
+	}
+	if pm.Country != cc {
+		return nil, refuse(proto.CodeMismatch, "subject says %s, the broadcast says %s", cc, pm.Country)
+	}
+	if !pm.Signer.Equal(p.identity.Fingerprint()) {
+		return nil, refuse(proto.CodeBadSig, "broadcast is not signed by the publishing mission")
+	}
+	if err := pm.Verify(p.identity); err != nil {
+		return nil, refuse(proto.CodeBadSig, "%v", err)
+	}
+	if r := in.fresh(pm.Created); r != nil {
+		return nil, r
+	}
+	return &admitted{stored: stored, stream: proto.StreamBroadcasts, id: pm.ID.String(), country: cc}, nil
+}
+
+// checkAck admits a signed ack token from a mission or partner.
+func (in *ingest) checkAck(p *principal, data []byte, stored, id string) (*admitted, *refusal) {
+	if p.role != keys.RoleMission && p.role != keys.RolePartner {
+		return nil, refuse(proto.CodeForbidden, "only missions and partners acknowledge")
+	}
+	alert, err := envelope.ParseID(id)
+	if err != nil {
+		return nil, refuse(proto.CodeBadTarget, "bad alert id in subject")
+	}
+	tok, err := envelope.ParseAck(data)
+	if err != nil {
+		return nil, envelopeRefusal(err)
+	}
+	if tok.Alert != alert {
+		return nil, refuse(proto.CodeMismatch, "subject names alert %s, the token %s", id, tok.Alert)
+	}
+	if err := tok.Verify(p.identity); err != nil {
+		return nil, refuse(proto.CodeBadSig, "%v", err)
+	}
+	if r := in.fresh(tok.Created); r != nil {
+		return nil, r
+	}
+	// One ack per alert per signer: the dedup key names both.
+	return &admitted{stored: stored, stream: proto.StreamAcks, id: id + "." + tok.Signer.Short()}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

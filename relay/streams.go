@@ -1,0 +1,62 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"beacon/relay/proto"
+)
+
+// streamSpec is one of the streams of DESIGN.md "Subjects and streams".
+type streamSpec struct {
+	name, subject, description string
+}
+
+var streamSpecs = []streamSpec{
+	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority"},
+	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox"},
+	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge"},
+	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country"},
+	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id"},
+	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations"},
+}
+
+// streamConfig is the JetStream configuration of spec under the relay's
+// storage settings. Every stream refuses new messages when full
+// (DiscardNew) rather than dropping stored ones: an acknowledged alert is
+// never deleted to make room.
+func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
+	s := r.cfg.Storage
+	return jetstream.StreamConfig{
+		Name:        spec.name,
+		Description: spec.description,
+		Subjects:    []string{spec.subject},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxAge:      s.Retention,
+		MaxBytes:    int64(s.MaxBytes),
+		MaxMsgSize:  int32(s.MaxMessageSize),
+		Duplicates:  s.DedupWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+		// Clients have no right to the stream API; deny deletes and
+		// purges at the stream level too, so a compromised client
+		// credential cannot erase what was acknowledged.
+		DenyDelete: true,
+		DenyPurge:  true,
+	}
+}
+
+// ensureStreams creates each stream or updates it to the configured
+// limits. It is idempotent: starting twice with the same config changes
+// nothing.
+func (r *Relay) ensureStreams(ctx context.Context) error {
+	for _, spec := range streamSpecs {
+		if _, err := r.js.CreateOrUpdateStream(ctx, r.streamConfig(spec)); err != nil {
+			return fmt.Errorf("relay: stream %s: %w", spec.name, err)
+		}
+	}
+	return nil
+}
