@@ -1,0 +1,93 @@
+// Package message defines the plaintext kinds that travel inside an
+// encrypted envelope, and turns them into bodies and back.
+//
+// A body is the plaintext an envelope carries once it has been opened and its
+// sender authenticated: one JSON object of at most [MaxBodySize] bytes. Being
+// authenticated does not make a sender trustworthy. A body may come from
+// anyone who can reach a mission, and what it holds is shown to officers and
+// defenders, so it is checked strictly before it becomes a Go value.
+//
+// Use [Marshal] to write a body and [Unmarshal] to read one:
+//
+//	body, err := message.Marshal(&message.Alert{Country: "ug", ...})
+//
+//	m, err := message.Unmarshal(body)
+//	switch m := m.(type) {
+//	case *message.Alert:
+//		...
+//	}
+//
+// # Kinds
+//
+// The object's "kind" field says which Go type it is; the other fields sit
+// beside it, named in snake_case, in this order. Text limits count characters
+// (runes), not bytes, so every script gets the same room.
+//
+//   - alert, [Alert] (defender → missions of a country): country, severity,
+//     category, summary (1–280, one line), details (0–8000), location
+//     (optional, up to 120, one line), share, publicise.
+//   - update, [Update] (defender → the same missions): ref, text (1–4000).
+//   - cancel, [Cancel] (defender → the same missions): ref, reason, text
+//     (optional, up to 1000).
+//   - meeting_request, [MeetingRequest] (defender → mission): country,
+//     purpose (1–1000), times (1–5, distinct), place, safety_notes
+//     (optional, up to 1000).
+//   - observation_request, [ObservationRequest] (defender → missions):
+//     country, court and case (1–200 each, one line), hearing, defendants
+//     (0–20 names of 1–120, one line each), charges (optional, up to 2000).
+//   - ack, [Ack] (mission or partner → defender): ref, by (1–200, one line),
+//     next_step (0–1000).
+//   - reply, [Reply] (either way, in a case thread): ref, text (1–4000).
+//   - receipt, [Receipt] (bridge → defender): ref, partner (a directory id),
+//     stored_at.
+//   - broadcast, [Broadcast] (mission → everyone in a country): country,
+//     category, title (1–120, one line), text (1–4000), valid_until
+//     (optional).
+//
+// Text is multi-line unless it says one line.
+// A ref is the [ID] of an earlier alert. Which sender may send which kind,
+// and who signs it, is the envelope layer's business; this package checks
+// only what a body says.
+//
+// # Strictness
+//
+// [Unmarshal] refuses, and [Marshal] will not write:
+//
+//   - invalid UTF-8, duplicate keys at any depth, nesting deeper than a list
+//     in the object, anything after the object;
+//   - an unknown kind, an unknown field, a missing field, null, a value of
+//     the wrong type; absence is never read as a zero value, so an alert
+//     without "share" is refused rather than taken as no consent;
+//   - an enum value or country code that is not known ("UG" included: codes
+//     are lower case, see package country);
+//   - empty required text, text over its limit, a line break in a one-line
+//     field, control characters (C0 other than "\n" in multi-line text, DEL,
+//     C1), Unicode bidirectional controls, and invisible characters such as
+//     zero-width spaces that let one text pass for another (the zero-width
+//     non-joiner and joiner are allowed: Persian and Indic scripts need
+//     them; [StripBidiMarks] removes the implicit bidi marks keyboards add);
+//   - the zero time and any time before 2020-01-01 or from 2100-01-01 on;
+//     repeated meeting times;
+//   - an optional field that is present but empty: leave it out instead.
+//
+// Every refusal wraps [ErrInvalid]. One that can be pinned on a field is a
+// *[FieldError], whose message names it ("message: alert.summary: longer than
+// 280 characters"); an unknown kind also wraps [ErrUnknownKind]. Errors never
+// quote the body's content, so they are safe to log.
+//
+// # Canonical form
+//
+// Each message has exactly one body, and [Unmarshal] accepts only that body:
+// a message cannot be re-encoded into a different but equivalent body. The
+// canonical body is JSON with no whitespace; "kind" first, then the fields in
+// the order listed above; optional fields left out when empty; an
+// empty list written as []; times as "2026-11-28T17:00:00Z" (UTC, whole
+// seconds, which [Marshal] normalises to); strings escaped only where JSON
+// requires it (`"`, `\` and line feed as \n), so "<", "&" and non-ASCII text
+// appear as they are.
+//
+// Unmarshal checks the canonical form last, after every field rule, so a
+// body a person got wrong is reported by field name, and only a body that is
+// right but differently encoded gets "message: body is not in canonical
+// form".
+package message
