@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"beacon/envelope"
@@ -200,7 +201,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// LoadConfig reads and validates a relay config file. It reports every
+// LoadConfig reads and validates a relay config file. Paths in it may
+// start with "~/" (the user's home) or be relative to the file. It reports every
 // problem at once, each with its line and field.
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -224,7 +226,11 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	base := filepath.Dir(file)
+	home, _ := os.UserHomeDir()
 	rel := func(p *string) {
+		if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
+			*p = filepath.Join(home, rest)
+		}
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

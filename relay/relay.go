@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -93,19 +92,17 @@ func (r *Relay) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPorts(r.cfg); err != nil {
+		return err
+	}
 	r.opts = opts
 	if r.srv, err = server.NewServer(opts); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
 	r.srv.SetLoggerV2(&natsLogger{r.log.With("component", "nats")}, false, false, false)
 	go r.srv.Start()
-	deadline, ok := ctx.Deadline()
-	wait := 30 * time.Second
-	if ok {
-		wait = time.Until(deadline)
-	}
-	if !r.srv.ReadyForConnections(wait) {
-		return errors.New("relay: server not ready for connections (is the port in use?)")
+	if !r.srv.ReadyForConnections(10 * time.Second) {
+		return errors.New("relay: server not ready for connections after 10s")
 	}
 	kp := r.auth.internal
 	pub, _ := kp.PublicKey()
@@ -174,7 +171,7 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 		MaxConn:                    c.Limits.MaxConnections,
 		MaxPayload:                 int32(c.Storage.MaxMessageSize) + 8<<10, // headers; the ingest enforces the exact limit with a clear error
 		JetStream:                  true,
-		StoreDir:                   filepath.Join(c.DataDir, "jetstream"),
+		StoreDir:                   c.DataDir, // nats-server adds "jetstream/"
 		SyncAlways:                 c.Storage.Sync == SyncAlways,
 		SyncInterval:               c.Storage.SyncInterval,
 		AlwaysEnableNonce:          true,
@@ -214,6 +211,29 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// checkPorts fails fast, with the address, when a fixed port is taken:
+// nats-server only reports it by timing out.
+func checkPorts(c *Config) error {
+	addrs := []string{c.Listen}
+	if c.WebSocket != nil {
+		addrs = append(addrs, c.WebSocket.Listen)
+	}
+	if c.Cluster != nil {
+		addrs = append(addrs, c.Cluster.Listen)
+	}
+	for _, a := range addrs {
+		if _, port := splitAddr(a); port <= 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 func loadTLS(t *TLSConfig) (*tls.Config, error) {

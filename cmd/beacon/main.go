@@ -18,6 +18,8 @@ type cli struct {
 	Dir  dirCmd  `cmd:"" help:"Sign and verify the directory of missions."`
 	Seal sealCmd `cmd:"" help:"Seal stdin into an envelope on stdout (low level)."`
 	Open openCmd `cmd:"" help:"Open an envelope from stdin, body to stdout (low level)."`
+
+	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
 }
 
 // env is what every command gets: its streams and the environment, so tests
