@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"slices"
@@ -133,7 +134,7 @@ func ParseRoster(data []byte) (*Roster, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidDirectory, err)
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	if err := dec.Decode(&extra); err != io.EOF {
 		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalidDirectory)
 	}
 	return &r, nil
@@ -174,7 +175,13 @@ func VerifyDirectory(data []byte, root Fingerprint, now time.Time, seen *Seen) (
 		return nil, fmt.Errorf("%w: no signature line", ErrBadSignature)
 	}
 	body := data[:i]
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(string(data[i+len(signatureTrailer) : len(data)-1]))
+	// Exactly 86 characters and one final newline: the decoder skips CR
+	// and LF, and a second spelling of the same file would change its hash.
+	sigText := string(data[i+len(signatureTrailer) : len(data)-1])
+	if len(sigText) != base64.RawURLEncoding.EncodedLen(64) || strings.ContainsAny(sigText, "\r\n") {
+		return nil, fmt.Errorf("%w: signature line is not 86 base64url characters", ErrBadSignature)
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigText)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature line: %v", ErrBadSignature, err)
 	}

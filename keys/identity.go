@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
@@ -9,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 )
@@ -114,6 +116,10 @@ func (id *Identity) String() string {
 // GoString keeps %#v from printing the secret fields.
 func (id *Identity) GoString() string { return id.String() }
 
+// Format prints the redacted form for every verb: fmt would otherwise print
+// the secret fields for verbs such as %d and %x.
+func (id *Identity) Format(f fmt.State, _ rune) { io.WriteString(f, id.String()) }
+
 // Equal reports, in constant time, whether two secret identities are the same.
 func (id *Identity) Equal(other *Identity) bool {
 	return subtle.ConstantTimeCompare(id.secret[:], other.secret[:]) == 1
@@ -137,7 +143,7 @@ func (id *Identity) SharedSecret(peer *PublicIdentity) ([]byte, error) {
 	s, ok := id.shared[k]
 	id.sharedMu.Unlock()
 	if ok {
-		return s, nil
+		return bytes.Clone(s), nil
 	}
 	s, err := id.dh.ECDH(peer.dh)
 	if err != nil {
@@ -150,7 +156,8 @@ func (id *Identity) SharedSecret(peer *PublicIdentity) ([]byte, error) {
 	}
 	id.shared[k] = s
 	id.sharedMu.Unlock()
-	return s, nil
+	// A copy, so a caller that wipes its secret cannot zero the cache.
+	return bytes.Clone(s), nil
 }
 
 // NewPublicIdentity parses the binary form of a public identity
@@ -171,6 +178,9 @@ func NewPublicIdentity(b []byte) (*PublicIdentity, error) {
 		if isZero(c.b) {
 			return nil, fmt.Errorf("%w: public identity's %s is all zeros", ErrMalformedKey, c.name)
 		}
+	}
+	if isSmallOrderEd25519(signKey) {
+		return nil, fmt.Errorf("%w: public identity's signing key is a small-order point", ErrMalformedKey)
 	}
 	p.sign = ed25519.PublicKey(signKey)
 	var err error
@@ -248,9 +258,18 @@ func decodeText(s, prefix string, size int, what string) ([]byte, error) {
 	if len(rest) != b64.EncodedLen(size) {
 		return nil, fmt.Errorf("%w: %s has %d characters after the prefix, want %d", ErrMalformedKey, what, len(rest), b64.EncodedLen(size))
 	}
+	// The decoder skips CR and LF even in strict mode, so a text of the
+	// right length with line breaks would decode short: refuse them, and
+	// check the decoded length too.
+	if strings.ContainsAny(rest, "\r\n") {
+		return nil, fmt.Errorf("%w: %s contains a line break", ErrMalformedKey, what)
+	}
 	b, err := b64.DecodeString(rest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformedKey, what, err)
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("%w: %s decodes to %d bytes, want %d", ErrMalformedKey, what, len(b), size)
 	}
 	return b, nil
 }
@@ -261,4 +280,30 @@ func isZero(b []byte) bool {
 		acc |= c
 	}
 	return acc == 0
+}
+
+// smallOrderY are the y-coordinates (little endian, sign bit clear) of the
+// Ed25519 points of small order, and their non-canonical encodings: the
+// blocklist libsodium uses. A signing key of small order admits signatures
+// that verify for many messages, so such a key is refused at parse time.
+var smallOrderY = [][32]byte{
+	{0x00}, // 0: order 4
+	{0x01}, // 1: order 1
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05}, // order 8
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a}, // order 8
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p-1: order 2
+	{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p, non-canonical 0
+	{0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p+1, non-canonical 1
+}
+
+func isSmallOrderEd25519(k []byte) bool {
+	var y [32]byte
+	copy(y[:], k)
+	y[31] &= 0x7f
+	for _, bad := range smallOrderY {
+		if y == bad {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -67,6 +68,9 @@ func (k *InboxKey) String() string { return "BCN-SECRET-INBOX:<redacted>" }
 
 // GoString keeps %#v from printing the secret.
 func (k *InboxKey) GoString() string { return k.String() }
+
+// Format prints the redacted form for every verb.
+func (k *InboxKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // Equal reports, in constant time, whether two inbox keys are the same.
 func (k *InboxKey) Equal(o *InboxKey) bool {

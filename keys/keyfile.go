@@ -35,6 +35,12 @@ type Keyring struct {
 	Created time.Time
 }
 
+// Format prints a keyring without its secrets, whatever the verb: fmt
+// would otherwise print the NKey seed for %s.
+func (kr Keyring) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "Keyring{role: %s, identity: %s, nkey: %s, inboxes: %d}", kr.Role, kr.Identity, kr.NKeyPublic(), len(kr.Inboxes))
+}
+
 // An InboxEntry is an inbox key with its expiry and the signature that
 // lists it in the directory.
 type InboxEntry struct {
@@ -110,8 +116,8 @@ const (
 	// bounds are the defaults: a file with weaker ones was not written by
 	// Beacon. The upper bounds keep a hostile file from costing unbounded
 	// memory or time.
-	maxArgonTime   = 64
-	maxArgonMemory = 4 << 20 // 4 GiB in KiB
+	maxArgonTime   = 16
+	maxArgonMemory = 1 << 20 // 1 GiB in KiB: what a phone can spare
 	maxArgonThread = 64
 
 	keyFileFormat = "beacon-key-file-v1"
@@ -210,7 +216,7 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 	var kf keyFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&kf); err != nil || dec.More() {
+	if err := dec.Decode(&kf); err != nil || !atEOF(dec) {
 		return nil, fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
 	}
 	switch {
@@ -240,12 +246,22 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 	return kr, nil
 }
 
+// atEOF reports whether nothing but white space follows the decoded value
+// (dec.More is false before a stray "}" or "]").
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
 func parseKeyring(pt []byte) (*Keyring, error) {
 	var kj keyringJSON
 	dec := json.NewDecoder(bytes.NewReader(pt))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&kj); err != nil {
 		return nil, err
+	}
+	if !atEOF(dec) {
+		return nil, errors.New("data after the keyring")
 	}
 	role, err := ParseRole(string(kj.Role))
 	if err != nil {
@@ -272,7 +288,9 @@ func parseKeyring(pt []byte) (*Keyring, error) {
 // a regular file readable by its owner only, and reads at most
 // MaxKeyFileSize bytes.
 func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a FIFO planted at the path must not hang the open; the
+	// regular-file check below then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, fmt.Errorf("%s: %w: it is a symbolic link; use the real path", path, ErrKeyFileInsecure)
@@ -330,7 +348,7 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode, overwrite bool)
 	if overwrite {
 		err = os.Rename(name, path)
 	} else if err = os.Link(name, path); errors.Is(err, fs.ErrExist) {
-		err = fmt.Errorf("%s already exists; refusing to overwrite it", path)
+		err = fmt.Errorf("%s already exists; refusing to overwrite it: %w", path, fs.ErrExist)
 	}
 	if err != nil {
 		return err
