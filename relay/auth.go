@@ -223,7 +223,8 @@ func permissionsFor(p *principal) *server.Permissions {
 			"$JS.API.CONSUMER.DELETE."+stream+"."+name,
 			"$JS.ACK."+stream+"."+name+".>")
 	}
-	// Everyone: its own mailbox and the public broadcasts.
+	// Everyone: the directory, its own mailbox and the public broadcasts.
+	add(proto.DirectorySubject)
 	consumer(proto.StreamMailbox, proto.MailboxConsumer(mb), proto.MailboxSubject(mb))
 	consumer(proto.StreamBroadcasts, proto.BroadcastConsumer(mb), ">")
 	switch p.role {

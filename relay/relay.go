@@ -37,6 +37,7 @@ type Relay struct {
 	nc      *nats.Conn // the relay's own in-process connection
 	js      jetstream.JetStream
 	ingest  *ingest
+	dirSub  *nats.Subscription
 	metrics *metrics
 	http    *http.Server
 	httpLn  net.Listener
@@ -124,6 +125,9 @@ func (r *Relay) start(ctx context.Context) error {
 		return err
 	}
 	if r.ingest, err = startIngest(r); err != nil {
+		return err
+	}
+	if err := r.serveDirectory(); err != nil {
 		return err
 	}
 	if err := r.startHTTP(); err != nil {
@@ -296,6 +300,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		if r.http != nil {
 			r.http.Shutdown(ctx)
+		}
+		if r.dirSub != nil {
+			r.dirSub.Unsubscribe()
 		}
 		if r.ingest != nil {
 			r.ingest.stop(ctx)

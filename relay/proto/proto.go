@@ -161,3 +161,18 @@ func ParseReply(b []byte) (*Reply, error) {
 	}
 	return &r, nil
 }
+
+// The directory service: a client asks the relay for the signed directory
+// it serves (clients verify it themselves against their pinned root). A
+// directory can exceed a NATS message, so it comes in chunks: request
+// DirectorySubject with the chunk index in decimal as the body ("" is 0).
+const (
+	DirectorySubject = "bcn.svc.directory"
+	// DirectoryChunkSize is the size of every chunk but the last.
+	DirectoryChunkSize = 64 << 10
+	// Reply headers.
+	HeaderDirChunks = "Beacon-Directory-Chunks"
+	HeaderDirSerial = "Beacon-Directory-Serial"
+	HeaderDirSize   = "Beacon-Directory-Size"
+	HeaderError     = "Beacon-Error"
+)
