@@ -82,7 +82,9 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 	}
 	bodyLen := binary.BigEndian.Uint32(inner[1+keys.PublicIdentitySize:])
 	authLen := o.Auth.authSize(info.Recipients)
-	if uint64(bodyLen) > uint64(len(inner)-innerPrefixSize-authLen) {
+	// room is negative when the authenticator alone overflows the class
+	// (many deniable recipients in a small class).
+	if room := len(inner) - innerPrefixSize - authLen; room < 0 || uint64(bodyLen) > uint64(room) {
 		return nil, fmt.Errorf("%w: body length %d does not fit the padded size", ErrMalformed, bodyLen)
 	}
 	end := innerPrefixSize + int(bodyLen)

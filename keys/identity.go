@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
@@ -174,7 +175,7 @@ func NewPublicIdentity(b []byte) (*PublicIdentity, error) {
 	for _, c := range []struct {
 		name string
 		b    []byte
-	}{{"signing key", signKey}, {"DH key", dhKey}, {"KEM key", kemKey}, {"KEM X25519 part", kemKey[1184:]}} {
+	}{{"signing key", signKey}, {"DH key", dhKey}, {"KEM key", kemKey}, {"KEM ML-KEM part", kemKey[:1184]}, {"KEM X25519 part", kemKey[1184:]}} {
 		if isZero(c.b) {
 			return nil, fmt.Errorf("%w: public identity's %s is all zeros", ErrMalformedKey, c.name)
 		}
@@ -306,4 +307,12 @@ func isSmallOrderEd25519(k []byte) bool {
 		}
 	}
 	return false
+}
+
+// DeriveKey derives a 32-byte key for label from the secret identity, for
+// encrypting a party's local state at rest with a key that exists only
+// while the key file is open.
+func (id *Identity) DeriveKey(label string) []byte {
+	k, _ := hkdf.Key(sha256.New, id.secret[:], nil, "beacon.keys.v1/derive/"+label, 32)
+	return k
 }

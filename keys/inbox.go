@@ -82,7 +82,8 @@ func NewInboxPublicKey(b []byte) (*InboxPublicKey, error) {
 	if len(b) != KEMKeySize {
 		return nil, fmt.Errorf("%w: inbox key is %d bytes, want %d", ErrMalformedKey, len(b), KEMKeySize)
 	}
-	if isZero(b) || isZero(b[1184:]) {
+	// An all-zero ML-KEM half would quietly make the hybrid X25519-only.
+	if isZero(b[:1184]) || isZero(b[1184:]) {
 		return nil, fmt.Errorf("%w: inbox key has an all-zero component", ErrMalformedKey)
 	}
 	k, err := kem.NewPublicKey(b)
