@@ -1,0 +1,276 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"beacon/envelope"
+	"beacon/keys"
+	"beacon/message"
+	"beacon/relay/proto"
+)
+
+// Received is a message opened, authenticated and decoded.
+type Received struct {
+	ID     envelope.ID
+	Header envelope.Header
+	// Sender is the authenticated author. For a defender's message it is
+	// the defender's identity, known only to the recipients.
+	Sender *keys.PublicIdentity
+	// From is the sender's directory id, or "" for a defender.
+	From string
+	// FromRole is the sender's role: defender unless the directory says
+	// otherwise.
+	FromRole keys.Role
+	Auth     envelope.Auth
+	Message  message.Message
+	// Case is the id of the case the message belongs to: its own id for
+	// an alert or request, the id it refers to otherwise.
+	Case envelope.ID
+}
+
+// Reasons a fetched envelope is dropped, for the log (never with content).
+var (
+	errReplay     = errors.New("already delivered")
+	errTooOld     = errors.New("created before the seen-set's memory")
+	errUnverified = errors.New("not signed by an institution in the directory")
+)
+
+// consumer returns the durable consumer name on stream, creating it the
+// first time; the client remembers it, so each fetch costs one request.
+func (c *Client) consumer(ctx context.Context, stream, name, filter string) (jetstream.Consumer, error) {
+	key := stream + "/" + name
+	c.consMu.Lock()
+	cons, ok := c.cons[key]
+	c.consMu.Unlock()
+	if ok {
+		return cons, nil
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", name, err)
+	}
+	c.consMu.Lock()
+	c.cons[key] = cons
+	c.consMu.Unlock()
+	return cons, nil
+}
+
+// FetchOptions bound one fetch.
+type FetchOptions struct {
+	// Max is the most messages to return (default 256).
+	Max int
+	// Wait is how long to wait for the first message; 0 returns what is
+	// there now.
+	Wait time.Duration
+}
+
+func (o FetchOptions) max() int {
+	if o.Max <= 0 {
+		return 256
+	}
+	return o.Max
+}
+
+// Inbox fetches what has arrived in the client's mailbox: acks, replies,
+// receipts. Each message is opened, checked (only institutions in the
+// directory may write to a mailbox, and only with a signature), dropped if
+// already delivered, recorded in its case, and only then acknowledged to
+// the relay, so a crash in between delivers it again instead of losing it.
+func (c *Client) Inbox(ctx context.Context, o FetchOptions) ([]*Received, error) {
+	mb := c.mbox.String()
+	return c.fetch(ctx, proto.StreamMailbox, proto.MailboxConsumer(mb), proto.MailboxSubject(mb), o, true)
+}
+
+// fetch pulls from one consumer and processes the batch.
+func (c *Client) fetch(ctx context.Context, stream, name, filter string, o FetchOptions, record bool) ([]*Received, error) {
+	if err := c.WaitConnected(ctx); err != nil {
+		return nil, err
+	}
+	cons, err := c.consumer(ctx, stream, name, filter)
+	if err != nil {
+		return nil, err
+	}
+	// Wait for the first message only, then take what else is there:
+	// Fetch alone would wait for a full batch.
+	var msgs []jetstream.Msg
+	if o.Wait > 0 {
+		m, err := cons.Next(jetstream.FetchMaxWait(o.Wait))
+		switch {
+		case errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) < o.max() {
+		batch, err := cons.FetchNoWait(o.max() - len(msgs))
+		if err != nil {
+			return nil, err
+		}
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+			return nil, err
+		}
+	}
+	return c.process(msgs, record)
+}
+
+// process opens a batch, records what is new, persists the seen-set and
+// then acknowledges every message (delivered or dropped) to the relay.
+func (c *Client) process(msgs []jetstream.Msg, record bool) ([]*Received, error) {
+	var out []*Received
+	var ids []envelope.ID
+	batchSeen := map[envelope.ID]bool{}
+	for _, m := range msgs {
+		r, err := c.open(m.Data())
+		if err == nil && batchSeen[r.ID] {
+			err = errReplay
+		}
+		if err != nil {
+			c.log.Info("dropped a message", "subject_kind", subjectKind(m.Subject()), "reason", err)
+			continue
+		}
+		batchSeen[r.ID] = true
+		out = append(out, r)
+		ids = append(ids, r.ID)
+	}
+	if record && c.role == keys.RoleDefender {
+		for _, r := range out {
+			c.appendEntry(r.Case, Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: summarize(r.Message), ID: r.ID})
+		}
+	}
+	if err := c.store.markSeen(ids); err != nil {
+		return nil, err // not acknowledged: the relay delivers them again
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
+	return out, nil
+}
+
+// subjectKind is the second token of a subject ("to", "mbox"): enough to
+// tell log lines apart without naming a mailbox or country.
+func subjectKind(s string) string {
+	for i := 4; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[4:i]
+		}
+	}
+	return ""
+}
+
+// open opens one envelope addressed to this client and checks it.
+func (c *Client) open(data []byte) (*Received, error) {
+	var inboxes []*keys.InboxKey
+	if c.cfg.Keyring != nil {
+		inboxes = c.cfg.Keyring.InboxKeys()
+	}
+	o, err := envelope.Open(data, c.id, inboxes...)
+	if err != nil {
+		return nil, err
+	}
+	if o.Header.Created.Before(c.now().Add(-seenRetention)) {
+		return nil, errTooOld
+	}
+	if c.store.hasSeen(o.Header.ID) {
+		return nil, errReplay
+	}
+	r := &Received{ID: o.Header.ID, Header: o.Header, Sender: o.Sender, Auth: o.Auth, FromRole: keys.RoleDefender, Case: o.Header.ID}
+	if d, err := c.Directory(); err == nil {
+		r.From, r.FromRole = lookup(d, o.Sender)
+	}
+	// Institutions sign; a defender's writing is deniable. A mailbox only
+	// takes what an institution in the directory signed, so a stranger
+	// cannot pose as a mission to a defender.
+	if c.role == keys.RoleDefender && (o.Auth != envelope.Signed || r.From == "") {
+		return nil, errUnverified
+	}
+	if r.FromRole != keys.RoleDefender && o.Auth != envelope.Signed {
+		return nil, errUnverified
+	}
+	if r.Message, err = message.Unmarshal(o.Body); err != nil {
+		return nil, err
+	}
+	if ref, ok := refOf(r.Message); ok {
+		r.Case = ref
+	}
+	return r, nil
+}
+
+// lookup finds an identity in the directory.
+func lookup(d *keys.Directory, id *keys.PublicIdentity) (string, keys.Role) {
+	for _, m := range d.Missions {
+		if m.Identity.Equal(id) {
+			return m.ID, keys.RoleMission
+		}
+	}
+	for _, p := range d.Partners {
+		if p.Identity.Equal(id) {
+			return p.ID, keys.RolePartner
+		}
+	}
+	for _, b := range d.Bridges {
+		if b.Identity.Equal(id) {
+			return b.ID, keys.RoleBridge
+		}
+	}
+	return "", keys.RoleDefender
+}
+
+// refOf returns the case a message refers to.
+func refOf(m message.Message) (envelope.ID, bool) {
+	switch m := m.(type) {
+	case *message.Update:
+		return envelope.ID(m.Ref), true
+	case *message.Cancel:
+		return envelope.ID(m.Ref), true
+	case *message.Ack:
+		return envelope.ID(m.Ref), true
+	case *message.Reply:
+		return envelope.ID(m.Ref), true
+	case *message.Receipt:
+		return envelope.ID(m.Ref), true
+	}
+	return envelope.ID{}, false
+}
+
+// summarize renders a message as one line for a thread.
+func summarize(m message.Message) string {
+	switch m := m.(type) {
+	case *message.Alert:
+		return fmt.Sprintf("[%s/%s] %s", m.Severity, m.Category, m.Summary)
+	case *message.Update:
+		return m.Text
+	case *message.Cancel:
+		return fmt.Sprintf("cancelled (%s) %s", m.Reason, m.Text)
+	case *message.MeetingRequest:
+		return "meeting request: " + m.Purpose
+	case *message.ObservationRequest:
+		return fmt.Sprintf("trial observation: %s, %s", m.Court, m.Case)
+	case *message.Ack:
+		s := "acknowledged by " + m.By
+		if m.NextStep != "" {
+			s += "; next: " + m.NextStep
+		}
+		return s
+	case *message.Reply:
+		return m.Text
+	case *message.Receipt:
+		return fmt.Sprintf("stored at partner %s at %s", m.Partner, m.StoredAt.Format(time.RFC3339))
+	case *message.Broadcast:
+		return m.Title
+	}
+	return string(m.Kind())
+}

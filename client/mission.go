@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"beacon/envelope"
+	"beacon/keys"
+	"beacon/message"
+	"beacon/relay/proto"
+)
+
+// ErrNotInDirectory means this client's identity is not a mission (or
+// partner) in the directory, so it has no alerts to read.
+var ErrNotInDirectory = errors.New("this identity is not a mission in the directory")
+
+// self returns this client's mission entry in the directory.
+func (c *Client) self() (*keys.Mission, error) {
+	d, err := c.Directory()
+	if err != nil {
+		return nil, err
+	}
+	for i := range d.Missions {
+		if d.Missions[i].Identity.Equal(c.id.Public()) {
+			return &d.Missions[i], nil
+		}
+	}
+	return nil, ErrNotInDirectory
+}
+
+// Alerts fetches, for a mission, what defenders sent to the countries it
+// covers: alerts, updates, cancellations, meeting and observation
+// requests. Each is opened with the mission's inbox keys, authenticated,
+// and dropped if already delivered; the seen-set is persisted before the
+// relay is told. The caller keeps what it needs: the mission's records are
+// the console's business.
+func (c *Client) Alerts(ctx context.Context, o FetchOptions) ([]*Received, error) {
+	m, err := c.self()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Received
+	for i, cc := range m.Countries {
+		oc := o
+		if i > 0 {
+			oc.Wait = 0
+		}
+		rs, err := c.fetch(ctx, proto.StreamAlerts, proto.AlertConsumer(m.ID, cc), proto.AlertFilter(cc), oc, false)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// Pending returns how many alerts wait for the mission in country cc's
+// consumer (0 when it has read everything).
+func (c *Client) Pending(ctx context.Context, cc string) (uint64, error) {
+	m, err := c.self()
+	if err != nil {
+		return 0, err
+	}
+	cons, err := c.consumer(ctx, proto.StreamAlerts, proto.AlertConsumer(m.ID, cc), proto.AlertFilter(cc))
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// Acknowledge tells the defender who sent r that the mission has it and
+// who acts, signed, to the defender's reply mailbox; and tells the relay,
+// with a signed ack token, so it stops escalating.
+func (c *Client) Acknowledge(ctx context.Context, r *Received, by, next string) (*Sent, error) {
+	s, err := c.answer(ctx, r, &message.Ack{Ref: message.ID(r.Case), By: by, NextStep: next})
+	if err != nil {
+		return nil, err
+	}
+	tok := envelope.SignAck(r.Case, c.id, c.now())
+	if _, err := c.publish(ctx, proto.AckTarget(r.Case.String()), tok); err != nil {
+		c.log.Warn("ack token not stored", "err", err)
+	}
+	return s, nil
+}
+
+// Reply answers r in its case thread.
+func (c *Client) Reply(ctx context.Context, r *Received, text string) (*Sent, error) {
+	return c.answer(ctx, r, &message.Reply{Ref: message.ID(r.Case), Text: text})
+}
+
+// answer seals m to r's sender, signed, and sends it to r's reply mailbox.
+func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*Sent, error) {
+	if r.Header.ReplyTo.IsZero() {
+		return nil, ErrNoReplyMailbox
+	}
+	body, err := message.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	e := &outboxEntry{ID: envelope.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo.String()), Body: body,
+		Country: r.Header.Country, Priority: r.Header.Priority.String(), Kind: string(m.Kind()), Queued: c.now(),
+		To: []string{r.Sender.String()}}
+	if _, err := c.seal(e); err != nil {
+		return nil, err
+	}
+	if err := c.store.putOutbox(e); err != nil {
+		return nil, err
+	}
+	s := &Sent{ID: e.ID}
+	if err := c.deliver(ctx, e); err != nil {
+		if !isTransient(err) {
+			return nil, err
+		}
+		s.Queued = true
+	}
+	return s, nil
+}
+
+// Broadcast publishes a signed public message to everyone in b.Country.
+func (c *Client) Broadcast(ctx context.Context, b *message.Broadcast) error {
+	body, err := message.Marshal(b)
+	if err != nil {
+		return err
+	}
+	pm, err := envelope.SignPublic(b.Country, body, c.id, c.now())
+	if err != nil {
+		return err
+	}
+	_, err = c.publish(ctx, proto.BroadcastTarget(b.Country), pm)
+	return err
+}
+
+// A Bulletin is a verified broadcast.
+type Bulletin struct {
+	Mission   string // directory id of the signing mission
+	Country   string
+	Created   time.Time
+	Broadcast *message.Broadcast
+}
+
+// News returns the verified broadcasts for cc ("" for every country),
+// oldest first. A broadcast is shown only if a mission covering its
+// country signed it, according to the directory.
+func (c *Client) News(ctx context.Context, cc string) ([]*Bulletin, error) {
+	if err := c.WaitConnected(ctx); err != nil {
+		return nil, err
+	}
+	d, err := c.Directory()
+	if err != nil {
+		return nil, err
+	}
+	filter := "bcn.bcast.>"
+	if cc != "" {
+		filter = proto.BroadcastSubject(cc)
+	}
+	name := proto.BroadcastConsumer(c.mbox.String())
+	c.js.DeleteConsumer(ctx, proto.StreamBroadcasts, name) // a fresh read from the start, with this filter
+	cons, err := c.js.CreateConsumer(ctx, proto.StreamBroadcasts, jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Bulletin
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return out, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if b := verifyBulletin(d, m.Data()); b != nil {
+				out = append(out, b)
+			}
+		}
+		if n == 0 {
+			return out, nil
+		}
+	}
+}
+
+func verifyBulletin(d *keys.Directory, data []byte) *Bulletin {
+	pm, err := envelope.ParsePublic(data)
+	if err != nil {
+		return nil
+	}
+	for _, m := range d.MissionsFor(pm.Country) {
+		if m.Identity.Fingerprint().Equal(pm.Signer) && pm.Verify(m.Identity) == nil {
+			msg, err := message.Unmarshal(pm.Body)
+			if b, ok := msg.(*message.Broadcast); err == nil && ok && b.Country == pm.Country {
+				return &Bulletin{Mission: m.ID, Country: pm.Country, Created: pm.Created, Broadcast: b}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// String renders a mission's safety number line, for "beacon missions".
+func MissionLine(m keys.Mission) string {
+	return fmt.Sprintf("%-24s %s\n    safety number %s", m.ID, m.Name, m.Identity.SafetyNumber())
+}

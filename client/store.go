@@ -1,0 +1,264 @@
+package client
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"beacon/envelope"
+	"beacon/keys"
+)
+
+// store is a client's state on disk, encrypted at rest under a key derived
+// from the identity, so a seized device without the passphrase shows only
+// file sizes. Each file's name is authenticated with its contents, so files
+// cannot be swapped for one another.
+//
+//	<dir>/directory.yaml      the signed directory (public)
+//	<dir>/seen.log            ids already delivered, one sealed record each
+//	<dir>/cases.json.enc      the case threads
+//	<dir>/outbox/<id>.enc     envelopes waiting for the relay
+type store struct {
+	dir  string
+	aead interface {
+		Seal(dst, nonce, plaintext, ad []byte) []byte
+		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
+	}
+	now func() time.Time
+
+	mu      sync.Mutex
+	seen    map[envelope.ID]time.Time // id → forget after
+	seenLog *os.File
+	seenN   int // records in seen.log, live or not
+}
+
+// seenRetention is how long an id stays in the seen-set. The relay keeps
+// envelopes for 30 days by default; a client refuses anything created
+// longer ago than this, so an id it has forgotten can never be replayed.
+const seenRetention = 90 * 24 * time.Hour
+
+func openStore(dir string, id *keys.Identity, now func() time.Time) (*store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "outbox"), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	aead, err := chacha20poly1305.NewX(id.DeriveKey("client-state"))
+	if err != nil {
+		return nil, err
+	}
+	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}}
+	if err := s.loadSeen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *store) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seenLog != nil {
+		s.seenLog.Close()
+		s.seenLog = nil
+	}
+}
+
+func (s *store) seal(name string, plain []byte) []byte {
+	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(plain)+chacha20poly1305.Overhead)
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plain, []byte(name))
+}
+
+func (s *store) open(name string, sealed []byte) ([]byte, error) {
+	if len(sealed) < chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
+		return nil, fmt.Errorf("state file %s is damaged", name)
+	}
+	n := chacha20poly1305.NonceSizeX
+	pt, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("state file %s does not decrypt (damaged, or from another identity)", name)
+	}
+	return pt, nil
+}
+
+// putJSON encrypts v as JSON into the named file, atomically.
+func (s *store) putJSON(name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return keys.WriteFileAtomic(filepath.Join(s.dir, name), s.seal(name, b), 0o600, true)
+}
+
+// getJSON decrypts the named file into v; a missing file leaves v alone.
+func (s *store) getJSON(name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pt, err := s.open(name, b)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(pt, v)
+}
+
+// Seen-set records: nonce ‖ AEAD(id ‖ forget-after), fixed size, appended.
+const seenRecordSize = chacha20poly1305.NonceSizeX + envelope.IDSize + 8 + chacha20poly1305.Overhead
+
+func (s *store) loadSeen() error {
+	path := filepath.Join(s.dir, "seen.log")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	r := bufio.NewReader(f)
+	rec := make([]byte, seenRecordSize)
+	for {
+		if _, err := io.ReadFull(r, rec); err != nil {
+			// A torn final record (a crash mid-append) is ignored: its
+			// message was not acknowledged to the relay yet, so it will be
+			// delivered again and recorded then.
+			break
+		}
+		s.seenN++
+		pt, err := s.open("seen", rec)
+		if err != nil {
+			continue
+		}
+		forget := time.Unix(int64(binary.BigEndian.Uint64(pt[envelope.IDSize:])), 0)
+		if forget.After(now) {
+			s.seen[envelope.ID(pt[:envelope.IDSize])] = forget
+		}
+	}
+	s.seenLog = f
+	if s.seenN > 2*len(s.seen)+1024 {
+		return s.compactSeen()
+	}
+	return nil
+}
+
+// compactSeen rewrites seen.log with only the live ids.
+func (s *store) compactSeen() error {
+	var buf []byte
+	for id, forget := range s.seen {
+		buf = append(buf, s.seenRecord(id, forget)...)
+	}
+	path := filepath.Join(s.dir, "seen.log")
+	if err := keys.WriteFileAtomic(path, buf, 0o600, true); err != nil {
+		return err
+	}
+	s.seenLog.Close()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.seenLog, s.seenN = f, len(s.seen)
+	return nil
+}
+
+func (s *store) seenRecord(id envelope.ID, forget time.Time) []byte {
+	pt := make([]byte, envelope.IDSize+8)
+	copy(pt, id[:])
+	binary.BigEndian.PutUint64(pt[envelope.IDSize:], uint64(forget.Unix()))
+	return s.seal("seen", pt)
+}
+
+// hasSeen reports whether id was already delivered.
+func (s *store) hasSeen(id envelope.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.seen[id]
+	return ok
+}
+
+// markSeen records ids durably (one write and one fsync for the batch)
+// before the caller acknowledges them to the relay.
+func (s *store) markSeen(ids []envelope.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	forget := s.now().Add(seenRetention)
+	var buf []byte
+	for _, id := range ids {
+		s.seen[id] = forget
+		buf = append(buf, s.seenRecord(id, forget)...)
+	}
+	if _, err := s.seenLog.Write(buf); err != nil {
+		return fmt.Errorf("recording delivered messages: %w", err)
+	}
+	s.seenN += len(ids)
+	return s.seenLog.Sync()
+}
+
+// An outboxEntry is a message waiting for the relay. It keeps the body so
+// that an envelope that waited longer than the relay's freshness window
+// can be sealed again under the same message id.
+type outboxEntry struct {
+	ID       envelope.ID `json:"id"`
+	Target   string      `json:"target"` // ingest target, e.g. to.ug.urgent
+	Envelope []byte      `json:"envelope"`
+	Body     []byte      `json:"body"`
+	Country  string      `json:"country"`
+	Priority string      `json:"priority"`
+	Share    bool        `json:"share"` // sealed to partners, for the bridge
+	// To, when set, are the recipients' public identities (a reply to a
+	// defender); otherwise the recipients are the missions covering Country.
+	To     []string `json:"to,omitempty"`
+	Signed bool     `json:"signed,omitempty"`
+	Kind     string      `json:"kind"`
+	Queued   time.Time   `json:"queued"`
+}
+
+// outboxName names an entry's file; a shared copy of an alert has the same
+// message id as the alert and a file of its own.
+func outboxName(id envelope.ID, share bool) string {
+	if share {
+		return "outbox/" + id.String() + "-share.enc"
+	}
+	return "outbox/" + id.String() + ".enc"
+}
+
+func (s *store) putOutbox(e *outboxEntry) error { return s.putJSON(outboxName(e.ID, e.Share), e) }
+
+func (s *store) removeOutbox(id envelope.ID, share bool) error {
+	err := os.Remove(filepath.Join(s.dir, outboxName(id, share)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// listOutbox returns the waiting entries, oldest first.
+func (s *store) listOutbox() ([]*outboxEntry, error) {
+	names, err := filepath.Glob(filepath.Join(s.dir, "outbox", "*.enc"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*outboxEntry
+	for _, n := range names {
+		var e outboxEntry
+		if err := s.getJSON("outbox/"+filepath.Base(n), &e); err != nil {
+			return nil, err
+		}
+		out = append(out, &e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Queued.Before(out[j].Queued) })
+	return out, nil
+}
