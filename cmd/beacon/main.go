@@ -14,12 +14,24 @@ import (
 
 // cli is the command tree. Each subcommand is a struct with a Run method.
 type cli struct {
+	Demo demoCmd `cmd:"" help:"Show Beacon working: a defender's alert reaches the missions of its country, end to end, on this machine."`
 	Keys keysCmd `cmd:"" help:"Generate and inspect key files."`
 	Dir  dirCmd  `cmd:"" help:"Sign and verify the directory of missions."`
 	Seal sealCmd `cmd:"" help:"Seal stdin into an envelope on stdout (low level)."`
 	Open openCmd `cmd:"" help:"Open an envelope from stdin, body to stdout (low level)."`
 
 	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
+
+	Init     initCmd     `cmd:"" help:"Set up this device: an identity, the relay, the pinned directory." group:"Defender"`
+	Alert    alertCmd    `cmd:"" help:"Send an alert to every mission covering a country." group:"Defender"`
+	Update   updateCmd   `cmd:"" help:"Add new facts to an alert." group:"Defender"`
+	Cancel   cancelCmd   `cmd:"" help:"Call off an alert: you are safe, or it was a false alarm." group:"Defender"`
+	Meet     meetCmd     `cmd:"" help:"Ask the missions of a country for a meeting." group:"Defender"`
+	Observe  observeCmd  `cmd:"" help:"Ask the missions of a country to observe a hearing." group:"Defender"`
+	Inbox    inboxCmd    `cmd:"" help:"Your cases, with acks and replies." group:"Defender"`
+	Outbox   outboxCmd   `cmd:"" help:"What is waiting for the relay." group:"Defender"`
+	Missions missionsCmd `cmd:"" help:"Who receives alerts for a country, with safety numbers." group:"Defender"`
+	News     newsCmd     `cmd:"" help:"Verified broadcasts from missions." group:"Defender"`
 }
 
 // env is what every command gets: its streams and the environment, so tests
