@@ -348,7 +348,7 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode, overwrite bool)
 	if overwrite {
 		err = os.Rename(name, path)
 	} else if err = os.Link(name, path); errors.Is(err, fs.ErrExist) {
-		err = fmt.Errorf("%s already exists; refusing to overwrite it: %w", path, fs.ErrExist)
+		err = &fs.PathError{Op: "refusing to overwrite", Path: path, Err: fs.ErrExist}
 	}
 	if err != nil {
 		return err
