@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -32,99 +33,147 @@ type Entry struct {
 	Queued bool         `json:"queued,omitempty"`
 }
 
-const casesFile = "cases.json.enc"
+const casesLog = "cases.log"
 
-// MaxCases bounds the cases kept on the device; the oldest go first. A
-// defender's device may be seized: it should not hold years of history.
+// MaxCases bounds the cases kept on the device; the oldest go first when
+// the log is compacted. A defender's device may be seized: it should not
+// hold years of history.
 const MaxCases = 500
 
-// Cases returns the case threads, most recent first.
-func (c *Client) Cases() ([]*Case, error) {
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
-	cs, err := c.loadCases()
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Opened.After(cs[j].Opened) })
-	return cs, nil
+// caseRecord is one change to the cases: a new case, an entry added to
+// one, or a queued message delivered.
+type caseRecord struct {
+	Case  *Case        `json:"case,omitempty"`
+	Ref   envelope.ID  `json:"ref,omitempty"`
+	Entry *Entry       `json:"entry,omitempty"`
+	Sent  *envelope.ID `json:"sent,omitempty"`
 }
 
-func (c *Client) loadCases() ([]*Case, error) {
-	var cs []*Case
-	if err := c.store.getJSON(casesFile, &cs); err != nil {
-		return nil, err
-	}
-	return cs, nil
+// cases is the in-memory view of cases.log.
+type cases struct {
+	list []*Case
+	byID map[envelope.ID]*Case
 }
 
-// updateCases applies f to the cases and saves them.
-func (c *Client) updateCases(f func([]*Case) []*Case) error {
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
-	cs, err := c.loadCases()
+func (cs *cases) apply(r *caseRecord) {
+	switch {
+	case r.Case != nil:
+		if _, dup := cs.byID[r.Case.ID]; !dup {
+			cs.list = append(cs.list, r.Case)
+			cs.byID[r.Case.ID] = r.Case
+		}
+	case r.Entry != nil:
+		k, ok := cs.byID[r.Ref]
+		if !ok {
+			// A message about a case this device no longer holds (or
+			// never sent): keep it in a case of its own.
+			k = &Case{ID: r.Ref, Title: "(case not on this device)", Opened: r.Entry.At}
+			cs.list = append(cs.list, k)
+			cs.byID[r.Ref] = k
+		}
+		k.Thread = append(k.Thread, *r.Entry)
+	case r.Sent != nil:
+		for _, k := range cs.list {
+			for i := range k.Thread {
+				if k.Thread[i].ID == *r.Sent {
+					k.Thread[i].Queued = false
+				}
+			}
+		}
+	}
+}
+
+// loadCases replays the log, and compacts it when it holds more than
+// MaxCases cases or many small records.
+func (c *Client) loadCases() error {
+	recs, err := c.store.readLog(casesLog)
 	if err != nil {
 		return err
 	}
-	cs = f(cs)
-	if len(cs) > MaxCases {
-		sort.Slice(cs, func(i, j int) bool { return cs[i].Opened.After(cs[j].Opened) })
-		cs = cs[:MaxCases]
+	cs := &cases{byID: map[envelope.ID]*Case{}}
+	for _, b := range recs {
+		var r caseRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("cases: %w", err)
+		}
+		cs.apply(&r)
 	}
-	return c.store.putJSON(casesFile, cs)
+	c.cases = cs
+	if len(cs.list) > MaxCases || len(recs) > 4*len(cs.list)+64 {
+		return c.compactCases()
+	}
+	return nil
+}
+
+func (c *Client) compactCases() error {
+	cs := c.cases
+	sort.SliceStable(cs.list, func(i, j int) bool { return cs.list[i].Opened.Before(cs.list[j].Opened) })
+	if n := len(cs.list); n > MaxCases {
+		for _, k := range cs.list[:n-MaxCases] {
+			delete(cs.byID, k.ID)
+		}
+		cs.list = cs.list[n-MaxCases:]
+	}
+	recs := make([][]byte, len(cs.list))
+	for i, k := range cs.list {
+		recs[i], _ = json.Marshal(&caseRecord{Case: k})
+	}
+	return c.store.rewriteLog(casesLog, recs)
+}
+
+// record applies r and appends it to the log.
+func (c *Client) record(r *caseRecord) {
+	c.casesMu.Lock()
+	defer c.casesMu.Unlock()
+	b, err := json.Marshal(r)
+	if err == nil {
+		err = c.store.appendLog(casesLog, b)
+	}
+	if err != nil {
+		c.log.Warn("recording a case", "err", err)
+		return
+	}
+	c.cases.apply(r)
+}
+
+// Cases returns the case threads, most recent first. The returned cases
+// are copies.
+func (c *Client) Cases() ([]*Case, error) {
+	c.casesMu.Lock()
+	defer c.casesMu.Unlock()
+	out := make([]*Case, len(c.cases.list))
+	for i, k := range c.cases.list {
+		cp := *k
+		cp.Thread = append([]Entry(nil), k.Thread...)
+		out[i] = &cp
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Opened.After(out[j].Opened) })
+	return out, nil
 }
 
 func (c *Client) caseFor(ref envelope.ID) (*Case, error) {
-	cs, err := c.Cases()
-	if err != nil {
-		return nil, err
+	c.casesMu.Lock()
+	defer c.casesMu.Unlock()
+	k, ok := c.cases.byID[ref]
+	if !ok {
+		return nil, fmt.Errorf("no case %s on this device (beacon inbox lists them)", ref)
 	}
-	for _, k := range cs {
-		if k.ID == ref {
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("no case %s on this device (beacon inbox lists them)", ref)
+	cp := *k
+	return &cp, nil
 }
 
 func (c *Client) recordSent(s *Sent, m message.Message, cc string, p envelope.Priority, title string) {
-	err := c.updateCases(func(cs []*Case) []*Case {
-		return append(cs, &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: c.now(),
-			Missions: s.Missions, Thread: []Entry{{At: c.now(), From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}})
-	})
-	if err != nil {
-		c.log.Warn("recording the case", "err", err)
-	}
+	now := c.now()
+	c.record(&caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
+		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
 func (c *Client) appendEntry(ref envelope.ID, e Entry) {
-	err := c.updateCases(func(cs []*Case) []*Case {
-		for _, k := range cs {
-			if k.ID == ref {
-				k.Thread = append(k.Thread, e)
-				return cs
-			}
-		}
-		// A reply about a case this device no longer holds (or never
-		// sent): keep it in a case of its own.
-		return append(cs, &Case{ID: ref, Title: "(case not on this device)", Opened: e.At, Thread: []Entry{e}})
-	})
-	if err != nil {
-		c.log.Warn("recording a message", "err", err)
-	}
+	c.record(&caseRecord{Ref: ref, Entry: &e})
 }
 
 // markSentInCases clears the queued flag of the entry for a message the
 // outbox delivered.
 func (c *Client) markSentInCases(id envelope.ID) {
-	c.updateCases(func(cs []*Case) []*Case {
-		for _, k := range cs {
-			for i := range k.Thread {
-				if k.Thread[i].ID == id {
-					k.Thread[i].Queued = false
-				}
-			}
-		}
-		return cs
-	})
+	c.record(&caseRecord{Sent: &id})
 }

@@ -89,6 +89,7 @@ type Client struct {
 	cons   map[string]jetstream.Consumer
 
 	casesMu sync.Mutex
+	cases   *cases
 	kick    chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -115,6 +116,10 @@ func Open(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if err := c.loadDirectory(); err != nil {
+		c.store.close()
+		return nil, err
+	}
+	if err := c.loadCases(); err != nil {
 		c.store.close()
 		return nil, err
 	}

@@ -28,7 +28,7 @@ import (
 //
 //	<dir>/directory.yaml      the signed directory (public)
 //	<dir>/seen.log            ids already delivered, one sealed record each
-//	<dir>/cases.json.enc      the case threads
+//	<dir>/cases.log           the case threads, one sealed record per change
 //	<dir>/outbox/<id>.enc     envelopes waiting for the relay
 type store struct {
 	dir  string
@@ -220,10 +220,10 @@ type outboxEntry struct {
 	Share    bool        `json:"share"` // sealed to partners, for the bridge
 	// To, when set, are the recipients' public identities (a reply to a
 	// defender); otherwise the recipients are the missions covering Country.
-	To     []string `json:"to,omitempty"`
-	Signed bool     `json:"signed,omitempty"`
-	Kind     string      `json:"kind"`
-	Queued   time.Time   `json:"queued"`
+	To     []string  `json:"to,omitempty"`
+	Signed bool      `json:"signed,omitempty"`
+	Kind   string    `json:"kind"`
+	Queued time.Time `json:"queued"`
 }
 
 // outboxName names an entry's file; a shared copy of an alert has the same
@@ -261,4 +261,60 @@ func (s *store) listOutbox() ([]*outboxEntry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Queued.Before(out[j].Queued) })
 	return out, nil
+}
+
+// Record logs: length-prefixed sealed records, appended and fsynced one at
+// a time, so a change costs one small write however long the history is.
+// A torn final record (a crash mid-append) is ignored on reading.
+
+// maxLogRecord bounds one record: a case entry is a few KB at most.
+const maxLogRecord = 1 << 20
+
+func (s *store) appendLog(name string, rec []byte) error {
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sealed := s.seal(name, rec)
+	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(sealed)), uint32(len(sealed)))
+	if _, err := f.Write(append(buf, sealed...)); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func (s *store) readLog(name string) ([][]byte, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		if n > maxLogRecord || len(b) < 4+n {
+			break
+		}
+		pt, err := s.open(name, b[4:4+n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pt)
+		b = b[4+n:]
+	}
+	return out, nil
+}
+
+// rewriteLog replaces a log with recs, atomically.
+func (s *store) rewriteLog(name string, recs [][]byte) error {
+	var buf []byte
+	for _, r := range recs {
+		sealed := s.seal(name, r)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(sealed)))
+		buf = append(buf, sealed...)
+	}
+	return keys.WriteFileAtomic(filepath.Join(s.dir, name), buf, 0o600, true)
 }
