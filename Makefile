@@ -25,7 +25,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerifyDirectory$$' -fuzztime=$(FUZZTIME) ./keys
 
 bench:
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./envelope
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./envelope ./relay ./client
 
 clean:
 	rm -rf bin
