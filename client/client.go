@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"beacon/envelope"
 	"beacon/keys"
@@ -78,15 +77,11 @@ type Client struct {
 	now   func() time.Time
 
 	nc        *nats.Conn
-	js        jetstream.JetStream
 	connected chan struct{} // closed on first connect; replaced on disconnect
 	connMu    sync.Mutex
 
 	dirMu sync.RWMutex
 	dir   *keys.Directory
-
-	consMu sync.Mutex
-	cons   map[string]jetstream.Consumer
 
 	casesMu sync.Mutex
 	cases   *cases
@@ -110,7 +105,7 @@ func Open(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, id: cfg.Keyring.Identity, role: cfg.Keyring.Role, log: cfg.Logger, now: cfg.Now,
 		mbox: envelope.MailboxFor(cfg.Keyring.NKeyPublic()), connected: make(chan struct{}),
-		kick: make(chan struct{}, 1), done: make(chan struct{}), cons: map[string]jetstream.Consumer{}}
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	if c.store, err = openStore(cfg.StateDir, c.id, c.now); err != nil {
 		return nil, err
@@ -204,8 +199,7 @@ func (c *Client) connect() error {
 		return fmt.Errorf("client: %w", err)
 	}
 	c.nc = nc
-	c.js, err = jetstream.New(nc)
-	return err
+	return nil
 }
 
 func joinURLs(urls []string) string {
@@ -294,12 +288,12 @@ func (c *Client) acceptDirectory(b []byte) error {
 func (c *Client) RefreshDirectory(ctx context.Context) error {
 	var buf []byte
 	for i, chunks := 0, 1; i < chunks; i++ {
-		m, err := c.nc.RequestWithContext(ctx, proto.DirectorySubject, []byte(strconv.Itoa(i)))
+		m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox.String(), proto.SvcDirectory), []byte(strconv.Itoa(i)))
 		if err != nil {
 			return fmt.Errorf("fetching the directory: %w", err)
 		}
-		if e := m.Header.Get(proto.HeaderError); e != "" {
-			return fmt.Errorf("fetching the directory: relay says: %s", e)
+		if m.Header.Get(proto.HeaderDirChunks) == "" {
+			return fmt.Errorf("fetching the directory: %w", svcError(m.Data))
 		}
 		n, err := strconv.Atoi(m.Header.Get(proto.HeaderDirChunks))
 		if err != nil || n < 1 || n > keys.MaxDirectorySize/proto.DirectoryChunkSize+1 {

@@ -2,12 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"beacon/envelope"
 	"beacon/keys"
@@ -41,29 +40,6 @@ var (
 	errUnverified = errors.New("not signed by an institution in the directory")
 )
 
-// consumer returns the durable consumer name on stream, creating it the
-// first time; the client remembers it, so each fetch costs one request.
-func (c *Client) consumer(ctx context.Context, stream, name, filter string) (jetstream.Consumer, error) {
-	key := stream + "/" + name
-	c.consMu.Lock()
-	cons, ok := c.cons[key]
-	c.consMu.Unlock()
-	if ok {
-		return cons, nil
-	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", name, err)
-	}
-	c.consMu.Lock()
-	c.cons[key] = cons
-	c.consMu.Unlock()
-	return cons, nil
-}
-
 // FetchOptions bound one fetch.
 type FetchOptions struct {
 	// Max is the most messages to return (default 256).
@@ -86,60 +62,107 @@ func (o FetchOptions) max() int {
 // already delivered, recorded in its case, and only then acknowledged to
 // the relay, so a crash in between delivers it again instead of losing it.
 func (c *Client) Inbox(ctx context.Context, o FetchOptions) ([]*Received, error) {
-	mb := c.mbox.String()
-	return c.fetch(ctx, proto.StreamMailbox, proto.MailboxConsumer(mb), proto.MailboxSubject(mb), o, true)
+	return c.fetch(ctx, proto.SvcFetchMbox, o, true)
 }
 
-// fetch pulls from one consumer and processes the batch.
-func (c *Client) fetch(ctx context.Context, stream, name, filter string, o FetchOptions, record bool) ([]*Received, error) {
+// fetched is one message as the relay's fetch service hands it over.
+type fetched struct {
+	data    []byte
+	ack     string
+	subject string
+}
+
+// fetchRaw asks the relay's fetch service for up to o.Max messages from
+// target and collects them until the batch's end marker.
+func (c *Client) fetchRaw(ctx context.Context, target string, o FetchOptions) ([]fetched, error) {
 	if err := c.WaitConnected(ctx); err != nil {
 		return nil, err
 	}
-	cons, err := c.consumer(ctx, stream, name, filter)
+	body, _ := json.Marshal(proto.FetchRequest{Max: min(o.max(), proto.MaxFetch), WaitMS: int(min(o.Wait, proto.MaxFetchWait*time.Millisecond) / time.Millisecond)})
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, err
 	}
-	// Wait for the first message only, then take what else is there:
-	// Fetch alone would wait for a full batch.
-	var msgs []jetstream.Msg
-	if o.Wait > 0 {
-		m, err := cons.Next(jetstream.FetchMaxWait(o.Wait))
-		switch {
-		case errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		}
-		msgs = append(msgs, m)
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(2*proto.MaxFetch, 256<<20)
+	if err := c.nc.PublishRequest(proto.Ingest(c.mbox.String(), target), inbox, body); err != nil {
+		return nil, err
 	}
-	if len(msgs) < o.max() {
-		batch, err := cons.FetchNoWait(o.max() - len(msgs))
+	ctx, cancel := context.WithTimeout(ctx, o.Wait+10*time.Second)
+	defer cancel()
+	var out []fetched
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fetch: %w", err)
 		}
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
-			return nil, err
+		switch {
+		case m.Header.Get(proto.HeaderEnd) != "":
+			return out, nil
+		case m.Header.Get(proto.HeaderSubject) != "":
+			out = append(out, fetched{data: m.Data, ack: m.Header.Get(proto.HeaderAck), subject: m.Header.Get(proto.HeaderSubject)})
+		default:
+			return nil, svcError(m.Data)
 		}
 	}
-	return c.process(msgs, record)
+}
+
+// svcError decodes a service refusal.
+func svcError(b []byte) error {
+	var r proto.SvcReply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("relay reply: %w", err)
+	}
+	if r.Error != nil {
+		return r.Error
+	}
+	return errors.New("relay reply: unexpected")
+}
+
+// svcRequest sends a service request and decodes a proto.SvcReply.
+func (c *Client) svcRequest(ctx context.Context, target string, body []byte) (*proto.SvcReply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox.String(), target), body)
+	if err != nil {
+		return nil, err
+	}
+	var r proto.SvcReply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return nil, fmt.Errorf("relay reply: %w", err)
+	}
+	if r.Error != nil {
+		return nil, r.Error
+	}
+	return &r, nil
+}
+
+// fetch pulls one batch from target and processes it.
+func (c *Client) fetch(ctx context.Context, target string, o FetchOptions, record bool) ([]*Received, error) {
+	msgs, err := c.fetchRaw(ctx, target, o)
+	if err != nil {
+		return nil, err
+	}
+	return c.process(ctx, msgs, record)
 }
 
 // process opens a batch, records what is new, persists the seen-set and
 // then acknowledges every message (delivered or dropped) to the relay.
-func (c *Client) process(msgs []jetstream.Msg, record bool) ([]*Received, error) {
+func (c *Client) process(ctx context.Context, msgs []fetched, record bool) ([]*Received, error) {
 	var out []*Received
 	var ids []envelope.ID
 	batchSeen := map[envelope.ID]bool{}
 	for _, m := range msgs {
-		r, err := c.open(m.Data())
+		r, err := c.open(m.data)
 		if err == nil && batchSeen[r.ID] {
 			err = errReplay
 		}
 		if err != nil {
-			c.log.Info("dropped a message", "subject_kind", subjectKind(m.Subject()), "reason", err)
+			c.log.Info("dropped a message", "subject_kind", subjectKind(m.subject), "reason", err)
 			continue
 		}
 		batchSeen[r.ID] = true
@@ -154,8 +177,17 @@ func (c *Client) process(msgs []jetstream.Msg, record bool) ([]*Received, error)
 	if err := c.store.markSeen(ids); err != nil {
 		return nil, err // not acknowledged: the relay delivers them again
 	}
+	var toks []string
 	for _, m := range msgs {
-		m.Ack()
+		if m.ack != "" {
+			toks = append(toks, m.ack)
+		}
+	}
+	if len(toks) > 0 {
+		// A lost ack only means a redelivery, which the seen-set drops.
+		if _, err := c.svcRequest(ctx, proto.SvcAck, []byte(strings.Join(toks, "\n"))); err != nil {
+			c.log.Info("acknowledging to the relay", "err", err)
+		}
 	}
 	return out, nil
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"beacon/envelope"
 	"beacon/keys"
 	"beacon/message"
@@ -49,7 +47,7 @@ func (c *Client) Alerts(ctx context.Context, o FetchOptions) ([]*Received, error
 		if i > 0 {
 			oc.Wait = 0
 		}
-		rs, err := c.fetch(ctx, proto.StreamAlerts, proto.AlertConsumer(m.ID, cc), proto.AlertFilter(cc), oc, false)
+		rs, err := c.fetch(ctx, proto.SvcFetchAlerts(cc), oc, false)
 		if err != nil {
 			return out, err
 		}
@@ -61,19 +59,14 @@ func (c *Client) Alerts(ctx context.Context, o FetchOptions) ([]*Received, error
 // Pending returns how many alerts wait for the mission in country cc's
 // consumer (0 when it has read everything).
 func (c *Client) Pending(ctx context.Context, cc string) (uint64, error) {
-	m, err := c.self()
+	if err := c.WaitConnected(ctx); err != nil {
+		return 0, err
+	}
+	r, err := c.svcRequest(ctx, proto.SvcPendingAlerts(cc), nil)
 	if err != nil {
 		return 0, err
 	}
-	cons, err := c.consumer(ctx, proto.StreamAlerts, proto.AlertConsumer(m.ID, cc), proto.AlertFilter(cc))
-	if err != nil {
-		return 0, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return r.Count, nil
 }
 
 // Acknowledge tells the defender who sent r that the mission has it and
@@ -157,35 +150,17 @@ func (c *Client) News(ctx context.Context, cc string) ([]*Bulletin, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter := "bcn.bcast.>"
-	if cc != "" {
-		filter = proto.BroadcastSubject(cc)
-	}
-	name := proto.BroadcastConsumer(c.mbox.String())
-	c.js.DeleteConsumer(ctx, proto.StreamBroadcasts, name) // a fresh read from the start, with this filter
-	cons, err := c.js.CreateConsumer(ctx, proto.StreamBroadcasts, jetstream.ConsumerConfig{
-		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
-		InactiveThreshold: time.Minute})
+	msgs, err := c.fetchRaw(ctx, proto.SvcNews(cc), FetchOptions{Max: proto.MaxNews})
 	if err != nil {
 		return nil, err
 	}
 	var out []*Bulletin
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return out, err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if b := verifyBulletin(d, m.Data()); b != nil {
-				out = append(out, b)
-			}
-		}
-		if n == 0 {
-			return out, nil
+	for _, m := range msgs {
+		if b := verifyBulletin(d, m.data); b != nil && (cc == "" || b.Country == cc) {
+			out = append(out, b)
 		}
 	}
+	return out, nil
 }
 
 func verifyBulletin(d *keys.Directory, data []byte) *Bulletin {

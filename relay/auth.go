@@ -2,8 +2,13 @@ package relay
 
 import (
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,8 +85,18 @@ func (a *authenticator) reload() (map[string]bool, error) {
 			seen = &keys.Seen{Serial: a.dir.Serial, Hash: a.dir.Hash}
 		}
 		a.mu.RUnlock()
+		if seen == nil {
+			// The newest version this data directory has served survives
+			// restarts, so an older file cannot be slipped in later.
+			if seen, err = readSeen(a.seenPath()); err != nil {
+				return nil, err
+			}
+		}
 		if dir, err = keys.VerifyDirectory(data, fp, a.now(), seen); err != nil {
 			return nil, fmt.Errorf("relay: directory %s: %w", dc.File, err)
+		}
+		if err := writeSeen(a.seenPath(), dir); err != nil {
+			return nil, err
 		}
 		for _, m := range dir.Missions {
 			byNKey[m.NKey] = &principal{role: keys.RoleMission, id: m.ID, countries: m.Countries, identity: m.Identity}
@@ -115,6 +130,33 @@ func (a *authenticator) reload() (map[string]bool, error) {
 	a.dir, a.byNKey, a.byMbox, a.byFP = dir, byNKey, byMbox, byFP
 	a.mu.Unlock()
 	return changed, nil
+}
+
+func (a *authenticator) seenPath() string { return filepath.Join(a.cfg.DataDir, "directory.seen") }
+
+// readSeen reads "<serial> sha256:<hex>" from path; a missing file is nil.
+func readSeen(path string) (*keys.Seen, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var serial uint64
+	var hash string
+	if _, err := fmt.Sscanf(string(b), "%d %s", &serial, &hash); err != nil {
+		return nil, fmt.Errorf("relay: %s is damaged: %v", path, err)
+	}
+	h, err := hex.DecodeString(strings.TrimPrefix(hash, "sha256:"))
+	if err != nil || len(h) != 32 {
+		return nil, fmt.Errorf("relay: %s is damaged", path)
+	}
+	return &keys.Seen{Serial: serial, Hash: [32]byte(h)}, nil
+}
+
+func writeSeen(path string, d *keys.Directory) error {
+	return keys.WriteFileAtomic(path, []byte(fmt.Sprintf("%d %s\n", d.Serial, keys.HashString(d.Hash))), 0o600, true)
 }
 
 func equalStrings(a, b []string) bool {
@@ -209,40 +251,17 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 }
 
 // permissionsFor returns what a principal may publish and subscribe to.
-// Everything not listed is denied. A connection publishes only under its
-// own ingest prefix, reads only its own inbox prefix, and reaches the
-// JetStream API only for consumers whose names and filters are fixed here.
+// Everything not listed is denied, the JetStream API included: a
+// connection publishes only under its own ingest prefix and reads only its
+// own inbox prefix. What it may do under its prefix is the ingest's and
+// the services' business, decided by role.
 func permissionsFor(p *principal) *server.Permissions {
 	mb := p.mbox
-	pub := []string{}
-	add := func(s ...string) { pub = append(pub, s...) }
-	consumer := func(stream, name, filter string) {
-		add("$JS.API.CONSUMER.CREATE."+stream+"."+name+"."+filter,
-			"$JS.API.CONSUMER.INFO."+stream+"."+name,
-			"$JS.API.CONSUMER.MSG.NEXT."+stream+"."+name,
-			"$JS.API.CONSUMER.DELETE."+stream+"."+name,
-			"$JS.ACK."+stream+"."+name+".>")
-	}
-	// Everyone: the directory, its own mailbox and the public broadcasts.
-	add(proto.DirectorySubject)
-	consumer(proto.StreamMailbox, proto.MailboxConsumer(mb), proto.MailboxSubject(mb))
-	consumer(proto.StreamBroadcasts, proto.BroadcastConsumer(mb), ">")
-	switch p.role {
-	case keys.RoleDefender:
-		add(proto.Ingest(mb, "to.*.*"), proto.Ingest(mb, "share.*.*"))
-	case keys.RoleMission:
-		add(proto.IngestWildcard(mb))
-		for _, cc := range p.countries {
-			consumer(proto.StreamAlerts, proto.AlertConsumer(p.id, cc), proto.AlertFilter(cc))
-		}
-	case keys.RolePartner:
-		add(proto.IngestWildcard(mb))
-	case keys.RoleBridge:
-		add(proto.IngestWildcard(mb))
-		add("$JS.API.CONSUMER.CREATE."+proto.StreamShared+".>",
-			"$JS.API.CONSUMER.INFO."+proto.StreamShared+".*",
-			"$JS.API.CONSUMER.MSG.NEXT."+proto.StreamShared+".*",
-			"$JS.ACK."+proto.StreamShared+".>")
+	var pub []string
+	if p.role == keys.RoleDefender {
+		pub = []string{proto.Ingest(mb, "to.*.*"), proto.Ingest(mb, "share.*.*"), proto.Ingest(mb, "svc.>")}
+	} else {
+		pub = []string{proto.IngestWildcard(mb)}
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},

@@ -101,10 +101,19 @@ type StorageConfig struct {
 
 // LimitsConfig sets per-connection limits.
 type LimitsConfig struct {
-	// PublishRate is the sustained publishes per second one connection key
-	// may make; PublishBurst the burst above it.
+	// PublishRate is the sustained publishes per second one walk-in
+	// defender's connection key may make; PublishBurst the burst above it.
 	PublishRate  float64 `yaml:"publish_rate"`
 	PublishBurst int     `yaml:"publish_burst"`
+	// InstitutionPublishRate and InstitutionPublishBurst are the same for
+	// the missions, partners and bridges of the directory, which answer
+	// many defenders.
+	InstitutionPublishRate  float64 `yaml:"institution_publish_rate"`
+	InstitutionPublishBurst int     `yaml:"institution_publish_burst"`
+	// ServiceRate and ServiceBurst limit each key's service requests:
+	// fetches, acks, news, the directory.
+	ServiceRate  float64 `yaml:"service_rate"`
+	ServiceBurst int     `yaml:"service_burst"`
 	// MaxConnections bounds concurrent client connections.
 	MaxConnections int `yaml:"max_connections"`
 }
@@ -130,6 +139,10 @@ const (
 	defaultDedupWindow    = 24 * time.Hour
 	defaultPublishRate    = 20
 	defaultPublishBurst   = 100
+	defaultInstRate       = 500
+	defaultInstBurst      = 2000
+	defaultServiceRate    = 200
+	defaultServiceBurst   = 1000
 	defaultMaxConnections = 10000
 	defaultSyncInterval   = time.Second
 
@@ -189,6 +202,18 @@ func (c *Config) applyDefaults() {
 	}
 	if l.PublishBurst == 0 {
 		l.PublishBurst = defaultPublishBurst
+	}
+	if l.InstitutionPublishRate == 0 {
+		l.InstitutionPublishRate = defaultInstRate
+	}
+	if l.InstitutionPublishBurst == 0 {
+		l.InstitutionPublishBurst = defaultInstBurst
+	}
+	if l.ServiceRate == 0 {
+		l.ServiceRate = defaultServiceRate
+	}
+	if l.ServiceBurst == 0 {
+		l.ServiceBurst = defaultServiceBurst
 	}
 	if l.MaxConnections == 0 {
 		l.MaxConnections = defaultMaxConnections
@@ -315,11 +340,18 @@ func (c *Config) validate(chk *yamlconf.Checker) {
 		chk.Errorf("storage.replicas", "3 replicas need a cluster section")
 	}
 	l := c.Limits
-	if l.PublishRate < 0 {
-		chk.Errorf("limits.publish_rate", "must be positive")
-	}
-	if l.PublishBurst < 1 {
-		chk.Errorf("limits.publish_burst", "must be at least 1")
+	for _, r := range []struct {
+		field string
+		rate  float64
+		burst int
+	}{{"publish", l.PublishRate, l.PublishBurst}, {"institution_publish", l.InstitutionPublishRate, l.InstitutionPublishBurst},
+		{"service", l.ServiceRate, l.ServiceBurst}} {
+		if r.rate < 0 {
+			chk.Errorf("limits."+r.field+"_rate", "must be positive")
+		}
+		if r.burst < 1 {
+			chk.Errorf("limits."+r.field+"_burst", "must be at least 1")
+		}
 	}
 	if l.MaxConnections < 1 {
 		chk.Errorf("limits.max_connections", "must be at least 1")

@@ -32,7 +32,10 @@ import (
 type ingest struct {
 	r    *Relay
 	subs []*nats.Subscription
-	lim  *limiter
+	svc  *services
+	// Token buckets per connection key: walk-in defenders, directory
+	// institutions, and service requests (fetches, acks) each have their own.
+	lim, instLim, svcLim *limiter
 	// inflight counts publishes whose JetStream ack is awaited, so stop
 	// can wait for them and answer every sender it accepted from.
 	inflight sync.WaitGroup
@@ -50,7 +53,11 @@ const (
 )
 
 func startIngest(r *Relay) (*ingest, error) {
-	in := &ingest{r: r, lim: newLimiter(r.cfg.Limits.PublishRate, r.cfg.Limits.PublishBurst, r.now)}
+	l := r.cfg.Limits
+	in := &ingest{r: r, svc: newServices(r),
+		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.now),
+		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.now),
+		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.now)}
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
 	for range max(2, runtime.GOMAXPROCS(0)) {
@@ -83,6 +90,7 @@ func (in *ingest) stop(ctx context.Context) {
 			return
 		}
 	}
+	in.svc.stop(ctx)
 	done := make(chan struct{})
 	go func() { in.inflight.Wait(); close(done) }()
 	select {
@@ -112,10 +120,22 @@ type admitted struct {
 
 func (in *ingest) handle(m *nats.Msg) {
 	mt := in.r.metrics
-	a, ref := in.check(m)
+	mbox, target, ok := splitIngest(m.Subject)
+	// Answer only on the sender's own inbox. The relay's connection may
+	// publish anywhere; a reply subject chosen by the sender must not let
+	// it write into a stream or onto another key's ingest prefix.
+	if !ok || !strings.HasPrefix(m.Reply, proto.InboxPrefix(mbox)+".") {
+		mt.refused.WithLabelValues(string(proto.CodeBadReply)).Inc()
+		return
+	}
+	if strings.HasPrefix(target, "svc.") {
+		in.service(m, mbox, target)
+		return
+	}
+	a, ref := in.check(m, mbox, target)
 	if ref != nil {
 		mt.refused.WithLabelValues(string(ref.code)).Inc()
-		in.r.log.Debug("refused", "code", ref.code, "reason", ref.msg)
+		in.r.log.Debug("refused", "code", ref.code)
 		in.reply(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
 		return
 	}
@@ -163,20 +183,43 @@ func (in *ingest) reply(m *nats.Msg, r *proto.Reply) {
 	in.r.nc.Publish(m.Reply, b)
 }
 
-// check runs the admission checks, cheapest first.
-func (in *ingest) check(m *nats.Msg) (*admitted, *refusal) {
-	mbox, stored, ok := proto.ParseIngest(m.Subject)
-	if !ok {
-		return nil, refuse(proto.CodeBadTarget, "not an ingest subject")
+// splitIngest splits bcn.in.<mailbox>.<target>.
+func splitIngest(subject string) (mbox, target string, ok bool) {
+	mbox, stored, ok := proto.ParseIngest(subject)
+	if !ok || len(mbox) != 2*envelope.MailboxSize {
+		return "", "", false
 	}
+	return mbox, strings.TrimPrefix(stored, "bcn."), true
+}
+
+// service rate-limits and serves a service request.
+func (in *ingest) service(m *nats.Msg, mbox, target string) {
+	if !in.svcLim.Allow(mbox) {
+		in.r.metrics.refused.WithLabelValues(string(proto.CodeRateLimited)).Inc()
+		in.svc.replyJSON(m, &proto.SvcReply{Error: &proto.Error{Code: proto.CodeRateLimited, Description: "too many requests; slow down"}})
+		return
+	}
+	p := in.r.auth.principalByMailbox(mbox)
+	if ref := in.svc.handle(m, p, target); ref != nil {
+		in.r.metrics.refused.WithLabelValues(string(ref.code)).Inc()
+		in.svc.replyJSON(m, &proto.SvcReply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
+	}
+}
+
+// check runs the admission checks, cheapest first.
+func (in *ingest) check(m *nats.Msg, mbox, target string) (*admitted, *refusal) {
+	stored := "bcn." + target
 	if max := int(in.r.cfg.Storage.MaxMessageSize); len(m.Data) > max {
 		return nil, refuse(proto.CodeTooLarge, "%d bytes, the limit is %d", len(m.Data), max)
 	}
-	if !in.lim.Allow(mbox) {
-		return nil, refuse(proto.CodeRateLimited, "over %g publishes a second (burst %d); slow down",
-			in.r.cfg.Limits.PublishRate, in.r.cfg.Limits.PublishBurst)
-	}
 	p := in.r.auth.principalByMailbox(mbox)
+	lim := in.lim
+	if p.role != keys.RoleDefender {
+		lim = in.instLim
+	}
+	if !lim.Allow(mbox) {
+		return nil, refuse(proto.CodeRateLimited, "over the publish rate of this connection key; slow down")
+	}
 	tok := strings.Split(stored, ".")
 	switch {
 	case len(tok) == 4 && (tok[1] == "to" || tok[1] == "share"):
@@ -201,7 +244,7 @@ func (in *ingest) check(m *nats.Msg) (*admitted, *refusal) {
 	case len(tok) == 3 && tok[1] == "ack":
 		return in.checkAck(p, m.Data, stored, tok[2])
 	}
-	return nil, refuse(proto.CodeBadTarget, "no stream takes %q", stored)
+	return nil, refuse(proto.CodeBadTarget, "no stream takes that subject")
 }
 
 // checkEnvelope checks an envelope's structure and that its header agrees
@@ -288,7 +331,7 @@ func (in *ingest) checkAck(p *principal, data []byte, stored, id string) (*admit
 		return nil, envelopeRefusal(err)
 	}
 	if tok.Alert != alert {
-		return nil, refuse(proto.CodeMismatch, "subject names alert %s, the token %s", id, tok.Alert)
+		return nil, refuse(proto.CodeMismatch, "the subject and the token name different alerts")
 	}
 	if err := tok.Verify(p.identity); err != nil {
 		return nil, refuse(proto.CodeBadSig, "%v", err)

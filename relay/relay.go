@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +38,6 @@ type Relay struct {
 	nc      *nats.Conn // the relay's own in-process connection
 	js      jetstream.JetStream
 	ingest  *ingest
-	dirSub  *nats.Subscription
 	metrics *metrics
 	http    *http.Server
 	httpLn  net.Listener
@@ -66,10 +66,11 @@ func New(cfg *Config, opts ...Option) (*Relay, error) {
 		o(r)
 	}
 	var err error
-	if r.auth, err = newAuthenticator(cfg, r.now); err != nil {
+	if r.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if r.lock, err = lockDataDir(cfg.DataDir); err != nil {
+	if r.auth, err = newAuthenticator(cfg, r.now); err != nil {
+		r.lock.release()
 		return nil, err
 	}
 	r.metrics = newMetrics()
@@ -125,9 +126,6 @@ func (r *Relay) start(ctx context.Context) error {
 		return err
 	}
 	if r.ingest, err = startIngest(r); err != nil {
-		return err
-	}
-	if err := r.serveDirectory(); err != nil {
 		return err
 	}
 	if err := r.startHTTP(); err != nil {
@@ -301,9 +299,6 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		if r.http != nil {
 			r.http.Shutdown(ctx)
 		}
-		if r.dirSub != nil {
-			r.dirSub.Unsubscribe()
-		}
 		if r.ingest != nil {
 			r.ingest.stop(ctx)
 		}
@@ -346,14 +341,29 @@ func (r *Relay) ReloadDirectory() error {
 	return nil
 }
 
-// natsLogger sends nats-server's log lines to slog.
+// natsLogger sends nats-server's log lines to slog, redacted. The server
+// names clients in its lines (address, NKey, subjects that hold a mailbox);
+// linking a defender's address to its key is exactly what the relay must
+// not record, so those are replaced before the line is written.
 type natsLogger struct{ l *slog.Logger }
 
-func (n *natsLogger) Noticef(f string, v ...any) { n.l.Info(fmt.Sprintf(f, v...)) }
-func (n *natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
-func (n *natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n *natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n *natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
+var (
+	redactAddr    = regexp.MustCompile(`(\[[0-9a-fA-F:.]+\]|\d{1,3}(\.\d{1,3}){3}):\d+`)
+	redactNKey    = regexp.MustCompile(`\b[UNAO][A-Z2-7]{55}\b`)
+	redactMailbox = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
+)
+
+func redact(s string) string {
+	s = redactAddr.ReplaceAllString(s, "<addr>")
+	s = redactNKey.ReplaceAllString(s, "<nkey>")
+	return redactMailbox.ReplaceAllString(s, "<id>")
+}
+
+func (n *natsLogger) Noticef(f string, v ...any) { n.l.Info(redact(fmt.Sprintf(f, v...))) }
+func (n *natsLogger) Warnf(f string, v ...any)   { n.l.Warn(redact(fmt.Sprintf(f, v...))) }
+func (n *natsLogger) Fatalf(f string, v ...any)  { n.l.Error(redact(fmt.Sprintf(f, v...))) }
+func (n *natsLogger) Errorf(f string, v ...any)  { n.l.Error(redact(fmt.Sprintf(f, v...))) }
+func (n *natsLogger) Debugf(f string, v ...any)  { n.l.Debug(redact(fmt.Sprintf(f, v...))) }
 func (n *natsLogger) Tracef(f string, v ...any)  {}
 
 // NewLogger builds the slog logger a config asks for, writing to w.

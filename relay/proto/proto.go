@@ -21,11 +21,23 @@
 //
 // # Reading
 //
-// Replies to requests and JetStream pulls arrive under the connection's
-// inbox prefix, [InboxPrefix] — the only subjects it may subscribe to
-// besides the broadcasts. Mailboxes, alerts and shared alerts are read
-// through durable pull consumers whose names and filters the permissions
-// fix: [MailboxConsumer], [AlertConsumer].
+// Clients have no JetStream API rights at all: JetStream would deliver a
+// pull to whatever reply subject the client named, including a subject a
+// stream captures. Instead the relay serves reads as requests on the same
+// ingest prefix, scoped by the mailbox in the subject:
+//
+//	bcn.in.<mailbox>.svc.fetch.mbox          the connection's own mailbox
+//	bcn.in.<mailbox>.svc.fetch.alerts.<cc>   a mission's alerts for a country it covers
+//	bcn.in.<mailbox>.svc.pending.alerts.<cc> how many of those wait
+//	bcn.in.<mailbox>.svc.ack                 acknowledge what was fetched
+//	bcn.in.<mailbox>.svc.news.<cc|all>       the public broadcasts
+//	bcn.in.<mailbox>.svc.directory           the signed directory, in chunks
+//
+// Every answer goes to the request's reply subject, which must lie under
+// the connection's inbox prefix, [InboxPrefix] — the only subjects it may
+// subscribe to. A fetch answers with one message per envelope (header
+// [HeaderAck] carries the token to acknowledge it with) and then an empty
+// message with header [HeaderEnd].
 package proto
 
 import (
@@ -95,6 +107,60 @@ func BroadcastSubject(cc string) string       { return "bcn." + BroadcastTarget(
 // (nats.CustomInboxPrefix): the only place replies can reach it.
 func InboxPrefix(mbox string) string { return "bcn.inbox." + mbox }
 
+// Service targets.
+const (
+	SvcDirectory = "svc.directory"
+	SvcAck       = "svc.ack"
+	SvcFetchMbox = "svc.fetch.mbox"
+)
+
+// SvcFetchAlerts is the target a mission fetches country cc's alerts with.
+func SvcFetchAlerts(cc string) string { return "svc.fetch.alerts." + cc }
+
+// SvcPendingAlerts is the target that counts what waits for a mission in cc.
+func SvcPendingAlerts(cc string) string { return "svc.pending.alerts." + cc }
+
+// SvcNews is the target that reads the broadcasts for cc ("" for all).
+func SvcNews(cc string) string {
+	if cc == "" {
+		cc = "all"
+	}
+	return "svc.news." + cc
+}
+
+// A FetchRequest is the body of a fetch.
+type FetchRequest struct {
+	// Max is the most messages to return, at most MaxFetch.
+	Max int `json:"max"`
+	// WaitMS is how long to wait for the first message, at most
+	// MaxFetchWait; 0 returns what is there now.
+	WaitMS int `json:"wait_ms"`
+}
+
+// Fetch limits.
+const (
+	MaxFetch     = 1024
+	MaxFetchWait = 60_000 // ms
+	// MaxAcks bounds the tokens in one ack request.
+	MaxAcks = 1024
+	// MaxNews bounds the broadcasts one news request returns.
+	MaxNews = 1024
+)
+
+// Headers of fetched messages.
+const (
+	HeaderAck     = "Beacon-Ack"     // the token to acknowledge this message with
+	HeaderSubject = "Beacon-Subject" // the stream subject it was stored under
+	HeaderEnd     = "Beacon-End"     // on the empty message that ends a batch: the count
+)
+
+// A SvcReply answers ack and pending requests, and refusals of any service
+// request.
+type SvcReply struct {
+	Count uint64 `json:"count"`
+	Error *Error `json:"error,omitempty"`
+}
+
 // MailboxConsumer names the durable consumer that reads mailbox mbox.
 func MailboxConsumer(mbox string) string { return "mb_" + mbox }
 
@@ -141,11 +207,13 @@ const (
 	CodeBadTarget   Code = "bad_target"   // no such stream subject
 	CodeBadSig      Code = "bad_signature"
 	CodeUnavailable Code = "unavailable" // storage failed; try again
+	CodeBadRequest  Code = "bad_request" // a service request the relay cannot parse
+	CodeBadReply    Code = "bad_reply"   // the reply subject is not the sender's inbox (never answered)
 )
 
 // Codes lists every refusal code, for metrics.
 var Codes = []Code{CodeMalformed, CodeTooLarge, CodeVersion, CodeMismatch, CodeStale, CodeForbidden,
-	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable}
+	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply}
 
 // ParseReply decodes a relay's reply; a refusal is returned as *Error.
 func ParseReply(b []byte) (*Reply, error) {
@@ -165,14 +233,12 @@ func ParseReply(b []byte) (*Reply, error) {
 // The directory service: a client asks the relay for the signed directory
 // it serves (clients verify it themselves against their pinned root). A
 // directory can exceed a NATS message, so it comes in chunks: request
-// DirectorySubject with the chunk index in decimal as the body ("" is 0).
+// SvcDirectory with the chunk index in decimal as the body ("" is 0).
 const (
-	DirectorySubject = "bcn.svc.directory"
 	// DirectoryChunkSize is the size of every chunk but the last.
 	DirectoryChunkSize = 64 << 10
 	// Reply headers.
 	HeaderDirChunks = "Beacon-Directory-Chunks"
 	HeaderDirSerial = "Beacon-Directory-Serial"
 	HeaderDirSize   = "Beacon-Directory-Size"
-	HeaderError     = "Beacon-Error"
 )
