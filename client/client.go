@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,6 +83,9 @@ type Client struct {
 
 	dirMu sync.RWMutex
 	dir   *keys.Directory
+
+	flushMu   sync.Mutex
+	delivered atomic.Int64
 
 	casesMu sync.Mutex
 	cases   *cases

@@ -286,7 +286,7 @@ func summarize(m message.Message) string {
 	case *message.Update:
 		return m.Text
 	case *message.Cancel:
-		return fmt.Sprintf("cancelled (%s) %s", m.Reason, m.Text)
+		return strings.TrimSpace(fmt.Sprintf("cancelled (%s) %s", m.Reason, m.Text))
 	case *message.MeetingRequest:
 		return "meeting request: " + m.Purpose
 	case *message.ObservationRequest:

@@ -69,7 +69,7 @@ func (c *Client) Cancel(ctx context.Context, ref envelope.ID, reason message.Can
 	if err != nil {
 		return nil, err
 	}
-	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindCancel, Text: string(reason) + " " + text, ID: s.ID, Queued: s.Queued})
+	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindCancel, Text: summarize(m), ID: s.ID, Queued: s.Queued})
 	return s, nil
 }
 
@@ -306,8 +306,11 @@ type Queued struct {
 }
 
 // Flush tries to deliver everything in the outbox now. It stops at the
-// first message the relay cannot take yet.
+// first message the relay cannot take yet. Flushes do not overlap: one
+// started while the background flush runs waits for it.
 func (c *Client) Flush(ctx context.Context) (sent int, err error) {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	es, err := c.store.listOutbox()
 	if err != nil {
 		return 0, err
@@ -321,10 +324,15 @@ func (c *Client) Flush(ctx context.Context) (sent int, err error) {
 			continue
 		}
 		sent++
+		c.delivered.Add(1)
 		c.markSentInCases(e.ID)
 	}
 	return sent, nil
 }
+
+// Delivered is how many queued messages the outbox has delivered since
+// Open, by any flush, background or not.
+func (c *Client) Delivered() int { return int(c.delivered.Load()) }
 
 func (c *Client) kickOutbox() {
 	select {

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"beacon/client"
+	"beacon/country"
 	"beacon/envelope"
 	"beacon/keys"
 	"beacon/message"
@@ -34,6 +37,9 @@ func (c *initCmd) Run(e *env) error {
 	fp, err := keys.ParseFingerprint(c.RootFP)
 	if err != nil {
 		return withHint(err, "headquarters gives the root fingerprint; compare it in person")
+	}
+	if err := checkRelayURLs(c.Relay); err != nil {
+		return err
 	}
 	keyPath := filepath.Join(home, "key")
 	if _, err := os.Stat(keyPath); err == nil && !c.Force {
@@ -62,7 +68,8 @@ func (c *initCmd) Run(e *env) error {
 	}
 	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: stateDir, Directory: dirBytes})
 	if err != nil {
-		return err
+		os.RemoveAll(stateDir)
+		return directoryHint(err)
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
@@ -74,8 +81,10 @@ func (c *initCmd) Run(e *env) error {
 	d, err := cl.Directory()
 	if err != nil {
 		os.RemoveAll(stateDir)
-		return withHint(fmt.Errorf("no verified directory: %w", errors.Join(fetchErr, err)),
-			"check the relay URL and the root fingerprint, or pass --directory FILE from headquarters")
+		if fetchErr != nil {
+			err = fetchErr
+		}
+		return directoryHint(fmt.Errorf("no verified directory: %w", err))
 	}
 	if err := keys.WriteKeyFile(keyPath, kr, pw, c.Force); err != nil {
 		return err
@@ -88,6 +97,25 @@ func (c *initCmd) Run(e *env) error {
 		home, pub.SafetyNumber(), d.Serial, d.Expires.Format(time.RFC3339), strings.Join(d.Countries(), " "))
 	if fetchErr != nil {
 		fmt.Fprintf(e.stdout, "note: the relay was not reachable (%v); messages will queue until it is\n", fetchErr)
+	}
+	return nil
+}
+
+// directoryHint adds the hint that fits why no directory could be trusted.
+func directoryHint(err error) error {
+	if errors.Is(err, keys.ErrUntrustedRoot) || errors.Is(err, keys.ErrBadSignature) {
+		return withHint(err, "check the root fingerprint with headquarters, in person or over a channel you trust")
+	}
+	return withHint(err, "check the relay URL, or pass --directory FILE from headquarters")
+}
+
+// checkRelayURLs refuses a URL Beacon cannot connect with before trying.
+func checkRelayURLs(urls []string) error {
+	for _, u := range urls {
+		pu, err := url.Parse(u)
+		if err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) || pu.Host == "" {
+			return withHint(fmt.Errorf("--relay: %q is not a nats://, tls://, ws:// or wss:// URL", u), "the relay's operator gives its URL, e.g. nats://relay.example:4222 or wss://relay.example/")
+		}
 	}
 	return nil
 }
@@ -155,6 +183,9 @@ func coverageHint(err error) error {
 
 func report(e *env, what, cc string, s *client.Sent) {
 	to := fmt.Sprintf("%d mission(s) of %s (%s)", len(s.Missions), cc, strings.Join(s.Missions, ", "))
+	if cc == "" {
+		to = fmt.Sprintf("the case's %d mission(s) (%s)", len(s.Missions), strings.Join(s.Missions, ", "))
+	}
 	if s.Queued {
 		fmt.Fprintf(e.stdout, "queued: %s %s for %s\nthe relay is not reachable now; it will be sent when connected (beacon outbox shows it)\n", what, s.ID, to)
 	} else {
@@ -189,7 +220,7 @@ func (c *updateCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	report(e, "update", "the case", s)
+	report(e, "update", "", s)
 	return nil
 }
 
@@ -218,7 +249,7 @@ func (c *cancelCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	report(e, "cancellation", "the case", s)
+	report(e, "cancellation", "", s)
 	return nil
 }
 
@@ -228,7 +259,8 @@ func parseTimes(flag, s string) ([]time.Time, error) {
 	for _, p := range strings.Split(s, ",") {
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(p))
 		if err != nil {
-			return nil, withHint(fmt.Errorf("%s: %q is not an RFC 3339 time", flag, p), "write times like 2026-12-01T10:00:00Z or 2026-12-01T13:00:00+03:00")
+			day := time.Now().AddDate(0, 0, 7).Format("2006-01-02")
+			return nil, withHint(fmt.Errorf("%s: %q is not an RFC 3339 time", flag, p), "write times like %sT10:00:00Z or %sT13:00:00+03:00", day, day)
 		}
 		out = append(out, t)
 	}
@@ -297,7 +329,7 @@ func (c *observeCmd) Run(e *env) error {
 		return err
 	}
 	if len(ts) != 1 {
-		return errors.New("--hearing: one time")
+		return errors.New("--hearing: give exactly one time")
 	}
 	cleanText(e, &c.Court, &c.Case, &c.Charges)
 	o := &message.ObservationRequest{Country: strings.ToLower(c.Country), Court: c.Court, Case: c.Case, Hearing: ts[0],
@@ -450,9 +482,12 @@ func (c *missionsCmd) Run(e *env) error {
 		return err
 	}
 	cc := strings.ToLower(c.Country)
+	if !country.Known(cc) {
+		return fmt.Errorf("unknown country code %q (ISO 3166-1 alpha-2, e.g. ug)", c.Country)
+	}
 	ms := d.MissionsFor(cc)
 	if len(ms) == 0 {
-		return coverageHint(&client.CountryNotCoveredError{Country: cc, Covered: d.Countries()})
+		return &client.CountryNotCoveredError{Country: cc, Covered: d.Countries()}
 	}
 	fmt.Fprintf(e.stdout, "%d mission(s) receive alerts for %s (directory serial %d):\n", len(ms), cc, d.Serial)
 	for _, m := range ms {
@@ -477,6 +512,9 @@ type newsCmd struct {
 }
 
 func (c *newsCmd) Run(e *env) error {
+	if c.Country != "" && !country.Known(strings.ToLower(c.Country)) {
+		return fmt.Errorf("unknown country code %q (ISO 3166-1 alpha-2, e.g. ug)", c.Country)
+	}
 	cl, err := c.openClient(e)
 	if err != nil {
 		return err

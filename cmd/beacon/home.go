@@ -96,7 +96,11 @@ func (f *clientFlags) openClient(e *env) (*client.Client, error) {
 	defer cancel()
 	if c.WaitConnected(ctx) == nil {
 		c.RefreshDirectory(ctx)
-		if n, _ := c.Flush(ctx); n > 0 {
+		// The client's background flush starts as soon as it connects;
+		// this one waits for it and sends what is left, and Delivered
+		// counts both.
+		c.Flush(ctx)
+		if n := c.Delivered(); n > 0 {
 			fmt.Fprintf(e.stdout, "sent %d queued message(s) from the outbox\n", n)
 		}
 	}
