@@ -6,8 +6,11 @@ package relaytest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +167,105 @@ func (c *Conn) Publish(target string, data []byte) (*proto.Reply, error) {
 		return nil, err
 	}
 	return proto.ParseReply(m.Data)
+}
+
+// Fetched is one message from a relay fetch service.
+type Fetched struct {
+	Data    []byte
+	Ack     string // the token to acknowledge it with
+	Subject string // the stream subject it was stored under
+}
+
+// Fetch asks the relay's fetch service (target proto.SvcFetchMbox or
+// proto.SvcFetchAlerts(cc)) for up to max messages, waiting up to wait for
+// the first, and returns them once the batch's end marker arrives.
+func (c *Conn) Fetch(target string, max int, wait time.Duration) ([]Fetched, error) {
+	body, _ := json.Marshal(proto.FetchRequest{Max: max, WaitMS: int(wait / time.Millisecond)})
+	inbox := c.NewRespInbox()
+	sub, err := c.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+	if err := c.PublishRequest(proto.Ingest(c.Mailbox, target), inbox, body); err != nil {
+		return nil, err
+	}
+	var out []Fetched
+	for {
+		m, err := sub.NextMsg(wait + 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
+		switch {
+		case m.Header.Get(proto.HeaderEnd) != "":
+			return out, nil
+		case m.Header.Get(proto.HeaderSubject) != "":
+			out = append(out, Fetched{Data: m.Data, Ack: m.Header.Get(proto.HeaderAck), Subject: m.Header.Get(proto.HeaderSubject)})
+		default:
+			var r proto.SvcReply
+			if err := json.Unmarshal(m.Data, &r); err != nil || r.Error == nil {
+				return nil, fmt.Errorf("fetch: unexpected reply %q", m.Data)
+			}
+			return nil, r.Error
+		}
+	}
+}
+
+// FetchAll fetches from target until it has n messages (waiting up to 10s
+// for each batch) and acknowledges them.
+func (c *Conn) FetchAll(target string, n int) ([]Fetched, error) {
+	var out []Fetched
+	for len(out) < n {
+		got, err := c.Fetch(target, min(proto.MaxFetch, n-len(out)), 10*time.Second)
+		if err != nil {
+			return out, err
+		}
+		if len(got) == 0 {
+			return out, fmt.Errorf("fetched %d of %d", len(out), n)
+		}
+		if err := c.Ack(got); err != nil {
+			return out, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// Ack acknowledges fetched messages.
+func (c *Conn) Ack(msgs []Fetched) error {
+	toks := make([]string, len(msgs))
+	for i, m := range msgs {
+		toks[i] = m.Ack
+	}
+	_, err := c.Svc(proto.SvcAck, []byte(strings.Join(toks, "\n")))
+	return err
+}
+
+// Svc sends a service request and decodes its proto.SvcReply; a refusal is
+// returned as *proto.Error.
+func (c *Conn) Svc(target string, body []byte) (*proto.SvcReply, error) {
+	m, err := c.Request(proto.Ingest(c.Mailbox, target), body, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var r proto.SvcReply
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return nil, fmt.Errorf("reply %q: %w", m.Data, err)
+	}
+	if r.Error != nil {
+		return &r, r.Error
+	}
+	return &r, nil
+}
+
+// ConnectAs connects with the NKey of the world's keyring id (a mission,
+// "partner" or "bridge").
+func (w *World) ConnectAs(t testing.TB, url, id string) *Conn {
+	t.Helper()
+	kr, ok := w.Keyrings[id]
+	if !ok {
+		t.Fatalf("no keyring %q in the world", id)
+	}
+	return Connect(t, url, kr.NKey)
 }
