@@ -182,6 +182,8 @@ func (c *Client) connect() error {
 		// the message stays in the outbox, which survives a restart.
 		nats.ReconnectBufSize(-1),
 		nats.MaxReconnects(-1),
+		// A relay refuses connections while it starts; keep trying.
+		nats.IgnoreAuthErrorAbort(),
 		nats.CustomReconnectDelay(backoff),
 		nats.ConnectHandler(onUp),
 		nats.ReconnectHandler(onUp),

@@ -18,6 +18,13 @@ type world struct {
 	*relaytest.World
 	relay *relay.Relay
 	cfg   *relay.Config
+	// ahead, if set, is the directory parties are given instead of the
+	// relay's: the same roster under the next serial (see
+	// newRestartableWorld).
+	ahead []byte
+	// gate and wsGate, if set, are the fixed addresses clients reach the
+	// relay's client and WebSocket ports through (see newRestartableWorld).
+	gate, wsGate *gate
 }
 
 func newWorld(t *testing.T) *world {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"beacon/envelope"
 	"beacon/keys"
 	"beacon/message"
@@ -345,9 +347,17 @@ func (c *Client) kickOutbox() {
 // when nothing else prompts it (after a rate limit, say).
 const outboxRetry = 30 * time.Second
 
+// outboxSoon is the retry after a relay that answered "no responders":
+// it was starting up, and will serve in a moment.
+const outboxSoon = time.Second
+
 func (c *Client) outboxLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(outboxRetry)
+	// Close cancels base, so a round in progress ends at once.
+	base, stop := context.WithCancel(context.Background())
+	go func() { <-c.done; stop() }()
+	defer stop()
+	t := time.NewTimer(outboxRetry)
 	defer t.Stop()
 	for {
 		select {
@@ -356,16 +366,30 @@ func (c *Client) outboxLoop() {
 		case <-c.kick:
 		case <-t.C:
 		}
-		if !c.nc.IsConnected() {
-			continue
+		if base.Err() != nil {
+			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := c.RefreshDirectory(ctx); err != nil {
-			c.log.Info("directory refresh", "err", err)
+		next := outboxRetry
+		if c.nc.IsConnected() {
+			ctx, cancel := context.WithTimeout(base, 30*time.Second)
+			if err := c.RefreshDirectory(ctx); err != nil {
+				c.log.Info("directory refresh", "err", err)
+			}
+			n, err := c.Flush(ctx)
+			if n > 0 || err != nil {
+				c.log.Info("outbox flushed", "sent", n, "err", err)
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				next = outboxSoon
+			}
+			cancel()
 		}
-		if n, err := c.Flush(ctx); n > 0 || err != nil {
-			c.log.Info("outbox flushed", "sent", n, "err", err)
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
 		}
-		cancel()
+		t.Reset(next)
 	}
 }

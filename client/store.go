@@ -2,8 +2,11 @@ package client
 
 import (
 	"bufio"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +40,8 @@ type store struct {
 		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
 	}
 	now func() time.Time
+	// nameKey keys the hashes that name outbox files.
+	nameKey []byte
 
 	mu      sync.Mutex
 	seen    map[envelope.ID]time.Time // id → forget after
@@ -57,7 +62,7 @@ func openStore(dir string, id *keys.Identity, now func() time.Time) (*store, err
 	if err != nil {
 		return nil, err
 	}
-	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}}
+	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}, nameKey: id.DeriveKey("client-state-names")}
 	if err := s.loadSeen(); err != nil {
 		return nil, err
 	}
@@ -128,13 +133,12 @@ func (s *store) loadSeen() error {
 	now := s.now()
 	r := bufio.NewReader(f)
 	rec := make([]byte, seenRecordSize)
+	var good int64
 	for {
 		if _, err := io.ReadFull(r, rec); err != nil {
-			// A torn final record (a crash mid-append) is ignored: its
-			// message was not acknowledged to the relay yet, so it will be
-			// delivered again and recorded then.
 			break
 		}
+		good += seenRecordSize
 		s.seenN++
 		pt, err := s.open("seen", rec)
 		if err != nil {
@@ -144,6 +148,13 @@ func (s *store) loadSeen() error {
 		if forget.After(now) {
 			s.seen[envelope.ID(pt[:envelope.IDSize])] = forget
 		}
+	}
+	// A torn final record (a crash mid-append) is cut off, so the next
+	// record starts on a record boundary. Its message was not acknowledged
+	// to the relay, so it will be delivered again and recorded then.
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return err
 	}
 	s.seenLog = f
 	if s.seenN > 2*len(s.seen)+1024 {
@@ -226,19 +237,22 @@ type outboxEntry struct {
 	Queued time.Time `json:"queued"`
 }
 
-// outboxName names an entry's file; a shared copy of an alert has the same
-// message id as the alert and a file of its own.
-func outboxName(id envelope.ID, share bool) string {
+// outboxName names an entry's file by a keyed hash of its message id and
+// share flag: the id is what the relay stores in the clear, so a file
+// named by it would tie a seized device to an envelope.
+func (s *store) outboxName(id envelope.ID, share bool) string {
+	m := hmac.New(sha256.New, s.nameKey)
+	m.Write(id[:])
 	if share {
-		return "outbox/" + id.String() + "-share.enc"
+		m.Write([]byte{1})
 	}
-	return "outbox/" + id.String() + ".enc"
+	return "outbox/" + hex.EncodeToString(m.Sum(nil)[:16]) + ".enc"
 }
 
-func (s *store) putOutbox(e *outboxEntry) error { return s.putJSON(outboxName(e.ID, e.Share), e) }
+func (s *store) putOutbox(e *outboxEntry) error { return s.putJSON(s.outboxName(e.ID, e.Share), e) }
 
 func (s *store) removeOutbox(id envelope.ID, share bool) error {
-	err := os.Remove(filepath.Join(s.dir, outboxName(id, share)))
+	err := os.Remove(filepath.Join(s.dir, s.outboxName(id, share)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -284,8 +298,12 @@ func (s *store) appendLog(name string, rec []byte) error {
 	return f.Sync()
 }
 
+// readLog returns the log's records. A torn or undecryptable tail (a
+// crash mid-append) is cut off, so the next append starts on a record
+// boundary and the records after it stay readable.
 func (s *store) readLog(name string) ([][]byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	path := filepath.Join(s.dir, name)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -293,17 +311,24 @@ func (s *store) readLog(name string) ([][]byte, error) {
 		return nil, err
 	}
 	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.BigEndian.Uint32(b))
-		if n > maxLogRecord || len(b) < 4+n {
+	good := 0
+	for rest := b; len(rest) >= 4; {
+		n := int(binary.BigEndian.Uint32(rest))
+		if n > maxLogRecord || len(rest) < 4+n {
 			break
 		}
-		pt, err := s.open(name, b[4:4+n])
+		pt, err := s.open(name, rest[4:4+n])
 		if err != nil {
-			return nil, err
+			break
 		}
 		out = append(out, pt)
-		b = b[4+n:]
+		rest = rest[4+n:]
+		good += 4 + n
+	}
+	if good < len(b) {
+		if err := os.Truncate(path, int64(good)); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

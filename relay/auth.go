@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -42,6 +43,11 @@ type authenticator struct {
 	// never written anywhere.
 	internal    nkeys.KeyPair
 	internalPub string
+
+	// serving is set once the streams and the ingest are up. Until then
+	// clients are refused: one let in earlier would publish into nothing
+	// ("no responders") and wait out its retry.
+	serving atomic.Bool
 
 	mu     sync.RWMutex
 	dir    *keys.Directory
@@ -237,6 +243,9 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	}
 	user := &server.User{Username: o.Nkey}
 	if o.Nkey != a.internalPub {
+		if !a.serving.Load() {
+			return false
+		}
 		a.mu.RLock()
 		p := a.byNKey[o.Nkey]
 		a.mu.RUnlock()

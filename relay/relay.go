@@ -131,6 +131,7 @@ func (r *Relay) start(ctx context.Context) error {
 	if err := r.startHTTP(); err != nil {
 		return err
 	}
+	r.auth.serving.Store(true)
 	close(r.ready)
 	r.log.Info("relay ready", "client", r.ClientURL(), "websocket", r.WebSocketURL(), "monitor", r.MonitorAddr(),
 		"sync", r.cfg.Storage.Sync, "replicas", r.cfg.Storage.Replicas, "directory_serial", r.auth.serial())
