@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,10 @@ type ingest struct {
 	r    *Relay
 	subs []*nats.Subscription
 	svc  *services
+	// js publishes what passed the checks; its ack and error handlers
+	// answer the senders, found in pending by the published message.
+	js      jetstream.JetStream
+	pending sync.Map // *nats.Msg → *pendingStore
 	// Token buckets per connection key: walk-in defenders, directory
 	// institutions, and service requests (fetches, acks) each have their own.
 	lim, instLim, svcLim *limiter
@@ -58,6 +63,15 @@ func startIngest(r *Relay) (*ingest, error) {
 		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.now),
 		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.now),
 		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.now)}
+	var err error
+	in.js, err = jetstream.New(r.nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) { in.stored(m, ack) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { in.notStored(m, err) }))
+	if err != nil {
+		return nil, err
+	}
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
 	for range max(2, runtime.GOMAXPROCS(0)) {
@@ -140,28 +154,59 @@ func (in *ingest) handle(m *nats.Msg) {
 		return
 	}
 	mt.received.WithLabelValues(a.stream, a.country, a.priority).Inc()
-	msg := &nats.Msg{Subject: a.stored, Data: m.Data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, a.id)
-	fut, err := in.r.js.PublishMsgAsync(msg)
-	if err != nil {
+	msg := &nats.Msg{Subject: a.stored, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
+	in.inflight.Add(1)
+	in.pending.Store(msg, &pendingStore{req: m, a: a})
+	if _, err := in.js.PublishMsgAsync(msg); err != nil {
+		in.pending.Delete(msg)
+		in.inflight.Done()
 		in.fail(m, a, err)
+	}
+}
+
+// pendingStore is a message waiting for JetStream's ack, and the request
+// to answer when it comes.
+type pendingStore struct {
+	req *nats.Msg
+	a   *admitted
+}
+
+// stored is JetStream's ack handler: it answers the sender. It runs on the
+// ack-processing goroutine, so it only formats and publishes.
+func (in *ingest) stored(msg *nats.Msg, ack *jetstream.PubAck) {
+	v, ok := in.pending.LoadAndDelete(msg)
+	if !ok {
 		return
 	}
-	in.inflight.Add(1)
-	go func() {
-		defer in.inflight.Done()
-		select {
-		case ack := <-fut.Ok():
-			if ack.Duplicate {
-				mt.duplicates.WithLabelValues(a.stream).Inc()
-			} else {
-				mt.stored.WithLabelValues(a.stream, a.country, a.priority).Inc()
-			}
-			in.reply(m, &proto.Reply{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate})
-		case err := <-fut.Err():
-			in.fail(m, a, err)
-		}
-	}()
+	defer in.inflight.Done()
+	p := v.(*pendingStore)
+	if ack.Duplicate {
+		in.r.metrics.duplicates.WithLabelValues(p.a.stream).Inc()
+	} else {
+		in.r.metrics.stored.WithLabelValues(p.a.stream, p.a.country, p.a.priority).Inc()
+	}
+	// The reply by hand: it is on every publish's path.
+	b := make([]byte, 0, 64)
+	b = append(b, `{"stream":`...)
+	b = strconv.AppendQuote(b, ack.Stream)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, ack.Sequence, 10)
+	if ack.Duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	b = append(b, '}')
+	in.r.nc.Publish(p.req.Reply, b)
+}
+
+// notStored is JetStream's error handler for a publish it did not ack.
+func (in *ingest) notStored(msg *nats.Msg, err error) {
+	v, ok := in.pending.LoadAndDelete(msg)
+	if !ok {
+		return
+	}
+	defer in.inflight.Done()
+	p := v.(*pendingStore)
+	in.fail(p.req, p.a, err)
 }
 
 // fail answers a message JetStream did not store: the sender keeps it and
