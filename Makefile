@@ -20,6 +20,7 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./envelope
 	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./envelope
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSigned$$' -fuzztime=$(FUZZTIME) ./envelope
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./message
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePublicIdentity$$' -fuzztime=$(FUZZTIME) ./keys
 	$(GO) test -run='^$$' -fuzz='^FuzzVerifyDirectory$$' -fuzztime=$(FUZZTIME) ./keys
