@@ -18,12 +18,12 @@ lint:
 
 # Each fuzz target runs for FUZZTIME (go test -fuzz takes one target at a time).
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./envelope
-	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./envelope
-	$(GO) test -run='^$$' -fuzz='^FuzzParseSigned$$' -fuzztime=$(FUZZTIME) ./envelope
-	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./message
-	$(GO) test -run='^$$' -fuzz='^FuzzParsePublicIdentity$$' -fuzztime=$(FUZZTIME) ./keys
-	$(GO) test -run='^$$' -fuzz='^FuzzVerifyDirectory$$' -fuzztime=$(FUZZTIME) ./keys
+	@for t in envelope:FuzzParse envelope:FuzzOpen envelope:FuzzParseSigned \
+		message:FuzzUnmarshal message:FuzzMarshalRoundTrip \
+		keys:FuzzParsePublicIdentity keys:FuzzParseSecretKeys keys:FuzzVerifyDirectory; do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
 
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./envelope ./relay ./client
