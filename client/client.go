@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,7 @@ type Client struct {
 
 	dirMu sync.RWMutex
 	dir   *keys.Directory
+	seen  *keys.Seen // the newest directory version accepted, even if expired
 
 	flushMu   sync.Mutex
 	delivered atomic.Int64
@@ -249,33 +251,70 @@ func (c *Client) Directory() (*keys.Directory, error) {
 func (c *Client) dirPath() string { return filepath.Join(c.cfg.StateDir, "directory.yaml") }
 
 // loadDirectory verifies the directory cached in the state directory and
-// the one given in the config, keeping the newer.
+// the one given in the config, keeping the newer. An expired directory is
+// not used, but its serial is remembered, so a relay cannot roll the client
+// back to an older version; the next refresh from the relay replaces it. A
+// cached directory that does not verify means the device's files were
+// changed, and Open fails.
 func (c *Client) loadDirectory() error {
+	seen, err := c.readSeen()
+	if err != nil {
+		return err
+	}
+	c.seen = seen
 	if b, err := os.ReadFile(c.dirPath()); err == nil {
-		d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), nil)
-		if err != nil {
+		d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), c.seen)
+		switch {
+		case errors.Is(err, keys.ErrExpired):
+			c.log.Warn("the cached directory has expired; waiting for the relay's", "err", err)
+		case err != nil:
 			return fmt.Errorf("client: cached directory: %w", err)
+		default:
+			c.dir = d
+			c.seen = &keys.Seen{Serial: d.Serial, Hash: d.Hash}
 		}
-		c.dir = d
 	}
 	if len(c.cfg.Directory) > 0 {
-		if err := c.acceptDirectory(c.cfg.Directory); err != nil {
+		err := c.acceptDirectory(c.cfg.Directory)
+		switch {
+		case errors.Is(err, keys.ErrRollback), errors.Is(err, keys.ErrExpired):
+			c.log.Warn("ignoring the directory given at setup", "err", err)
+		case err != nil:
 			return fmt.Errorf("client: directory: %w", err)
 		}
 	}
 	return nil
 }
 
-// acceptDirectory verifies b against the pinned root and the version
-// already held (an older serial is refused) and stores it.
+func (c *Client) seenPath() string { return filepath.Join(c.cfg.StateDir, "directory.seen") }
+
+// readSeen reads the newest directory version accepted: "<serial> sha256:<hex>".
+func (c *Client) readSeen() (*keys.Seen, error) {
+	b, err := os.ReadFile(c.seenPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var serial uint64
+	var hash string
+	if _, err := fmt.Sscanf(string(b), "%d sha256:%s", &serial, &hash); err != nil {
+		return nil, fmt.Errorf("client: %s is damaged", c.seenPath())
+	}
+	h, err := hex.DecodeString(hash)
+	if err != nil || len(h) != 32 {
+		return nil, fmt.Errorf("client: %s is damaged", c.seenPath())
+	}
+	return &keys.Seen{Serial: serial, Hash: [32]byte(h)}, nil
+}
+
+// acceptDirectory verifies b against the pinned root and the newest
+// version already accepted (an older serial is refused) and stores it.
 func (c *Client) acceptDirectory(b []byte) error {
 	c.dirMu.Lock()
 	defer c.dirMu.Unlock()
-	var seen *keys.Seen
-	if c.dir != nil {
-		seen = &keys.Seen{Serial: c.dir.Serial, Hash: c.dir.Hash}
-	}
-	d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), seen)
+	d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), c.seen)
 	if err != nil {
 		return err
 	}
@@ -285,7 +324,11 @@ func (c *Client) acceptDirectory(b []byte) error {
 	if err := keys.WriteFileAtomic(c.dirPath(), b, 0o600, true); err != nil {
 		return err
 	}
-	c.dir = d
+	seen := fmt.Sprintf("%d %s\n", d.Serial, keys.HashString(d.Hash))
+	if err := keys.WriteFileAtomic(c.seenPath(), []byte(seen), 0o600, true); err != nil {
+		return err
+	}
+	c.dir, c.seen = d, &keys.Seen{Serial: d.Serial, Hash: d.Hash}
 	return nil
 }
 
