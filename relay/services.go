@@ -50,6 +50,8 @@ const (
 	consumerAckWait = 30 * time.Second
 	// consumerMaxAckPending bounds what one reader may hold unacknowledged.
 	consumerMaxAckPending = 4096
+	// maxCachedConsumers bounds the relay's memory of consumer handles.
+	maxCachedConsumers = 16384
 )
 
 func newServices(r *Relay) *services {
@@ -104,11 +106,18 @@ func (s *services) consumer(ctx context.Context, src source) (jetstream.Consumer
 	c, err := s.r.js.CreateOrUpdateConsumer(ctx, src.stream, jetstream.ConsumerConfig{
 		Durable: src.name, FilterSubject: src.filter, AckPolicy: jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: consumerAckWait, MaxAckPending: consumerMaxAckPending,
+		// A reader gone for longer than the retention has nothing left
+		// to read; its consumer goes too, so one-time walk-in keys do
+		// not pile up consumers.
+		InactiveThreshold: s.r.cfg.Storage.Retention,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.consMu.Lock()
+	if len(s.cons) >= maxCachedConsumers {
+		s.cons = map[string]jetstream.Consumer{} // looked up again on next use
+	}
 	s.cons[key] = c
 	s.consMu.Unlock()
 	return c, nil
@@ -190,20 +199,22 @@ func (s *services) fetch(m *nats.Msg, p *principal, what string) *refusal {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		defer s.release(p.mbox)
+		// The slot is free before the end marker goes out, so a reader
+		// that re-polls at once is not refused.
+		n := 0
+		defer func() { s.release(p.mbox); s.end(m, n) }()
 		wait := s.fetchWait(req.WaitMS)
 		ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
 		defer cancel()
 		cons, err := s.consumer(ctx, src)
 		if err != nil {
-			s.replyJSON(m, &proto.SvcReply{Error: &proto.Error{Code: proto.CodeUnavailable, Description: "consumer: " + err.Error()}})
+			s.r.log.Warn("fetch: consumer", "err", err)
 			return
 		}
 		var msgs []jetstream.Msg
 		if wait > 0 {
 			next, err := s.next(cons, wait)
 			if err != nil {
-				s.end(m, 0)
 				return
 			}
 			msgs = append(msgs, next)
@@ -222,7 +233,7 @@ func (s *services) fetch(m *nats.Msg, p *principal, what string) *refusal {
 			out.Header.Set(proto.HeaderSubject, msg.Subject())
 			s.r.nc.PublishMsg(out)
 		}
-		s.end(m, len(msgs))
+		n = len(msgs)
 	}()
 	return nil
 }
@@ -267,8 +278,12 @@ func (s *services) ack(m *nats.Msg, p *principal) *refusal {
 		}
 	}
 	for _, tok := range lines {
-		s.r.nc.Publish(tok, []byte("+ACK"))
+		if err := s.r.nc.Publish(tok, []byte("+ACK")); err != nil {
+			return refuse(proto.CodeUnavailable, "ack: %v", err)
+		}
 	}
+	// Acks and later pulls go out on the relay's one connection in order,
+	// so a fetch after this reply sees them applied.
 	s.replyJSON(m, &proto.SvcReply{Count: uint64(len(lines))})
 	return nil
 }
@@ -277,18 +292,23 @@ func (s *services) ack(m *nats.Msg, p *principal) *refusal {
 // p's consumers. Ack subjects are $JS.ACK.<stream>.<consumer>.<7 numbers>
 // or, with a domain and account hash, $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<...>.
 func mayAck(p *principal, tok string) bool {
-	t := strings.Split(tok, ".")
-	if len(t) < 9 || t[0] != "$JS" || t[1] != "ACK" {
-		return false
-	}
-	for _, x := range t {
-		if x == "" || x == "*" || x == ">" {
+	for _, c := range []byte(tok) {
+		if c <= ' ' || c == 0x7f || c == '*' || c == '>' {
 			return false
 		}
 	}
-	stream, cons := t[2], t[3]
+	t := strings.Split(tok, ".")
+	if (len(t) != 9 && len(t) < 11) || len(t) > 12 || t[0] != "$JS" || t[1] != "ACK" {
+		return false
+	}
+	stream, cons, nums := t[2], t[3], t[4:]
 	if len(t) >= 11 {
-		stream, cons = t[4], t[5]
+		stream, cons, nums = t[4], t[5], t[6:]
+	}
+	for _, x := range nums {
+		if _, err := strconv.ParseUint(x, 10, 64); err != nil {
+			return false
+		}
 	}
 	if stream == proto.StreamMailbox && cons == proto.MailboxConsumer(p.mbox) {
 		return true
@@ -322,8 +342,9 @@ func (s *services) pending(m *nats.Msg, p *principal, what string) *refusal {
 	return nil
 }
 
-// news streams the broadcasts for a country (or all) through a short-lived
-// ordered consumer of the relay's own.
+// news streams the broadcasts for a country (or all), read message by
+// message with the stream's next-by-subject lookup, so a request leaves no
+// consumer behind.
 func (s *services) news(m *nats.Msg, cc string) *refusal {
 	filter := "bcn.bcast.>"
 	if cc != "all" {
@@ -334,29 +355,21 @@ func (s *services) news(m *nats.Msg, cc string) *refusal {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := s.r.js.OrderedConsumer(ctx, proto.StreamBroadcasts, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	stream, err := s.r.js.Stream(ctx, proto.StreamBroadcasts)
 	if err != nil {
 		return refuse(proto.CodeUnavailable, "broadcasts: %v", err)
 	}
 	n := 0
-	for n < proto.MaxNews {
-		batch, err := cons.FetchNoWait(min(256, proto.MaxNews-n))
+	for seq := uint64(1); n < proto.MaxNews; n++ {
+		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if err != nil {
-			break
+			break // ErrMsgNotFound: no more
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			out := nats.NewMsg(m.Reply)
-			out.Data = msg.Data()
-			out.Header.Set(proto.HeaderSubject, msg.Subject())
-			s.r.nc.PublishMsg(out)
-			got++
-		}
-		if got == 0 {
-			break
-		}
-		n += got
+		out := nats.NewMsg(m.Reply)
+		out.Data = msg.Data
+		out.Header.Set(proto.HeaderSubject, msg.Subject)
+		s.r.nc.PublishMsg(out)
+		seq = msg.Sequence + 1
 	}
 	s.end(m, n)
 	return nil
