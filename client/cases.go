@@ -121,19 +121,30 @@ func (c *Client) compactCases() error {
 	return c.store.rewriteLog(casesLog, recs)
 }
 
-// record applies r and appends it to the log.
-func (c *Client) record(r *caseRecord) {
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
-	b, err := json.Marshal(r)
-	if err == nil {
-		err = c.store.appendLog(casesLog, b)
+// record appends records to the log in one write and applies them. With
+// durable the write is fsynced (without the cases lock held): received
+// messages are, before they are marked seen and acknowledged, so none is
+// lost to a power cut. What the device itself sent is not: the relay has
+// it, and losing the local line of it to a power cut costs a display.
+func (c *Client) record(durable bool, rs ...*caseRecord) {
+	bs := make([][]byte, 0, len(rs))
+	for _, r := range rs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			c.log.Warn("recording a case", "err", err)
+			return
+		}
+		bs = append(bs, b)
 	}
-	if err != nil {
+	if err := c.store.appendLog(casesLog, durable, bs...); err != nil {
 		c.log.Warn("recording a case", "err", err)
 		return
 	}
-	c.cases.apply(r)
+	c.casesMu.Lock()
+	defer c.casesMu.Unlock()
+	for _, r := range rs {
+		c.cases.apply(r)
+	}
 }
 
 // Cases returns the case threads, most recent first. The returned cases
@@ -164,16 +175,16 @@ func (c *Client) caseFor(ref envelope.ID) (*Case, error) {
 
 func (c *Client) recordSent(s *Sent, m message.Message, cc string, p envelope.Priority, title string) {
 	now := c.now()
-	c.record(&caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
+	c.record(false, &caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
 		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
 func (c *Client) appendEntry(ref envelope.ID, e Entry) {
-	c.record(&caseRecord{Ref: ref, Entry: &e})
+	c.record(false, &caseRecord{Ref: ref, Entry: &e})
 }
 
 // markSentInCases clears the queued flag of the entry for a message the
 // outbox delivered.
 func (c *Client) markSentInCases(id envelope.ID) {
-	c.record(&caseRecord{Sent: &id})
+	c.record(false, &caseRecord{Sent: &id})
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"beacon/envelope"
@@ -153,11 +156,25 @@ func (c *Client) fetch(ctx context.Context, target string, o FetchOptions, recor
 // process opens a batch, records what is new, persists the seen-set and
 // then acknowledges every message (delivered or dropped) to the relay.
 func (c *Client) process(ctx context.Context, msgs []fetched, record bool) ([]*Received, error) {
+	// Opening is the costly step (a KEM decapsulation per stanza tried):
+	// spread a batch over the cores, then dedupe in order.
+	opened := make([]*Received, len(msgs))
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(len(msgs), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(msgs); i = int(next.Add(1) - 1) {
+				opened[i], errs[i] = c.open(msgs[i].data)
+			}
+		})
+	}
+	wg.Wait()
 	var out []*Received
 	var ids []envelope.ID
 	batchSeen := map[envelope.ID]bool{}
-	for _, m := range msgs {
-		r, err := c.open(m.data)
+	for i, m := range msgs {
+		r, err := opened[i], errs[i]
 		if err == nil && batchSeen[r.ID] {
 			err = errReplay
 		}
@@ -169,10 +186,12 @@ func (c *Client) process(ctx context.Context, msgs []fetched, record bool) ([]*R
 		out = append(out, r)
 		ids = append(ids, r.ID)
 	}
-	if record && c.role == keys.RoleDefender {
-		for _, r := range out {
-			c.appendEntry(r.Case, Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: summarize(r.Message), ID: r.ID})
+	if record && c.role == keys.RoleDefender && len(out) > 0 {
+		rs := make([]*caseRecord, len(out))
+		for i, r := range out {
+			rs[i] = &caseRecord{Ref: r.Case, Entry: &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: summarize(r.Message), ID: r.ID}}
 		}
+		c.record(true, rs...)
 	}
 	if err := c.store.markSeen(ids); err != nil {
 		return nil, err // not acknowledged: the relay delivers them again

@@ -73,15 +73,14 @@ func (c *Client) Pending(ctx context.Context, cc string) (uint64, error) {
 // who acts, signed, to the defender's reply mailbox; and tells the relay,
 // with a signed ack token, so it stops escalating.
 func (c *Client) Acknowledge(ctx context.Context, r *Received, by, next string) (*Sent, error) {
-	s, err := c.answer(ctx, r, &message.Ack{Ref: message.ID(r.Case), By: by, NextStep: next})
-	if err != nil {
-		return nil, err
-	}
+	// The token goes first and is not waited for: it only stops
+	// escalation, and the relay stores it while the ack to the defender is
+	// sealed and sent.
 	tok := envelope.SignAck(r.Case, c.id, c.now())
-	if _, err := c.publish(ctx, proto.AckTarget(r.Case.String()), tok); err != nil {
-		c.log.Warn("ack token not stored", "err", err)
+	if err := c.nc.PublishRequest(proto.Ingest(c.mbox.String(), proto.AckTarget(r.Case.String())), c.nc.NewRespInbox(), tok); err != nil {
+		c.log.Warn("ack token not sent", "err", err)
 	}
-	return s, nil
+	return c.answer(ctx, r, &message.Ack{Ref: message.ID(r.Case), By: by, NextStep: next})
 }
 
 // Reply answers r in its case thread.
@@ -100,15 +99,12 @@ func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*S
 	}
 	e := &outboxEntry{ID: envelope.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo.String()), Body: body,
 		Country: r.Header.Country, Priority: r.Header.Priority.String(), Kind: string(m.Kind()), Queued: c.now(),
-		To: []string{r.Sender.String()}}
+		To: []string{r.Sender.String()}, toIDs: []*keys.PublicIdentity{r.Sender}}
 	if _, err := c.seal(e); err != nil {
 		return nil, err
 	}
-	if err := c.store.putOutbox(e); err != nil {
-		return nil, err
-	}
 	s := &Sent{ID: e.ID}
-	if err := c.deliver(ctx, e); err != nil {
+	if err := c.submit(ctx, e); err != nil {
 		if !isTransient(err) {
 			return nil, err
 		}

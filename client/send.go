@@ -168,17 +168,7 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p envel
 		if e.Share && len(s.Partners) == 0 {
 			continue // no partner covers the country: nothing to share
 		}
-		// Written to disk before the first attempt: a crash after this
-		// point still delivers it.
-		if err := c.store.putOutbox(e); err != nil {
-			return nil, fmt.Errorf("queueing: %w", err)
-		}
-	}
-	for _, e := range entries {
-		if e.Share && len(s.Partners) == 0 {
-			continue
-		}
-		switch err := c.deliver(ctx, e); {
+		switch err := c.submit(ctx, e); {
 		case err == nil:
 		case isTransient(err):
 			s.Queued = true
@@ -189,13 +179,33 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p envel
 	return s, nil
 }
 
+// submit delivers a freshly sealed message, and only if the relay cannot
+// take it now writes it to the encrypted outbox for later. Writing first
+// would cost a file and two fsyncs on every message, and protect nothing
+// the caller does not already know: a message is sent once submit returns
+// nil, queued once it returns a transient error.
+func (c *Client) submit(ctx context.Context, e *outboxEntry) error {
+	err := c.deliver(ctx, e, false)
+	if err == nil || !isTransient(err) {
+		return err
+	}
+	if perr := c.store.putOutbox(e); perr != nil {
+		return fmt.Errorf("the relay is unreachable (%v) and queueing failed: %w", err, perr)
+	}
+	return err
+}
+
 // seal (re)seals e's body under its message id, with a fresh created
 // time, to the current recipients.
 func (c *Client) seal(e *outboxEntry) ([]string, error) {
 	var to []envelope.Recipient
 	var ids []string
 	var err error
-	if len(e.To) > 0 {
+	if len(e.toIDs) > 0 {
+		for _, id := range e.toIDs {
+			to = append(to, envelope.To(id))
+		}
+	} else if len(e.To) > 0 {
 		for _, s := range e.To {
 			id, err := keys.ParsePublicIdentity(s)
 			if err != nil {
@@ -236,14 +246,19 @@ func isTransient(err error) bool {
 // stored it (or already had it: a duplicate means an earlier attempt got
 // through). A refusal that retrying cannot fix removes it and is returned;
 // anything else leaves it queued and is returned as transient.
-func (c *Client) deliver(ctx context.Context, e *outboxEntry) error {
+func (c *Client) deliver(ctx context.Context, e *outboxEntry, queued bool) error {
 	if !c.nc.IsConnected() {
 		return &transientError{ErrNotConnected}
 	}
-	reply, err := c.publish(ctx, e.Target, e.Envelope)
+	done := func() error {
+		if queued {
+			return c.store.removeOutbox(e.ID, e.Share)
+		}
+		return nil
+	}
+	_, err := c.publish(ctx, e.Target, e.Envelope)
 	if err == nil {
-		_ = reply
-		return c.store.removeOutbox(e.ID, e.Share)
+		return done()
 	}
 	var rerr *proto.Error
 	if !errors.As(err, &rerr) {
@@ -258,15 +273,19 @@ func (c *Client) deliver(ctx context.Context, e *outboxEntry) error {
 		if _, err := c.seal(e); err != nil {
 			return err
 		}
-		if err := c.store.putOutbox(e); err != nil {
-			return err
+		if queued {
+			if err := c.store.putOutbox(e); err != nil {
+				return err
+			}
 		}
 		if _, err := c.publish(ctx, e.Target, e.Envelope); err != nil {
 			return &transientError{err}
 		}
-		return c.store.removeOutbox(e.ID, e.Share)
+		return done()
 	}
-	c.store.removeOutbox(e.ID, e.Share)
+	if queued {
+		c.store.removeOutbox(e.ID, e.Share)
+	}
 	return fmt.Errorf("the relay refused the message: %w", err)
 }
 
@@ -318,7 +337,7 @@ func (c *Client) Flush(ctx context.Context) (sent int, err error) {
 		return 0, err
 	}
 	for _, e := range es {
-		if err := c.deliver(ctx, e); err != nil {
+		if err := c.deliver(ctx, e, true); err != nil {
 			if isTransient(err) {
 				return sent, err
 			}

@@ -43,6 +43,9 @@ type store struct {
 	// nameKey keys the hashes that name outbox files.
 	nameKey []byte
 
+	logMu sync.Mutex
+	logs  map[string]*os.File // open append handles of the record logs
+
 	mu      sync.Mutex
 	seen    map[envelope.ID]time.Time // id → forget after
 	seenLog *os.File
@@ -62,7 +65,7 @@ func openStore(dir string, id *keys.Identity, now func() time.Time) (*store, err
 	if err != nil {
 		return nil, err
 	}
-	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}, nameKey: id.DeriveKey("client-state-names")}
+	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}, nameKey: id.DeriveKey("client-state-names"), logs: map[string]*os.File{}}
 	if err := s.loadSeen(); err != nil {
 		return nil, err
 	}
@@ -71,11 +74,17 @@ func openStore(dir string, id *keys.Identity, now func() time.Time) (*store, err
 
 func (s *store) close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.seenLog != nil {
 		s.seenLog.Close()
 		s.seenLog = nil
 	}
+	s.mu.Unlock()
+	s.logMu.Lock()
+	for name, f := range s.logs {
+		f.Close()
+		delete(s.logs, name)
+	}
+	s.logMu.Unlock()
 }
 
 func (s *store) seal(name string, plain []byte) []byte {
@@ -203,19 +212,25 @@ func (s *store) markSeen(ids []envelope.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	forget := s.now().Add(seenRetention)
 	var buf []byte
 	for _, id := range ids {
-		s.seen[id] = forget
 		buf = append(buf, s.seenRecord(id, forget)...)
 	}
-	if _, err := s.seenLog.Write(buf); err != nil {
+	s.mu.Lock()
+	f := s.seenLog
+	_, err := f.Write(buf)
+	if err == nil {
+		for _, id := range ids {
+			s.seen[id] = forget
+		}
+		s.seenN += len(ids)
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("recording delivered messages: %w", err)
 	}
-	s.seenN += len(ids)
-	return s.seenLog.Sync()
+	return f.Sync()
 }
 
 // An outboxEntry is a message waiting for the relay. It keeps the body so
@@ -232,9 +247,10 @@ type outboxEntry struct {
 	// To, when set, are the recipients' public identities (a reply to a
 	// defender); otherwise the recipients are the missions covering Country.
 	To     []string  `json:"to,omitempty"`
-	Signed bool      `json:"signed,omitempty"`
 	Kind   string    `json:"kind"`
 	Queued time.Time `json:"queued"`
+	// toIDs are To, parsed, while the entry is in memory.
+	toIDs []*keys.PublicIdentity
 }
 
 // outboxName names an entry's file by a keyed hash of its message id and
@@ -284,17 +300,30 @@ func (s *store) listOutbox() ([]*outboxEntry, error) {
 // maxLogRecord bounds one record: a case entry is a few KB at most.
 const maxLogRecord = 1 << 20
 
-func (s *store) appendLog(name string, rec []byte) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
+// appendLog appends records in one write; with durable it also fsyncs.
+func (s *store) appendLog(name string, durable bool, recs ...[]byte) error {
+	var buf []byte
+	for _, rec := range recs {
+		sealed := s.seal(name, rec)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(sealed)))
+		buf = append(buf, sealed...)
+	}
+	s.logMu.Lock()
+	f, ok := s.logs[name]
+	if !ok {
+		var err error
+		if f, err = os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			s.logMu.Unlock()
+			return err
+		}
+		s.logs[name] = f
+	}
+	_, err := f.Write(buf)
+	s.logMu.Unlock()
+	if err != nil || !durable {
 		return err
 	}
-	defer f.Close()
-	sealed := s.seal(name, rec)
-	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(sealed)), uint32(len(sealed)))
-	if _, err := f.Write(append(buf, sealed...)); err != nil {
-		return err
-	}
+	// Outside the lock: concurrent writers share one fsync.
 	return f.Sync()
 }
 
@@ -335,6 +364,12 @@ func (s *store) readLog(name string) ([][]byte, error) {
 
 // rewriteLog replaces a log with recs, atomically.
 func (s *store) rewriteLog(name string, recs [][]byte) error {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if f, ok := s.logs[name]; ok {
+		f.Close()
+		delete(s.logs, name)
+	}
 	var buf []byte
 	for _, r := range recs {
 		sealed := s.seal(name, r)

@@ -40,11 +40,13 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 	if err != nil {
 		return nil, err
 	}
+	// Inbox keys first, newest (last) first: a mission receives on its
+	// current inbox key, so its identity key would be a wasted attempt.
 	candidates := make([]hpke.PrivateKey, 0, 1+len(inboxes))
-	candidates = append(candidates, id.KEMKey())
-	for _, k := range inboxes {
-		candidates = append(candidates, k.KEMKey())
+	for i := len(inboxes) - 1; i >= 0; i-- {
+		candidates = append(candidates, inboxes[i].KEMKey())
 	}
+	candidates = append(candidates, id.KEMKey())
 	hdrLen := info.HeaderSize + info.Recipients*StanzaSize
 	stanza, fileKey := -1, []byte(nil)
 	// Stanzas carry no recipient hint (a hint would let the relay link

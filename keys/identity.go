@@ -168,7 +168,50 @@ func NewPublicIdentity(b []byte) (*PublicIdentity, error) {
 	if len(b) != PublicIdentitySize {
 		return nil, fmt.Errorf("%w: public identity is %d bytes, want %d", ErrMalformedKey, len(b), PublicIdentitySize)
 	}
-	p := &PublicIdentity{raw: [PublicIdentitySize]byte(b)}
+	raw := [PublicIdentitySize]byte(b)
+	if p, ok := parsed.get(raw); ok {
+		return p, nil
+	}
+	p, err := newPublicIdentity(raw)
+	if err != nil {
+		return nil, err
+	}
+	parsed.put(raw, p)
+	return p, nil
+}
+
+// parsed caches public identities already parsed and checked. Parsing the
+// ML-KEM key is a fifth of opening an envelope, and a mission sees the same
+// defenders, a defender the same missions, again and again. A
+// PublicIdentity is immutable, so one value can be shared.
+var parsed = &identityCache{m: map[[PublicIdentitySize]byte]*PublicIdentity{}}
+
+// maxParsedIdentities bounds the cache; when full it starts over.
+const maxParsedIdentities = 4096
+
+type identityCache struct {
+	mu sync.Mutex
+	m  map[[PublicIdentitySize]byte]*PublicIdentity
+}
+
+func (c *identityCache) get(raw [PublicIdentitySize]byte) (*PublicIdentity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[raw]
+	return p, ok
+}
+
+func (c *identityCache) put(raw [PublicIdentitySize]byte, p *PublicIdentity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxParsedIdentities {
+		c.m = map[[PublicIdentitySize]byte]*PublicIdentity{}
+	}
+	c.m[raw] = p
+}
+
+func newPublicIdentity(raw [PublicIdentitySize]byte) (*PublicIdentity, error) {
+	p := &PublicIdentity{raw: raw}
 	signKey := p.raw[:SigningKeySize]
 	dhKey := p.raw[SigningKeySize : SigningKeySize+DHKeySize]
 	kemKey := p.raw[SigningKeySize+DHKeySize:]
