@@ -242,7 +242,7 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(file string, data []byte) (*Config, error) {
 	var c Config
 	chk, err := yamlconf.Decode(file, data, &c)
-	if err != nil {
+	if chk.Fatal() {
 		return nil, err
 	}
 	c.applyDefaults()

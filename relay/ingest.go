@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,11 +19,15 @@ import (
 )
 
 // ingest admits publishes into the streams. Clients publish requests on
-// bcn.in.<mailbox>.<target>; ingest checks, cheapest first, the size, the
-// sender's rate, the target, the envelope's structure and that its header
-// matches the subject, then stores it under bcn.<target> with the message
-// id as the JetStream dedup key, and answers with a proto.Reply once
-// JetStream has acknowledged the write (fsynced, under sync: always).
+// bcn.in.<mailbox>.<target>; ingest checks, cheapest first, the reply
+// subject, the size, the sender's rate, the target, the envelope's
+// structure and that its header matches the subject, then publishes it to
+// JetStream under bcn.<target> with the message id as the dedup key and
+// the sender's own reply subject: JetStream's acknowledgement (sent once
+// the write is on disk, fsynced under sync: always) goes straight to the
+// sender and parses as a proto.Reply. Keeping the relay out of the ack's
+// path saves a hop each way; the reply subject was checked to be the
+// sender's own inbox, so the ack cannot be sent anywhere else.
 //
 // ingest never sees a plaintext and never does envelope cryptography; it
 // verifies signatures only on the two clear-text signed kinds (broadcasts
@@ -34,16 +36,9 @@ type ingest struct {
 	r    *Relay
 	subs []*nats.Subscription
 	svc  *services
-	// js publishes what passed the checks; its ack and error handlers
-	// answer the senders, found in pending by the published message.
-	js      jetstream.JetStream
-	pending sync.Map // *nats.Msg → *pendingStore
 	// Token buckets per connection key: walk-in defenders, directory
 	// institutions, and service requests (fetches, acks) each have their own.
 	lim, instLim, svcLim *limiter
-	// inflight counts publishes whose JetStream ack is awaited, so stop
-	// can wait for them and answer every sender it accepted from.
-	inflight sync.WaitGroup
 }
 
 // ingestQueue is the queue group of the ingest workers; with a cluster,
@@ -63,15 +58,7 @@ func startIngest(r *Relay) (*ingest, error) {
 		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.now),
 		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.now),
 		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.now)}
-	var err error
-	in.js, err = jetstream.New(r.nc,
-		jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) { in.stored(m, ack) }),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { in.notStored(m, err) }))
-	if err != nil {
-		return nil, err
-	}
+
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
 	for range max(2, runtime.GOMAXPROCS(0)) {
@@ -105,12 +92,9 @@ func (in *ingest) stop(ctx context.Context) {
 		}
 	}
 	in.svc.stop(ctx)
-	done := make(chan struct{})
-	go func() { in.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	// What the drained handlers forwarded reaches the server before the
+	// relay's connection closes; JetStream acknowledges it to the senders.
+	in.r.nc.FlushWithContext(ctx)
 }
 
 // refusal is a publish the relay will not store.
@@ -154,70 +138,11 @@ func (in *ingest) handle(m *nats.Msg) {
 		return
 	}
 	mt.received.WithLabelValues(a.stream, a.country, a.priority).Inc()
-	msg := &nats.Msg{Subject: a.stored, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
-	in.inflight.Add(1)
-	in.pending.Store(msg, &pendingStore{req: m, a: a})
-	if _, err := in.js.PublishMsgAsync(msg); err != nil {
-		in.pending.Delete(msg)
-		in.inflight.Done()
-		in.fail(m, a, err)
+	msg := &nats.Msg{Subject: a.stored, Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
+	if err := in.r.nc.PublishMsg(msg); err != nil {
+		mt.refused.WithLabelValues(string(proto.CodeUnavailable)).Inc()
+		in.reply(m, &proto.Reply{Error: &proto.Error{Code: proto.CodeUnavailable, Description: "relay busy, send it again"}})
 	}
-}
-
-// pendingStore is a message waiting for JetStream's ack, and the request
-// to answer when it comes.
-type pendingStore struct {
-	req *nats.Msg
-	a   *admitted
-}
-
-// stored is JetStream's ack handler: it answers the sender. It runs on the
-// ack-processing goroutine, so it only formats and publishes.
-func (in *ingest) stored(msg *nats.Msg, ack *jetstream.PubAck) {
-	v, ok := in.pending.LoadAndDelete(msg)
-	if !ok {
-		return
-	}
-	defer in.inflight.Done()
-	p := v.(*pendingStore)
-	if ack.Duplicate {
-		in.r.metrics.duplicates.WithLabelValues(p.a.stream).Inc()
-	} else {
-		in.r.metrics.stored.WithLabelValues(p.a.stream, p.a.country, p.a.priority).Inc()
-	}
-	// The reply by hand: it is on every publish's path.
-	b := make([]byte, 0, 64)
-	b = append(b, `{"stream":`...)
-	b = strconv.AppendQuote(b, ack.Stream)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, ack.Sequence, 10)
-	if ack.Duplicate {
-		b = append(b, `,"duplicate":true`...)
-	}
-	b = append(b, '}')
-	in.r.nc.Publish(p.req.Reply, b)
-}
-
-// notStored is JetStream's error handler for a publish it did not ack.
-func (in *ingest) notStored(msg *nats.Msg, err error) {
-	v, ok := in.pending.LoadAndDelete(msg)
-	if !ok {
-		return
-	}
-	defer in.inflight.Done()
-	p := v.(*pendingStore)
-	in.fail(p.req, p.a, err)
-}
-
-// fail answers a message JetStream did not store: the sender keeps it and
-// tries again.
-func (in *ingest) fail(m *nats.Msg, a *admitted, err error) {
-	in.r.metrics.refused.WithLabelValues(string(proto.CodeUnavailable)).Inc()
-	in.r.log.Warn("store failed", "stream", a.stream, "err", err)
-	// JetStream's reason ("maximum bytes exceeded", "insufficient
-	// resources", a timeout) tells the operator and the sender what is wrong.
-	desc := fmt.Sprintf("not stored (%v); it was not accepted, send it again later", err)
-	in.reply(m, &proto.Reply{Error: &proto.Error{Code: proto.CodeUnavailable, Description: desc}})
 }
 
 func (in *ingest) reply(m *nats.Msg, r *proto.Reply) {

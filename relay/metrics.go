@@ -1,13 +1,16 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -18,11 +21,9 @@ import (
 // country and priority — what the routing header shows — and never a
 // mailbox, a key or a payload.
 type metrics struct {
-	reg        *prometheus.Registry
-	received   *prometheus.CounterVec
-	stored     *prometheus.CounterVec
-	duplicates *prometheus.CounterVec
-	refused    *prometheus.CounterVec
+	reg      *prometheus.Registry
+	received *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -31,45 +32,45 @@ func newMetrics() *metrics {
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beacon_relay_received_total", Help: "Publishes that passed the checks, before storage."},
 			[]string{"stream", "country", "priority"}),
-		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "beacon_relay_stored_total", Help: "Messages stored and acknowledged to their sender."},
-			[]string{"stream", "country", "priority"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "beacon_relay_duplicates_total", Help: "Publishes of a message id already stored (not stored again)."},
-			[]string{"stream"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beacon_relay_refused_total", Help: "Publishes refused, by reason."},
 			[]string{"reason"}),
 	}
-	m.reg.MustRegister(m.received, m.stored, m.duplicates, m.refused)
+	m.reg.MustRegister(m.received, m.refused)
 	for _, c := range proto.Codes {
 		m.refused.WithLabelValues(string(c))
 	}
 	return m
 }
 
-// serverCollector reads connection and stream gauges from the embedded
-// server at scrape time.
+// serverCollector reads connection and stream figures from the embedded
+// server at scrape time. What was stored is read from the streams, not
+// counted on the way in: JetStream acknowledges stores to the senders
+// directly, without the relay in between.
 type serverCollector struct {
-	srv                    func() *server.Server
-	conns, msgs, bytes, cs *prometheus.Desc
+	srv                                    func() *server.Server
+	held                                   func() map[string]map[string]uint64
+	conns, msgs, bytes, cs, stored, bySubj *prometheus.Desc
 }
 
-func newServerCollector(srv func() *server.Server) *serverCollector {
+func newServerCollector(srv func() *server.Server, held func() map[string]map[string]uint64) *serverCollector {
 	return &serverCollector{
-		srv:   srv,
-		conns: prometheus.NewDesc("beacon_relay_connections", "Open client connections.", nil, nil),
-		msgs:  prometheus.NewDesc("beacon_relay_stream_messages", "Messages held per stream.", []string{"stream"}, nil),
-		bytes: prometheus.NewDesc("beacon_relay_stream_bytes", "Bytes held per stream.", []string{"stream"}, nil),
-		cs:    prometheus.NewDesc("beacon_relay_stream_consumers", "Consumers per stream.", []string{"stream"}, nil),
+		srv:    srv,
+		held:   held,
+		conns:  prometheus.NewDesc("beacon_relay_connections", "Open client connections.", nil, nil),
+		msgs:   prometheus.NewDesc("beacon_relay_stream_messages", "Messages held per stream.", []string{"stream"}, nil),
+		bytes:  prometheus.NewDesc("beacon_relay_stream_bytes", "Bytes held per stream.", []string{"stream"}, nil),
+		cs:     prometheus.NewDesc("beacon_relay_stream_consumers", "Consumers per stream.", []string{"stream"}, nil),
+		stored: prometheus.NewDesc("beacon_relay_stored_total", "Messages ever stored per stream (its last sequence number).", []string{"stream"}, nil),
+		bySubj: prometheus.NewDesc("beacon_relay_held_messages", "Alerts and shared alerts held, per country and priority.",
+			[]string{"stream", "country", "priority"}, nil),
 	}
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.conns
-	ch <- c.msgs
-	ch <- c.bytes
-	ch <- c.cs
+	for _, d := range []*prometheus.Desc{c.conns, c.msgs, c.bytes, c.cs, c.stored, c.bySubj} {
+		ch <- d
+	}
 }
 
 func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
@@ -88,8 +89,38 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.msgs, prometheus.GaugeValue, float64(st.State.Msgs), st.Name)
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.State.Bytes), st.Name)
 			ch <- prometheus.MustNewConstMetric(c.cs, prometheus.GaugeValue, float64(st.State.Consumers), st.Name)
+			ch <- prometheus.MustNewConstMetric(c.stored, prometheus.CounterValue, float64(st.State.LastSeq), st.Name)
 		}
 	}
+	for stream, subjects := range c.held() {
+		for subj, n := range subjects {
+			// bcn.to.<cc>.<priority> and bcn.share.<cc>.<priority>
+			t := strings.Split(subj, ".")
+			if len(t) == 4 {
+				ch <- prometheus.MustNewConstMetric(c.bySubj, prometheus.GaugeValue, float64(n), stream, t[2], t[3])
+			}
+		}
+	}
+}
+
+// heldBySubject reads, for ALERTS and SHARED, how many messages each
+// country-and-priority subject holds.
+func (r *Relay) heldBySubject() map[string]map[string]uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := map[string]map[string]uint64{}
+	for _, name := range []string{proto.StreamAlerts, proto.StreamShared} {
+		st, err := r.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+		if err != nil {
+			continue
+		}
+		out[name] = info.State.Subjects
+	}
+	return out
 }
 
 // startHTTP serves /metrics and /healthz on the monitor address.
@@ -97,7 +128,6 @@ func (r *Relay) startHTTP() error {
 	if r.cfg.Monitor == "" {
 		return nil
 	}
-	r.metrics.reg.MustRegister(newServerCollector(func() *server.Server { return r.srv }))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

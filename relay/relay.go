@@ -128,6 +128,7 @@ func (r *Relay) start(ctx context.Context) error {
 	if r.ingest, err = startIngest(r); err != nil {
 		return err
 	}
+	r.metrics.reg.MustRegister(newServerCollector(func() *server.Server { return r.srv }, r.heldBySubject))
 	if err := r.startHTTP(); err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -54,9 +56,24 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 // nothing.
 func (r *Relay) ensureStreams(ctx context.Context) error {
 	for _, spec := range streamSpecs {
-		if _, err := r.js.CreateOrUpdateStream(ctx, r.streamConfig(spec)); err != nil {
+		if err := r.ensureStream(ctx, spec); err != nil {
 			return fmt.Errorf("relay: stream %s: %w", spec.name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream bounds each attempt and retries on a timeout: cluster nodes
+// that start together race to create a stream, and the meta leader leaves
+// concurrent creates of a new stream unanswered. CreateOrUpdate is
+// idempotent, so a retry is safe.
+func (r *Relay) ensureStream(ctx context.Context, spec streamSpec) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := r.js.CreateOrUpdateStream(actx, r.streamConfig(spec))
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
 }

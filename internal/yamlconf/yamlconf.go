@@ -61,10 +61,15 @@ func (es Errors) Unwrap() []error {
 
 // A Checker collects problems found while validating a decoded config.
 type Checker struct {
-	file string
-	root *yaml.Node
-	errs Errors
+	file  string
+	root  *yaml.Node
+	errs  Errors
+	fatal bool
 }
+
+// Fatal reports whether the file could not be read as YAML at all, so that
+// there is nothing to validate.
+func (c *Checker) Fatal() bool { return c.fatal }
 
 // Decode strictly decodes data into v: unknown fields, wrong types and
 // more than one document are errors, all of them reported. The returned
@@ -73,11 +78,13 @@ func Decode(file string, data []byte, v any) (*Checker, error) {
 	c := &Checker{file: file}
 	if len(data) > MaxSize {
 		c.errs = append(c.errs, &Error{File: file, Msg: fmt.Sprintf("larger than %d bytes", MaxSize)})
+		c.fatal = true
 		return c, c.errs
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		c.add(0, "", yamlMessage(err))
+		c.fatal = true
 		return c, c.errs
 	}
 	c.root = &root
@@ -104,7 +111,7 @@ func Decode(file string, data []byte, v any) (*Checker, error) {
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-var fieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+var fieldRE = regexp.MustCompile(`^field (\S+) not found in type .+$`)
 
 // addYAML turns one of yaml's messages into an Error.
 func (c *Checker) addYAML(s string) {
@@ -116,10 +123,45 @@ func (c *Checker) addYAML(s string) {
 	line, _ := strconv.Atoi(m[1])
 	msg := m[2]
 	if f := fieldRE.FindStringSubmatch(msg); f != nil {
-		c.add(line, f[1], "unknown field")
+		c.add(line, c.pathAt(line, f[1]), "unknown field")
 		return
 	}
-	c.add(line, "", msg)
+	c.add(line, c.pathAt(line, ""), msg)
+}
+
+// pathAt returns the dotted path of the deepest field at line (named key,
+// if given), or "".
+func (c *Checker) pathAt(line int, key string) string {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return ""
+	}
+	var walk func(n *yaml.Node, path string) string
+	walk = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if deeper := walk(v, p); deeper != "" {
+					return deeper
+				}
+				if k.Line == line && (key == "" || k.Value == key) {
+					return p
+				}
+			}
+		case yaml.SequenceNode:
+			for i, e := range n.Content {
+				if deeper := walk(e, fmt.Sprintf("%s[%d]", path, i)); deeper != "" {
+					return deeper
+				}
+			}
+		}
+		return ""
+	}
+	return walk(c.root.Content[0], "")
 }
 
 func yamlMessage(err error) string { return strings.TrimPrefix(err.Error(), "yaml: ") }
@@ -131,6 +173,11 @@ func (c *Checker) add(line int, field, msg string) {
 // Errorf records a problem with the field at the dotted path (sequence
 // elements as "routes[2]").
 func (c *Checker) Errorf(path, format string, args ...any) {
+	for _, e := range c.errs {
+		if e.Field == path {
+			return // already reported while decoding
+		}
+	}
 	c.add(c.Line(path), path, fmt.Sprintf(format, args...))
 }
 

@@ -175,7 +175,8 @@ func AlertFilter(cc string) string { return "bcn.to." + cc + ".>" }
 func BroadcastConsumer(mbox string) string { return "bc_" + mbox }
 
 // A Reply answers a publish on an ingest subject: either where the message
-// was stored, or why it was refused.
+// was stored (JetStream's own acknowledgement, which has this shape), or
+// why it was refused.
 type Reply struct {
 	Stream    string `json:"stream,omitempty"`
 	Seq       uint64 `json:"seq,omitempty"`
@@ -194,6 +195,22 @@ func (e *Error) Error() string { return fmt.Sprintf("relay refused: %s: %s", e.C
 
 // Code is a refusal reason. The relay counts refusals by code.
 type Code string
+
+// UnmarshalJSON takes a code, or the number JetStream puts in the error of
+// an acknowledgement it sends the sender directly (a full stream, a
+// storage failure): those are all CodeUnavailable, worth retrying.
+func (c *Code) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] != '"' {
+		*c = CodeUnavailable
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*c = Code(s)
+	return nil
+}
 
 // Refusal codes.
 const (
