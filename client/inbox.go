@@ -189,7 +189,7 @@ func (c *Client) process(ctx context.Context, msgs []fetched, record bool) ([]*R
 	if record && c.role == keys.RoleDefender && len(out) > 0 {
 		rs := make([]*caseRecord, len(out))
 		for i, r := range out {
-			rs[i] = &caseRecord{Ref: r.Case, Entry: &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: summarize(r.Message), ID: r.ID}}
+			rs[i] = &caseRecord{Ref: r.Case, Entry: &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}}
 		}
 		c.record(true, rs...)
 	}
@@ -297,8 +297,8 @@ func refOf(m message.Message) (envelope.ID, bool) {
 	return envelope.ID{}, false
 }
 
-// summarize renders a message as one line for a thread.
-func summarize(m message.Message) string {
+// Summarize renders a message as one line, as a case thread shows it.
+func Summarize(m message.Message) string {
 	switch m := m.(type) {
 	case *message.Alert:
 		return fmt.Sprintf("[%s/%s] %s", m.Severity, m.Category, m.Summary)

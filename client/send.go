@@ -71,7 +71,7 @@ func (c *Client) Cancel(ctx context.Context, ref envelope.ID, reason message.Can
 	if err != nil {
 		return nil, err
 	}
-	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindCancel, Text: summarize(m), ID: s.ID, Queued: s.Queued})
+	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindCancel, Text: Summarize(m), ID: s.ID, Queued: s.Queued})
 	return s, nil
 }
 

@@ -32,7 +32,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"beacon/envelope"
 	"beacon/internal/relaytest"
@@ -233,31 +232,10 @@ func alertSealer(t testing.TB, w *relaytest.World, cc string, bodySize int) func
 	}
 }
 
-// dial connects a walk-in defender with a fresh NKey, like
+// dialDefender connects a walk-in defender with a fresh NKey, like
 // relaytest.Connect but usable off the test goroutine.
 func dialDefender(url string, opts ...nats.Option) (*relaytest.Conn, error) {
-	kp, err := nkeys.CreateUser()
-	if err != nil {
-		return nil, err
-	}
-	pub, _ := kp.PublicKey()
-	mbox := envelope.MailboxFor(pub).String()
-	errs := make(chan error, 64)
-	all := append([]nats.Option{
-		nats.Nkey(pub, kp.Sign),
-		nats.CustomInboxPrefix(proto.InboxPrefix(mbox)),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case errs <- err:
-			default:
-			}
-		}),
-	}, opts...)
-	nc, err := nats.Connect(url, all...)
-	if err != nil {
-		return nil, err
-	}
-	return &relaytest.Conn{Conn: nc, NKey: kp, Mailbox: mbox, Errs: errs}, nil
+	return relaytest.Dial(url, nil, opts...)
 }
 
 // publishUntilFailure publishes fresh alerts one after another, each

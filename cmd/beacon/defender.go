@@ -400,26 +400,10 @@ func (c *inboxCmd) Run(e *env) error {
 			continue
 		}
 		for _, r := range rs {
-			fmt.Fprintf(e.stdout, "%s  case %s  %-12s %s\n", r.Header.Created.Local().Format("2006-01-02 15:04:05"), r.Case, r.From, describe(r))
+			fmt.Fprintf(e.stdout, "%s  case %s  %-12s %s\n", r.Header.Created.Local().Format("2006-01-02 15:04:05"), r.Case, r.From, client.Summarize(r.Message))
 		}
 	}
 	return nil
-}
-
-func describe(r *client.Received) string {
-	switch m := r.Message.(type) {
-	case *message.Ack:
-		s := "acknowledged by " + m.By
-		if m.NextStep != "" {
-			s += "; next: " + m.NextStep
-		}
-		return s
-	case *message.Reply:
-		return m.Text
-	case *message.Receipt:
-		return fmt.Sprintf("stored at partner %s", m.Partner)
-	}
-	return string(r.Message.Kind())
 }
 
 func printCase(e *env, k *client.Case) {

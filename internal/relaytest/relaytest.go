@@ -133,10 +133,21 @@ type Conn struct {
 // inbox prefix the relay grants that key.
 func Connect(t testing.TB, url string, kp nkeys.KeyPair, opts ...nats.Option) *Conn {
 	t.Helper()
+	c, err := Dial(url, kp, opts...)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Dial is Connect without a test: usable off the test goroutine; the
+// caller closes the connection.
+func Dial(url string, kp nkeys.KeyPair, opts ...nats.Option) (*Conn, error) {
 	if kp == nil {
 		var err error
 		if kp, err = nkeys.CreateUser(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	pub, _ := kp.PublicKey()
@@ -154,10 +165,9 @@ func Connect(t testing.TB, url string, kp nkeys.KeyPair, opts ...nats.Option) *C
 	}, opts...)
 	nc, err := nats.Connect(url, all...)
 	if err != nil {
-		t.Fatalf("connect: %v", err)
+		return nil, err
 	}
-	t.Cleanup(nc.Close)
-	return &Conn{Conn: nc, NKey: kp, Mailbox: mbox, Errs: errs}
+	return &Conn{Conn: nc, NKey: kp, Mailbox: mbox, Errs: errs}, nil
 }
 
 // Publish sends data to the ingest target and returns the relay's reply.
