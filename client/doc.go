@@ -1,0 +1,45 @@
+// Package client is the Go library defenders' tools, the mission console
+// and the bridge use to talk to a Beacon relay.
+//
+// # Opening
+//
+//	c, err := client.Open(client.Config{
+//		URLs:     []string{"nats://relay.example:4222", "wss://relay.example/"},
+//		Keyring:  kr,          // from keys.LoadKeyFile
+//		Root:     rootFP,      // pinned at setup
+//		StateDir: dir,         // encrypted outbox, seen-set, cases
+//	})
+//	defer c.Close()
+//
+// Open returns at once and connects in the background, reconnecting
+// forever with jittered backoff; [Client.WaitConnected] waits for it. The
+// directory comes from the relay ([Client.RefreshDirectory]) and is
+// verified against the pinned root; an older serial than one already seen
+// is refused, even after the held version expires.
+//
+// # Defenders
+//
+// [Client.SendAlert], [Client.SendUpdate], [Client.Cancel],
+// [Client.RequestMeeting] and [Client.RequestObservation] seal the message
+// once to every mission covering the country (and, for an alert with
+// consent to share, a second envelope to the partner governments) and
+// deliver it. If the relay cannot take it now, the sealed envelope goes to
+// the encrypted outbox and is delivered when the relay is back — the
+// result says Queued, which is not a failure. [Client.Inbox] reads the
+// mailbox: acks, replies and receipts, accepted only when an institution
+// in the directory signed them; [Client.Cases] shows them as threads.
+//
+// # Missions
+//
+// [Client.Alerts] reads what defenders sent to the mission's countries,
+// [Client.Acknowledge] and [Client.Reply] answer in the case thread, signed,
+// and [Client.Broadcast] publishes to everyone in a country.
+//
+// # Delivery guarantees
+//
+// Every received message is opened and authenticated, dropped if its id is
+// in the persistent seen-set, recorded, and only then acknowledged to the
+// relay: a crash delivers it again rather than losing it, and the seen-set
+// makes it show once. The relay's dedup on the message id makes a resend of
+// a queued message after a lost reply store it once.
+package client

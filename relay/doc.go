@@ -1,0 +1,46 @@
+// Package relay is a Beacon relay: an embedded nats-server with JetStream
+// that stores only well-formed sealed envelopes, and lets each connection
+// read only what is its own.
+//
+// # Running one
+//
+//	cfg, err := relay.LoadConfig("configs/relay.yaml") // or relay.DefaultConfig(dir)
+//	r, err := relay.New(cfg, relay.WithLogger(log))
+//	err = r.Start(ctx)   // returns once it serves
+//	...
+//	r.ReloadDirectory()  // on SIGHUP
+//	r.Shutdown(ctx)      // drains, then stops
+//
+// [New] locks the data directory (a second relay on it fails with
+// [ErrDataDirLocked]) and verifies the signed directory; [Relay.Start]
+// starts the server, waits until JetStream answers (seconds in a
+// cluster), creates or updates the streams and starts the ingest. The
+// server installs no signal handlers; the command does.
+//
+// # What clients may do
+//
+// Every connection signs the server's nonce with an NKey. A key the
+// directory lists is a mission, partner or bridge; any other key is a
+// walk-in defender. Each may publish only under bcn.in.<its mailbox>. and
+// subscribe only under bcn.inbox.<its mailbox>. — no JetStream API at all.
+// Publishes are checked by the ingest (structure, size, freshness, the
+// subject against the header, the role, a per-key rate limit) before
+// JetStream stores them; reads are services the relay performs with
+// consumers it owns, scoped by the mailbox in the subject. Package
+// [beacon/relay/proto] has the subjects.
+//
+// # Durability
+//
+// With storage.sync "always" (the default) every stored message is fsynced
+// before JetStream acknowledges it to the sender: an acknowledged alert
+// survives kill -9 and a host crash. "interval" survives kill -9 only; use
+// it with a 3-node cluster and replicas: 3. Streams refuse new messages
+// when full, never dropping stored ones.
+//
+// # Observability
+//
+// log/slog lines carry no payload, key, mailbox or message id; the
+// server's own lines are redacted. Prometheus metrics on the monitor
+// address: received and refused (by reason) publishes, stored and held
+// messages per stream, country and priority, connections, stream sizes.
+package relay
