@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"beacon/envelope"
@@ -174,9 +173,4 @@ func verifyBulletin(d *keys.Directory, data []byte) *Bulletin {
 		}
 	}
 	return nil
-}
-
-// String renders a mission's safety number line, for "beacon missions".
-func MissionLine(m keys.Mission) string {
-	return fmt.Sprintf("%-24s %s\n    safety number %s", m.ID, m.Name, m.Identity.SafetyNumber())
 }
