@@ -171,7 +171,6 @@ func AlertConsumer(missionID, cc string) string { return "m_" + missionID + "_" 
 // AlertFilter is the filter subject of a mission's consumer for cc.
 func AlertFilter(cc string) string { return "bcn.to." + cc + ".>" }
 
-
 // A Reply answers a publish on an ingest subject: either where the message
 // was stored (JetStream's own acknowledgement, which has this shape), or
 // why it was refused.
