@@ -58,7 +58,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -419,32 +418,10 @@ type benchRaw struct {
 
 func startBenchRaw(b *testing.B, sync relay.SyncPolicy, size int) *benchRaw {
 	b.Helper()
+	srv := relaytest.StartRaw(b, sync)
 	st := relaytest.Config(b).Storage // the relay's stream limits
-	opts := &server.Options{
-		Host:                   "127.0.0.1",
-		Port:                   server.RANDOM_PORT,
-		NoSigs:                 true,
-		JetStream:              true,
-		StoreDir:               b.TempDir(),
-		MaxPayload:             int32(st.MaxMessageSize) + 8<<10,
-		SyncAlways:             sync == relay.SyncAlways,
-		SyncInterval:           st.SyncInterval,
-		DisableJetStreamBanner: true,
-	}
-	if sync == relay.SyncAlways {
-		opts.SyncInterval = 0 // as the relay sets it
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		b.Fatal("raw server not ready")
-	}
-	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-
 	r := &benchRaw{payload: make([]byte, size)}
+	var err error
 	noop := func(error) {}
 	r.onAck.Store(&noop)
 	ack := func(err error) { (*r.onAck.Load())(err) }

@@ -47,7 +47,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -229,30 +228,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 // configured as Beacon's ALERTS, and connects to it over TCP.
 func benchStartRaw(b *testing.B, sync relay.SyncPolicy, payload []byte) *benchPath {
 	b.Helper()
+	srv := relaytest.StartRaw(b, sync)
 	st := relaytest.Config(b).Storage // the relay's defaults, for the same stream limits
-	opts := &server.Options{
-		Host:                   "127.0.0.1",
-		Port:                   server.RANDOM_PORT,
-		NoSigs:                 true,
-		JetStream:              true,
-		StoreDir:               b.TempDir(),
-		MaxPayload:             int32(st.MaxMessageSize) + 8<<10,
-		SyncAlways:             sync == relay.SyncAlways,
-		SyncInterval:           st.SyncInterval,
-		DisableJetStreamBanner: true,
-	}
-	if sync == relay.SyncAlways {
-		opts.SyncInterval = 0
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		b.Fatal("raw server not ready")
-	}
-	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 
 	p := &benchPath{onAck: func(error) {}}
 	nc := benchConnect(b, srv.ClientURL())

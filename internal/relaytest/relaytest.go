@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
@@ -278,4 +279,36 @@ func (w *World) ConnectAs(t testing.TB, url, id string) *Conn {
 		t.Fatalf("no keyring %q in the world", id)
 	}
 	return Connect(t, url, kr.NKey)
+}
+
+// StartRaw starts a bare embedded nats-server with JetStream, no auth and
+// no Beacon code, with the storage settings a relay uses under sync: the
+// baseline benchmarks compare Beacon with. It stops when the test ends.
+func StartRaw(t testing.TB, sync relay.SyncPolicy) *server.Server {
+	t.Helper()
+	st := Config(t).Storage
+	opts := &server.Options{
+		Host:                   "127.0.0.1",
+		Port:                   server.RANDOM_PORT,
+		NoSigs:                 true,
+		JetStream:              true,
+		StoreDir:               t.TempDir(),
+		MaxPayload:             int32(st.MaxMessageSize) + 8<<10,
+		SyncAlways:             sync == relay.SyncAlways,
+		SyncInterval:           st.SyncInterval,
+		DisableJetStreamBanner: true,
+	}
+	if sync == relay.SyncAlways {
+		opts.SyncInterval = 0 // as the relay sets it
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("raw server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
 }
