@@ -53,7 +53,6 @@ type authenticator struct {
 	dir    *keys.Directory
 	byNKey map[string]*principal
 	byMbox map[string]*principal
-	byFP   map[keys.Fingerprint]*principal
 }
 
 var _ server.Authentication = (*authenticator)(nil)
@@ -115,11 +114,9 @@ func (a *authenticator) reload() (map[string]bool, error) {
 		}
 	}
 	byMbox := map[string]*principal{}
-	byFP := map[keys.Fingerprint]*principal{}
 	for nk, p := range byNKey {
 		p.mbox = envelope.MailboxFor(nk).String()
 		byMbox[p.mbox] = p
-		byFP[p.identity.Fingerprint()] = p
 	}
 	a.mu.Lock()
 	changed := map[string]bool{}
@@ -133,7 +130,7 @@ func (a *authenticator) reload() (map[string]bool, error) {
 			changed[nk] = true // was a walk-in defender, now has a role
 		}
 	}
-	a.dir, a.byNKey, a.byMbox, a.byFP = dir, byNKey, byMbox, byFP
+	a.dir, a.byNKey, a.byMbox = dir, byNKey, byMbox
 	a.mu.Unlock()
 	return changed, nil
 }
@@ -203,14 +200,6 @@ func (a *authenticator) principalByMailbox(mbox string) *principal {
 		return &principal{role: keys.RoleDefender, mbox: mbox}
 	}
 	return p
-}
-
-// principalByFingerprint returns the directory principal with that
-// identity, or nil.
-func (a *authenticator) principalByFingerprint(fp keys.Fingerprint) *principal {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.byFP[fp]
 }
 
 // Check authenticates one connection: a valid user NKey whose signature

@@ -174,55 +174,30 @@ func DefaultDataDir() (string, error) {
 }
 
 func (c *Config) applyDefaults() {
-	s := &c.Storage
-	if s.Sync == "" {
-		s.Sync = SyncAlways
-	}
-	if s.SyncInterval == 0 {
-		s.SyncInterval = defaultSyncInterval
-	}
-	if s.Retention == 0 {
-		s.Retention = defaultRetention
-	}
-	if s.MaxBytes == 0 {
-		s.MaxBytes = defaultMaxBytes
-	}
-	if s.MaxMessageSize == 0 {
-		s.MaxMessageSize = envelope.MaxSize
-	}
-	if s.DedupWindow == 0 {
-		s.DedupWindow = defaultDedupWindow
-	}
-	if s.Replicas == 0 {
-		s.Replicas = 1
-	}
-	l := &c.Limits
-	if l.PublishRate == 0 {
-		l.PublishRate = defaultPublishRate
-	}
-	if l.PublishBurst == 0 {
-		l.PublishBurst = defaultPublishBurst
-	}
-	if l.InstitutionPublishRate == 0 {
-		l.InstitutionPublishRate = defaultInstRate
-	}
-	if l.InstitutionPublishBurst == 0 {
-		l.InstitutionPublishBurst = defaultInstBurst
-	}
-	if l.ServiceRate == 0 {
-		l.ServiceRate = defaultServiceRate
-	}
-	if l.ServiceBurst == 0 {
-		l.ServiceBurst = defaultServiceBurst
-	}
-	if l.MaxConnections == 0 {
-		l.MaxConnections = defaultMaxConnections
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
+	s, l := &c.Storage, &c.Limits
+	setDefault(&s.Sync, SyncAlways)
+	setDefault(&s.SyncInterval, defaultSyncInterval)
+	setDefault(&s.Retention, defaultRetention)
+	setDefault(&s.MaxBytes, defaultMaxBytes)
+	setDefault(&s.MaxMessageSize, envelope.MaxSize)
+	setDefault(&s.DedupWindow, defaultDedupWindow)
+	setDefault(&s.Replicas, 1)
+	setDefault(&l.PublishRate, defaultPublishRate)
+	setDefault(&l.PublishBurst, defaultPublishBurst)
+	setDefault(&l.InstitutionPublishRate, defaultInstRate)
+	setDefault(&l.InstitutionPublishBurst, defaultInstBurst)
+	setDefault(&l.ServiceRate, defaultServiceRate)
+	setDefault(&l.ServiceBurst, defaultServiceBurst)
+	setDefault(&l.MaxConnections, defaultMaxConnections)
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Log.Format, "text")
+}
+
+// setDefault sets *p to v if the config left it at its zero value.
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
 	}
 }
 

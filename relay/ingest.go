@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -76,8 +75,8 @@ func startIngest(r *Relay) (*ingest, error) {
 	return in, nil
 }
 
-// stop drains the subscriptions (handling what is queued) and waits for
-// the JetStream acks of everything accepted.
+// stop drains the subscriptions (handling what is queued), stops the
+// services and flushes what the handlers forwarded to JetStream.
 func (in *ingest) stop(ctx context.Context) {
 	closed := make([]<-chan nats.SubStatus, len(in.subs))
 	for i, s := range in.subs {
@@ -132,25 +131,23 @@ func (in *ingest) handle(m *nats.Msg) {
 	}
 	a, ref := in.check(m, mbox, target)
 	if ref != nil {
-		mt.refused.WithLabelValues(string(ref.code)).Inc()
-		in.r.log.Debug("refused", "code", ref.code)
-		in.reply(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
+		in.refuse(m, ref)
 		return
 	}
 	mt.received.WithLabelValues(a.stream, a.country, a.priority).Inc()
 	msg := &nats.Msg{Subject: a.stored, Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
 	if err := in.r.nc.PublishMsg(msg); err != nil {
-		mt.refused.WithLabelValues(string(proto.CodeUnavailable)).Inc()
-		in.reply(m, &proto.Reply{Error: &proto.Error{Code: proto.CodeUnavailable, Description: "relay busy, send it again"}})
+		in.refuse(m, refuse(proto.CodeUnavailable, "relay busy, send it again"))
 	}
 }
 
-func (in *ingest) reply(m *nats.Msg, r *proto.Reply) {
-	if m.Reply == "" {
-		return
-	}
-	b, _ := json.Marshal(r)
-	in.r.nc.Publish(m.Reply, b)
+// refuse counts a refusal by its code and tells the sender, on the inbox
+// handle checked the reply subject to be. Publishes and service requests
+// share the answer's shape: {"error":{"code":…,"description":…}}.
+func (in *ingest) refuse(m *nats.Msg, ref *refusal) {
+	in.r.metrics.refused.WithLabelValues(string(ref.code)).Inc()
+	in.r.log.Debug("refused", "code", ref.code)
+	in.svc.replyJSON(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
 }
 
 // splitIngest splits bcn.in.<mailbox>.<target>.
@@ -165,14 +162,12 @@ func splitIngest(subject string) (mbox, target string, ok bool) {
 // service rate-limits and serves a service request.
 func (in *ingest) service(m *nats.Msg, mbox, target string) {
 	if !in.svcLim.Allow(mbox) {
-		in.r.metrics.refused.WithLabelValues(string(proto.CodeRateLimited)).Inc()
-		in.svc.replyJSON(m, &proto.SvcReply{Error: &proto.Error{Code: proto.CodeRateLimited, Description: "too many requests; slow down"}})
+		in.refuse(m, refuse(proto.CodeRateLimited, "too many requests; slow down"))
 		return
 	}
 	p := in.r.auth.principalByMailbox(mbox)
 	if ref := in.svc.handle(m, p, target); ref != nil {
-		in.r.metrics.refused.WithLabelValues(string(ref.code)).Inc()
-		in.svc.replyJSON(m, &proto.SvcReply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
+		in.refuse(m, ref)
 	}
 }
 
