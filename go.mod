@@ -1,4 +1,4 @@
-module beacon
+module github.com/hrdbeacon/beacon
 
 go 1.26.0
 

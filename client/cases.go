@@ -6,8 +6,8 @@ import (
 	"sort"
 	"time"
 
-	"beacon/envelope"
-	"beacon/message"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/message"
 )
 
 // A Case is a thread: an alert or request a defender sent, and everything

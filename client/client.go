@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // Config configures a Client.

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"beacon/client"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 // tamper changes one byte of a mission's name in a signed directory.

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"beacon/client"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 // world is a relay with a directory of two missions for Uganda and one for

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"beacon/client"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // An expired cached directory must not stop a defender's client from

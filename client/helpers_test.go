@@ -20,10 +20,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"beacon/client"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/message"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every client
@@ -70,8 +70,8 @@ func leakCheck() error {
 
 func benignGoroutine(stack string) bool {
 	for _, s := range []string{
-		"beacon/client_test.leakCheck", // this goroutine
-		"testing.(*M).",                // the test runner
+		"github.com/hrdbeacon/beacon/client_test.leakCheck", // this goroutine
+		"testing.(*M).", // the test runner
 		"testing.runTests",
 		"os/signal.signal_recv",
 		"runtime.ensureSigM",

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // Received is a message opened, authenticated and decoded.

@@ -5,12 +5,12 @@ import (
 	"slices"
 	"testing"
 
-	"beacon/client"
-	"beacon/envelope"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // TestInboxDropsWhatNoInstitutionSigned: only institutions in the

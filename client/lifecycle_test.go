@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"beacon/client"
-	"beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
 )
 
 // TestCloseDoesNotWaitForAnUnansweredRequest: a relay that stops answering

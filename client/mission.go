@@ -5,10 +5,10 @@ import (
 	"errors"
 	"time"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // ErrNotInDirectory means this client's identity is not a mission (or

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"beacon/client"
-	"beacon/internal/relaytest"
-	"beacon/message"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // awaitOutboxDrained waits until the client's background outbox loop has

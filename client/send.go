@@ -8,10 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // Sent reports what became of a message handed to the client.

@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"beacon/envelope"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // store is a client's state on disk, encrypted at rest under a key derived

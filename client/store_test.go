@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"beacon/client"
-	"beacon/envelope"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // replayAll makes the relay deliver every stored Ugandan alert to

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // A co-recipient knows the content key, so it can decrypt, rewrite and

@@ -1,6 +1,6 @@
 package envelope
 
-import "beacon/keys"
+import "github.com/hrdbeacon/beacon/keys"
 
 // Wire-format constants (SPEC.md). Changing one is a new version.
 const (

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // checkOpened checks every field of an opened envelope against what was

@@ -6,7 +6,7 @@ import (
 	"math/bits"
 	"testing"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // fuzzKeys are the reader's keys of the vectors, so that the vectors seed

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"beacon/country"
+	"github.com/hrdbeacon/beacon/country"
 )
 
 // Priority is an envelope's routing priority: the relay and the missions see

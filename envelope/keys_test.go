@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // Keys reach Seal and Open from the directory and from the inside of an

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // Opened is a decrypted, authenticated envelope.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // The wire sizes, written out: a change to any of them is a format change.

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // Auth is how the sender authenticates an envelope.

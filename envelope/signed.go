@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"beacon/country"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // Two small signed statements travel in the clear, because the relay or

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 func TestAckToken(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // A testVector is one file of testdata/vectors (see the README there).

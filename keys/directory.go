@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v3"
 
-	"beacon/country"
+	"github.com/hrdbeacon/beacon/country"
 )
 
 // Directory limits.

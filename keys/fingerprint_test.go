@@ -8,7 +8,7 @@ import (
 
 	"rsc.io/qr"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 func TestFingerprintText(t *testing.T) {

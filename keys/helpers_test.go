@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // update rewrites the golden files under testdata from the fixed secrets

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 func TestIdentitySecretRoundTrip(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 func TestInboxKeyText(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"beacon/message"
+	"github.com/hrdbeacon/beacon/message"
 )
 
 func ExampleMarshal() {

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"beacon/country"
+	"github.com/hrdbeacon/beacon/country"
 )
 
 // field is one JSON field of a kind, bound to the Go field it fills. Every

@@ -16,9 +16,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // A principal is who a connection key belongs to.

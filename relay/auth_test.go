@@ -27,11 +27,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"beacon/envelope"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/relay"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // waitFor bounds every wait for something that must happen; reaching it is

@@ -50,11 +50,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"beacon/envelope"
-	"beacon/internal/relaytest"
-	"beacon/keys"
-	"beacon/relay"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 const (

@@ -14,9 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"beacon/internal/relaytest"
-	"beacon/relay"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // clusterConfigs loads the shipped configs/cluster/node{1,2,3}.yaml and

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"beacon/envelope"
-	"beacon/internal/yamlconf"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // Config is a relay's configuration, as read from YAML by [LoadConfig].

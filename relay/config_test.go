@@ -13,8 +13,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"beacon/internal/yamlconf"
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 // TestShippedConfigs checks that the example configs under configs/ load

@@ -27,7 +27,7 @@
 // subject against the header, the role, a per-key rate limit) before
 // JetStream stores them; reads are services the relay performs with
 // consumers it owns, scoped by the mailbox in the subject. Package
-// [beacon/relay/proto] has the subjects.
+// [github.com/hrdbeacon/beacon/relay/proto] has the subjects.
 //
 // # Durability
 //

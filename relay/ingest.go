@@ -11,10 +11,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"beacon/country"
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // ingest admits publishes into the streams. Clients publish requests on

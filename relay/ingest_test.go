@@ -22,10 +22,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"beacon/envelope"
-	"beacon/internal/relaytest"
-	"beacon/relay"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // fakeClock is the relay's injected clock: it moves only when told to.

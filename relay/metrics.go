@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // metrics are the relay's Prometheus metrics. Labels carry the stream,

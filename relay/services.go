@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"beacon/keys"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // Services are the reads a client makes through the relay: fetching from

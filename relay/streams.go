@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // streamSpec is one of the streams of DESIGN.md "Subjects and streams".

@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"beacon/client"
-	"beacon/country"
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/message"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
 )
 
 type initCmd struct {

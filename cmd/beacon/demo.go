@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"beacon/client"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 type demoCmd struct {

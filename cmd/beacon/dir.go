@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 type dirCmd struct {

@@ -10,9 +10,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"beacon/client"
-	"beacon/internal/yamlconf"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // A defender's state lives in $BEACON_HOME (default ~/.beacon):

@@ -6,7 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 type keysCmd struct {

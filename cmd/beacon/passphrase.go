@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/term"
 
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 // passphraseFlags are shared by every command that opens or writes a key

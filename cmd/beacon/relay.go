@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 type relayCmd struct {

@@ -13,11 +13,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"go.yaml.in/yaml/v3"
 
-	"beacon/client"
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/message"
-	"beacon/relay"
+	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay"
 )
 
 // cmdMkroster is the testscript command

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"beacon/envelope"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 type sealCmd struct {

@@ -18,10 +18,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"beacon/envelope"
-	"beacon/keys"
-	"beacon/relay"
-	"beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
 // Config returns a relay config for a test: loopback, random ports,

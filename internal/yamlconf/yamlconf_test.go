@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/internal/yamlconf"
 )
 
 type testConf struct {

@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"beacon/envelope"
-	"beacon/keys"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
 )
 
 const vectorDir = "../../testdata/vectors"
