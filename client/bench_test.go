@@ -68,6 +68,7 @@ import (
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 const (
@@ -165,7 +166,7 @@ var benchDetails = sync.OnceValue(func() string {
 // benchAlert is alert number seq; the summary carries seq so that the
 // mission can tell when it was sent.
 func benchAlert(seq int, details string) *message.Alert {
-	return &message.Alert{Country: benchCountry, Severity: message.SeverityUrgent, Category: message.CategoryRaid,
+	return &message.Alert{Country: benchCountry, Priority: routing.Urgent, Category: message.CategoryRaid,
 		Summary: fmt.Sprintf("bench alert %08d", seq), Details: details}
 }
 
@@ -194,16 +195,16 @@ func (k *benchKeys) sealAlert(to ...envelope.Recipient) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := envelope.Header{ID: envelope.NewID(), Created: time.Now(), Country: benchCountry, Priority: envelope.Urgent,
-		ReplyTo: envelope.MailboxFor(k.def.NKeyPublic())}
+	h := envelope.Header{ID: routing.NewID(), Created: time.Now(), Country: benchCountry, Priority: routing.Urgent,
+		ReplyTo: proto.MailboxFor(k.def.NKeyPublic())}
 	return envelope.Seal(h, body, k.def.Identity, envelope.Deniable, to...)
 }
 
 // sealAck does what Acknowledge's answer does: marshal the ack, parse the
 // defender's identity from its text form (as the outbox entry stores it)
 // and seal, signed, to it.
-func sealAck(mission *keys.Keyring, defender string, ref envelope.ID) ([]byte, error) {
-	body, err := message.Marshal(&message.Ack{Ref: message.ID(ref), By: "Human rights officer",
+func sealAck(mission *keys.Keyring, defender string, ref routing.ID) ([]byte, error) {
+	body, err := message.Marshal(&message.Ack{Ref: routing.ID(ref), By: "Human rights officer",
 		NextStep: benchAckPrefix + "00000001"})
 	if err != nil {
 		return nil, err
@@ -212,8 +213,8 @@ func sealAck(mission *keys.Keyring, defender string, ref envelope.ID) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	h := envelope.Header{ID: envelope.NewID(), Created: time.Now(), Country: benchCountry, Priority: envelope.Urgent,
-		ReplyTo: envelope.MailboxFor(mission.NKeyPublic())}
+	h := envelope.Header{ID: routing.NewID(), Created: time.Now(), Country: benchCountry, Priority: routing.Urgent,
+		ReplyTo: proto.MailboxFor(mission.NKeyPublic())}
 	return envelope.Seal(h, body, mission.Identity, envelope.Signed, envelope.To(id))
 }
 
@@ -286,11 +287,11 @@ func benchCryptoOps(b *testing.B) []benchOp {
 		b.Fatal(err)
 	}
 	defText := k.def.Identity.Public().String()
-	ackEnv, err := sealAck(nl, defText, envelope.NewID())
+	ackEnv, err := sealAck(nl, defText, routing.NewID())
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok := envelope.SignAck(envelope.NewID(), nl.Identity, time.Now())
+	tok := envelope.SignAck(routing.NewID(), nl.Identity, time.Now())
 	open := func(kr *keys.Keyring, env []byte, stanza int) func() error {
 		return func() error {
 			o, m, err := openAs(kr, env)
@@ -311,9 +312,9 @@ func benchCryptoOps(b *testing.B) []benchOp {
 		{cryptoOpen1, open(nl, env1, 0), 0},
 		// As Acknowledge does it: parse the defender's identity from the
 		// outbox entry's text form, seal signed.
-		{cryptoAckSeal, func() error { _, err := sealAck(nl, defText, envelope.NewID()); return err }, len(ackEnv)},
+		{cryptoAckSeal, func() error { _, err := sealAck(nl, defText, routing.NewID()); return err }, len(ackEnv)},
 		{cryptoAckOpen, open(k.def, ackEnv, 0), 0},
-		{cryptoAckToken, func() error { envelope.SignAck(envelope.NewID(), nl.Identity, time.Now()); return nil }, 0},
+		{cryptoAckToken, func() error { envelope.SignAck(routing.NewID(), nl.Identity, time.Now()); return nil }, 0},
 		// What the relay's ingest does with the token.
 		{cryptoTokVerify, func() error {
 			t, err := envelope.ParseAck(tok)
@@ -400,8 +401,8 @@ var benchEnvelopeSize = sync.OnceValues(func() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	h := envelope.NewHeader(benchCountry, envelope.Urgent)
-	h.ReplyTo = envelope.MailboxFor("bench")
+	h := envelope.NewHeader(benchCountry, routing.Urgent)
+	h.ReplyTo = proto.MailboxFor("bench")
 	env, err := envelope.Seal(h, body, id, envelope.Deniable, to...)
 	return len(env), err
 })

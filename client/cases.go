@@ -6,21 +6,21 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // A Case is a thread: an alert or request a defender sent, and everything
 // said about it since, in order.
 type Case struct {
-	ID       envelope.ID       `json:"id"`
-	Kind     message.Kind      `json:"kind"`
-	Country  string            `json:"country"`
-	Priority envelope.Priority `json:"priority"`
-	Title    string            `json:"title"`
-	Opened   time.Time         `json:"opened"`
-	Missions []string          `json:"missions"`
-	Thread   []Entry           `json:"thread"`
+	ID       routing.ID       `json:"id"`
+	Kind     message.Kind     `json:"kind"`
+	Country  string           `json:"country"`
+	Priority routing.Priority `json:"priority"`
+	Title    string           `json:"title"`
+	Opened   time.Time        `json:"opened"`
+	Missions []string         `json:"missions"`
+	Thread   []Entry          `json:"thread"`
 }
 
 // An Entry is one message in a case.
@@ -29,7 +29,7 @@ type Entry struct {
 	From   string       `json:"from"` // "you", or the sender's directory id
 	Kind   message.Kind `json:"kind"`
 	Text   string       `json:"text"`
-	ID     envelope.ID  `json:"id"`
+	ID     routing.ID   `json:"id"`
 	Queued bool         `json:"queued,omitempty"`
 }
 
@@ -43,16 +43,16 @@ const MaxCases = 500
 // caseRecord is one change to the cases: a new case, an entry added to
 // one, or a queued message delivered.
 type caseRecord struct {
-	Case  *Case        `json:"case,omitempty"`
-	Ref   envelope.ID  `json:"ref,omitempty"`
-	Entry *Entry       `json:"entry,omitempty"`
-	Sent  *envelope.ID `json:"sent,omitempty"`
+	Case  *Case       `json:"case,omitempty"`
+	Ref   routing.ID  `json:"ref,omitzero"`
+	Entry *Entry      `json:"entry,omitempty"`
+	Sent  *routing.ID `json:"sent,omitempty"`
 }
 
 // cases is the in-memory view of cases.log.
 type cases struct {
 	list []*Case
-	byID map[envelope.ID]*Case
+	byID map[routing.ID]*Case
 }
 
 func (cs *cases) apply(r *caseRecord) {
@@ -90,7 +90,7 @@ func (c *Client) loadCases() error {
 	if err != nil {
 		return err
 	}
-	cs := &cases{byID: map[envelope.ID]*Case{}}
+	cs := &cases{byID: map[routing.ID]*Case{}}
 	for _, b := range recs {
 		var r caseRecord
 		if err := json.Unmarshal(b, &r); err != nil {
@@ -162,7 +162,7 @@ func (c *Client) Cases() ([]*Case, error) {
 	return out, nil
 }
 
-func (c *Client) caseFor(ref envelope.ID) (*Case, error) {
+func (c *Client) caseFor(ref routing.ID) (*Case, error) {
 	c.casesMu.Lock()
 	defer c.casesMu.Unlock()
 	k, ok := c.cases.byID[ref]
@@ -173,18 +173,18 @@ func (c *Client) caseFor(ref envelope.ID) (*Case, error) {
 	return &cp, nil
 }
 
-func (c *Client) recordSent(s *Sent, m message.Message, cc string, p envelope.Priority, title string) {
+func (c *Client) recordSent(s *Sent, m message.Message, cc string, p routing.Priority, title string) {
 	now := c.now()
 	c.record(false, &caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
 		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
-func (c *Client) appendEntry(ref envelope.ID, e Entry) {
+func (c *Client) appendEntry(ref routing.ID, e Entry) {
 	c.record(false, &caseRecord{Ref: ref, Entry: &e})
 }
 
 // markSentInCases clears the queued flag of the entry for a message the
 // outbox delivered.
-func (c *Client) markSentInCases(id envelope.ID) {
+func (c *Client) markSentInCases(id routing.ID) {
 	c.record(false, &caseRecord{Sent: &id})
 }

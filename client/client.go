@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Config configures a Client.
@@ -73,7 +73,7 @@ type Client struct {
 	cfg   Config
 	id    *keys.Identity
 	role  keys.Role
-	mbox  envelope.Mailbox
+	mbox  routing.Mailbox
 	store *store
 	log   *slog.Logger
 	now   func() time.Time
@@ -110,7 +110,7 @@ func Open(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, id: cfg.Keyring.Identity, role: cfg.Keyring.Role, log: cfg.Logger, now: cfg.Now,
-		mbox: envelope.MailboxFor(cfg.Keyring.NKeyPublic()), connected: make(chan struct{}),
+		mbox: proto.MailboxFor(cfg.Keyring.NKeyPublic()), connected: make(chan struct{}),
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	if c.store, err = openStore(cfg.StateDir, c.id, c.now); err != nil {
@@ -134,7 +134,7 @@ func Open(cfg Config) (*Client, error) {
 }
 
 // Mailbox is where replies to this client arrive.
-func (c *Client) Mailbox() envelope.Mailbox { return c.mbox }
+func (c *Client) Mailbox() routing.Mailbox { return c.mbox }
 
 // Identity is the client's public identity.
 func (c *Client) Identity() *keys.PublicIdentity { return c.id.Public() }

@@ -10,6 +10,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // world is a relay with a directory of two missions for Uganda and one for
@@ -69,7 +70,7 @@ func TestAlertReachesMissionsOfItsCountry(t *testing.T) {
 	se := w.open(t, w.Keyrings["se-kampala"])
 	de := w.open(t, w.Keyrings["de-nairobi"])
 
-	a := &message.Alert{Country: "ug", Severity: message.SeverityUrgent, Category: message.CategoryRaid,
+	a := &message.Alert{Country: "ug", Priority: routing.Urgent, Category: message.CategoryRaid,
 		Summary: "Office raided, two colleagues taken", Details: "At 06:00 by plain-clothes police."}
 	sent, err := def.SendAlert(ctx(t), a)
 	if err != nil {
@@ -110,7 +111,7 @@ func TestAckAndReplyReachTheDefender(t *testing.T) {
 	defKR, _ := keys.NewKeyring(keys.RoleDefender)
 	def := w.open(t, defKR)
 	nl := w.open(t, w.Keyrings["nl-kampala"])
-	sent, err := def.SendAlert(ctx(t), &message.Alert{Country: "ug", Severity: message.SeverityUrgent,
+	sent, err := def.SendAlert(ctx(t), &message.Alert{Country: "ug", Priority: routing.Urgent,
 		Category: message.CategoryDetention, Summary: "Detained at the airport"})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every client
@@ -577,7 +578,7 @@ func newDefender(t *testing.T) *keys.Keyring {
 }
 
 func ugAlert(summary string) *message.Alert {
-	return &message.Alert{Country: "ug", Severity: message.SeverityUrgent, Category: message.CategoryDetention,
+	return &message.Alert{Country: "ug", Priority: routing.Urgent, Category: message.CategoryDetention,
 		Summary: summary, Details: "Taken from the office by men in plain clothes."}
 }
 

@@ -15,11 +15,12 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Received is a message opened, authenticated and decoded.
 type Received struct {
-	ID     envelope.ID
+	ID     routing.ID
 	Header envelope.Header
 	// Sender is the authenticated author. For a defender's message it is
 	// the defender's identity, known only to the recipients.
@@ -33,7 +34,7 @@ type Received struct {
 	Message  message.Message
 	// Case is the id of the case the message belongs to: its own id for
 	// an alert or request, the id it refers to otherwise.
-	Case envelope.ID
+	Case routing.ID
 }
 
 // Reasons a fetched envelope is dropped, for the log (never with content).
@@ -171,8 +172,8 @@ func (c *Client) process(ctx context.Context, msgs []fetched, record bool) ([]*R
 	}
 	wg.Wait()
 	var out []*Received
-	var ids []envelope.ID
-	batchSeen := map[envelope.ID]bool{}
+	var ids []routing.ID
+	batchSeen := map[routing.ID]bool{}
 	for i, m := range msgs {
 		r, err := opened[i], errs[i]
 		if err == nil && batchSeen[r.ID] {
@@ -281,27 +282,27 @@ func lookup(d *keys.Directory, id *keys.PublicIdentity) (string, keys.Role) {
 }
 
 // refOf returns the case a message refers to.
-func refOf(m message.Message) (envelope.ID, bool) {
+func refOf(m message.Message) (routing.ID, bool) {
 	switch m := m.(type) {
 	case *message.Update:
-		return envelope.ID(m.Ref), true
+		return routing.ID(m.Ref), true
 	case *message.Cancel:
-		return envelope.ID(m.Ref), true
+		return routing.ID(m.Ref), true
 	case *message.Ack:
-		return envelope.ID(m.Ref), true
+		return routing.ID(m.Ref), true
 	case *message.Reply:
-		return envelope.ID(m.Ref), true
+		return routing.ID(m.Ref), true
 	case *message.Receipt:
-		return envelope.ID(m.Ref), true
+		return routing.ID(m.Ref), true
 	}
-	return envelope.ID{}, false
+	return routing.ID{}, false
 }
 
 // Summarize renders a message as one line, as a case thread shows it.
 func Summarize(m message.Message) string {
 	switch m := m.(type) {
 	case *message.Alert:
-		return fmt.Sprintf("[%s/%s] %s", m.Severity, m.Category, m.Summary)
+		return fmt.Sprintf("[%s/%s] %s", m.Priority, m.Category, m.Summary)
 	case *message.Update:
 		return m.Text
 	case *message.Cancel:

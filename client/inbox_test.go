@@ -11,6 +11,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // TestInboxDropsWhatNoInstitutionSigned: only institutions in the
@@ -33,14 +34,14 @@ func TestInboxDropsWhatNoInstitutionSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	reply := func(text string) []byte {
-		b, err := message.Marshal(&message.Reply{Ref: message.ID(sent.ID), Text: text})
+		b, err := message.Marshal(&message.Reply{Ref: routing.ID(sent.ID), Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	seal := func(from *keys.Identity, auth envelope.Auth, text string) (envelope.ID, []byte) {
-		h := envelope.NewHeader("ug", envelope.Urgent)
+	seal := func(from *keys.Identity, auth envelope.Auth, text string) (routing.ID, []byte) {
+		h := envelope.NewHeader("ug", routing.Urgent)
 		env, err := envelope.Seal(h, reply(text), from, auth, envelope.To(def.Identity()))
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +97,7 @@ func TestUpdateAndCancelReachTheSameMissions(t *testing.T) {
 			t.Fatalf("follow-up sent = %+v, want delivered to %v under its own id", s, sent.Missions)
 		}
 	}
-	ref := message.ID(sent.ID)
+	ref := routing.ID(sent.ID)
 	for _, m := range []*client.Client{nl, se} {
 		got := readAlerts(t, m, 3)
 		u, ok1 := got[1].Message.(*message.Update)
@@ -116,7 +117,7 @@ func TestUpdateAndCancelReachTheSameMissions(t *testing.T) {
 		t.Fatalf("Kenya's mission has %d pending", n)
 	}
 
-	unknown := envelope.NewID()
+	unknown := routing.NewID()
 	if _, err := def.SendUpdate(ctx(t), unknown, "More facts"); err == nil {
 		t.Fatal("SendUpdate for an unknown case succeeded")
 	}

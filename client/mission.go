@@ -9,6 +9,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // ErrNotInDirectory means this client's identity is not a mission (or
@@ -79,12 +80,12 @@ func (c *Client) Acknowledge(ctx context.Context, r *Received, by, next string) 
 	if err := c.nc.PublishRequest(proto.Ingest(c.mbox.String(), proto.AckTarget(r.Case.String())), c.nc.NewRespInbox(), tok); err != nil {
 		c.log.Warn("ack token not sent", "err", err)
 	}
-	return c.answer(ctx, r, &message.Ack{Ref: message.ID(r.Case), By: by, NextStep: next})
+	return c.answer(ctx, r, &message.Ack{Ref: routing.ID(r.Case), By: by, NextStep: next})
 }
 
 // Reply answers r in its case thread.
 func (c *Client) Reply(ctx context.Context, r *Received, text string) (*Sent, error) {
-	return c.answer(ctx, r, &message.Reply{Ref: message.ID(r.Case), Text: text})
+	return c.answer(ctx, r, &message.Reply{Ref: routing.ID(r.Case), Text: text})
 }
 
 // answer seals m to r's sender, signed, and sends it to r's reply mailbox.
@@ -96,7 +97,7 @@ func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*S
 	if err != nil {
 		return nil, err
 	}
-	e := &outboxEntry{ID: envelope.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo.String()), Body: body,
+	e := &outboxEntry{ID: routing.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo.String()), Body: body,
 		Country: r.Header.Country, Priority: r.Header.Priority.String(), Kind: string(m.Kind()), Queued: c.now(),
 		To: []string{r.Sender.String()}, toIDs: []*keys.PublicIdentity{r.Sender}}
 	if _, err := c.seal(e); err != nil {

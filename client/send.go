@@ -12,11 +12,12 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Sent reports what became of a message handed to the client.
 type Sent struct {
-	ID envelope.ID
+	ID routing.ID
 	// Queued is true when the relay could not be reached (or asked to
 	// retry): the sealed envelope waits in the encrypted outbox and goes
 	// out when the relay is back. It is not a failure.
@@ -32,11 +33,11 @@ type Sent struct {
 // envelope sealed to the partner governments covering the country goes to
 // the bridge.
 func (c *Client) SendAlert(ctx context.Context, a *message.Alert) (*Sent, error) {
-	p, err := envelope.ParsePriority(string(a.Severity))
-	if err != nil {
-		return nil, fmt.Errorf("alert severity: %w", err)
+	p := a.Priority
+	if !p.Valid() {
+		return nil, fmt.Errorf("alert priority: %w", message.ErrInvalid)
 	}
-	s, err := c.send(ctx, a, a.Country, p, envelope.ID{}, a.Share)
+	s, err := c.send(ctx, a, a.Country, p, routing.ID{}, a.Share)
 	if err != nil {
 		return nil, err
 	}
@@ -45,13 +46,13 @@ func (c *Client) SendAlert(ctx context.Context, a *message.Alert) (*Sent, error)
 }
 
 // SendUpdate adds new facts to an earlier alert, for the same missions.
-func (c *Client) SendUpdate(ctx context.Context, ref envelope.ID, text string) (*Sent, error) {
+func (c *Client) SendUpdate(ctx context.Context, ref routing.ID, text string) (*Sent, error) {
 	cs, err := c.caseFor(ref)
 	if err != nil {
 		return nil, err
 	}
-	u := &message.Update{Ref: message.ID(ref), Text: text}
-	s, err := c.send(ctx, u, cs.Country, cs.Priority, envelope.ID{}, false)
+	u := &message.Update{Ref: routing.ID(ref), Text: text}
+	s, err := c.send(ctx, u, cs.Country, cs.Priority, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -61,13 +62,13 @@ func (c *Client) SendUpdate(ctx context.Context, ref envelope.ID, text string) (
 
 // Cancel tells the missions an earlier alert is over: the defender is safe
 // or it was a false alarm.
-func (c *Client) Cancel(ctx context.Context, ref envelope.ID, reason message.CancelReason, text string) (*Sent, error) {
+func (c *Client) Cancel(ctx context.Context, ref routing.ID, reason message.CancelReason, text string) (*Sent, error) {
 	cs, err := c.caseFor(ref)
 	if err != nil {
 		return nil, err
 	}
-	m := &message.Cancel{Ref: message.ID(ref), Reason: reason, Text: text}
-	s, err := c.send(ctx, m, cs.Country, cs.Priority, envelope.ID{}, false)
+	m := &message.Cancel{Ref: routing.ID(ref), Reason: reason, Text: text}
+	s, err := c.send(ctx, m, cs.Country, cs.Priority, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -77,22 +78,22 @@ func (c *Client) Cancel(ctx context.Context, ref envelope.ID, reason message.Can
 
 // RequestMeeting asks the missions covering the country for a meeting.
 func (c *Client) RequestMeeting(ctx context.Context, m *message.MeetingRequest) (*Sent, error) {
-	s, err := c.send(ctx, m, m.Country, envelope.Routine, envelope.ID{}, false)
+	s, err := c.send(ctx, m, m.Country, routing.Routine, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
-	c.recordSent(s, m, m.Country, envelope.Routine, "meeting: "+m.Purpose)
+	c.recordSent(s, m, m.Country, routing.Routine, "meeting: "+m.Purpose)
 	return s, nil
 }
 
 // RequestObservation asks the missions covering the country to observe a
 // hearing.
 func (c *Client) RequestObservation(ctx context.Context, o *message.ObservationRequest) (*Sent, error) {
-	s, err := c.send(ctx, o, o.Country, envelope.High, envelope.ID{}, false)
+	s, err := c.send(ctx, o, o.Country, routing.High, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
-	c.recordSent(s, o, o.Country, envelope.High, "trial observation: "+o.Court+", "+o.Case)
+	c.recordSent(s, o, o.Country, routing.High, "trial observation: "+o.Court+", "+o.Case)
 	return s, nil
 }
 
@@ -138,13 +139,13 @@ func (c *Client) recipients(cc string, partners bool) ([]envelope.Recipient, []s
 
 // send marshals m, seals it to the missions covering cc (and the partners,
 // with share), queues the envelopes in the outbox and tries to deliver them.
-func (c *Client) send(ctx context.Context, m message.Message, cc string, p envelope.Priority, id envelope.ID, share bool) (*Sent, error) {
+func (c *Client) send(ctx context.Context, m message.Message, cc string, p routing.Priority, id routing.ID, share bool) (*Sent, error) {
 	body, err := message.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
 	if id.IsZero() {
-		id = envelope.NewID()
+		id = routing.NewID()
 	}
 	s := &Sent{ID: id}
 	entries := []*outboxEntry{{ID: id, Target: proto.AlertTarget(cc, p.String()), Body: body, Country: cc,
@@ -216,7 +217,7 @@ func (c *Client) seal(e *outboxEntry) ([]string, error) {
 	} else if to, ids, err = c.recipients(e.Country, e.Share); err != nil || len(to) == 0 {
 		return ids, err
 	}
-	p, err := envelope.ParsePriority(e.Priority)
+	p, err := routing.ParsePriority(e.Priority)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func (c *Client) Outbox() ([]Queued, error) {
 
 // Queued describes one message in the outbox.
 type Queued struct {
-	ID       envelope.ID
+	ID       routing.ID
 	Kind     message.Kind
 	Country  string
 	Priority string

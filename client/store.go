@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // store is a client's state on disk, encrypted at rest under a key derived
@@ -47,7 +47,7 @@ type store struct {
 	logs  map[string]*os.File // open append handles of the record logs
 
 	mu      sync.Mutex
-	seen    map[envelope.ID]time.Time // id → forget after
+	seen    map[routing.ID]time.Time // id → forget after
 	seenLog *os.File
 	seenN   int // records in seen.log, live or not
 }
@@ -65,7 +65,7 @@ func openStore(dir string, id *keys.Identity, now func() time.Time) (*store, err
 	if err != nil {
 		return nil, err
 	}
-	s := &store{dir: dir, aead: aead, now: now, seen: map[envelope.ID]time.Time{}, nameKey: id.DeriveKey("client-state-names"), logs: map[string]*os.File{}}
+	s := &store{dir: dir, aead: aead, now: now, seen: map[routing.ID]time.Time{}, nameKey: id.DeriveKey("client-state-names"), logs: map[string]*os.File{}}
 	if err := s.loadSeen(); err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (s *store) getJSON(name string, v any) error {
 }
 
 // Seen-set records: nonce ‖ AEAD(id ‖ forget-after), fixed size, appended.
-const seenRecordSize = chacha20poly1305.NonceSizeX + envelope.IDSize + 8 + chacha20poly1305.Overhead
+const seenRecordSize = chacha20poly1305.NonceSizeX + routing.IDSize + 8 + chacha20poly1305.Overhead
 
 func (s *store) loadSeen() error {
 	path := filepath.Join(s.dir, "seen.log")
@@ -153,9 +153,9 @@ func (s *store) loadSeen() error {
 		if err != nil {
 			continue
 		}
-		forget := time.Unix(int64(binary.BigEndian.Uint64(pt[envelope.IDSize:])), 0)
+		forget := time.Unix(int64(binary.BigEndian.Uint64(pt[routing.IDSize:])), 0)
 		if forget.After(now) {
-			s.seen[envelope.ID(pt[:envelope.IDSize])] = forget
+			s.seen[routing.ID(pt[:routing.IDSize])] = forget
 		}
 	}
 	// A torn final record (a crash mid-append) is cut off, so the next
@@ -191,15 +191,15 @@ func (s *store) compactSeen() error {
 	return nil
 }
 
-func (s *store) seenRecord(id envelope.ID, forget time.Time) []byte {
-	pt := make([]byte, envelope.IDSize+8)
+func (s *store) seenRecord(id routing.ID, forget time.Time) []byte {
+	pt := make([]byte, routing.IDSize+8)
 	copy(pt, id[:])
-	binary.BigEndian.PutUint64(pt[envelope.IDSize:], uint64(forget.Unix()))
+	binary.BigEndian.PutUint64(pt[routing.IDSize:], uint64(forget.Unix()))
 	return s.seal("seen", pt)
 }
 
 // hasSeen reports whether id was already delivered.
-func (s *store) hasSeen(id envelope.ID) bool {
+func (s *store) hasSeen(id routing.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.seen[id]
@@ -208,7 +208,7 @@ func (s *store) hasSeen(id envelope.ID) bool {
 
 // markSeen records ids durably (one write and one fsync for the batch)
 // before the caller acknowledges them to the relay.
-func (s *store) markSeen(ids []envelope.ID) error {
+func (s *store) markSeen(ids []routing.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -237,13 +237,13 @@ func (s *store) markSeen(ids []envelope.ID) error {
 // that an envelope that waited longer than the relay's freshness window
 // can be sealed again under the same message id.
 type outboxEntry struct {
-	ID       envelope.ID `json:"id"`
-	Target   string      `json:"target"` // ingest target, e.g. to.ug.urgent
-	Envelope []byte      `json:"envelope"`
-	Body     []byte      `json:"body"`
-	Country  string      `json:"country"`
-	Priority string      `json:"priority"`
-	Share    bool        `json:"share"` // sealed to partners, for the bridge
+	ID       routing.ID `json:"id"`
+	Target   string     `json:"target"` // ingest target, e.g. to.ug.urgent
+	Envelope []byte     `json:"envelope"`
+	Body     []byte     `json:"body"`
+	Country  string     `json:"country"`
+	Priority string     `json:"priority"`
+	Share    bool       `json:"share"` // sealed to partners, for the bridge
 	// To, when set, are the recipients' public identities (a reply to a
 	// defender); otherwise the recipients are the missions covering Country.
 	To     []string  `json:"to,omitempty"`
@@ -256,7 +256,7 @@ type outboxEntry struct {
 // outboxName names an entry's file by a keyed hash of its message id and
 // share flag: the id is what the relay stores in the clear, so a file
 // named by it would tie a seized device to an envelope.
-func (s *store) outboxName(id envelope.ID, share bool) string {
+func (s *store) outboxName(id routing.ID, share bool) string {
 	m := hmac.New(sha256.New, s.nameKey)
 	m.Write(id[:])
 	if share {
@@ -267,7 +267,7 @@ func (s *store) outboxName(id envelope.ID, share bool) string {
 
 func (s *store) putOutbox(e *outboxEntry) error { return s.putJSON(s.outboxName(e.ID, e.Share), e) }
 
-func (s *store) removeOutbox(id envelope.ID, share bool) error {
+func (s *store) removeOutbox(id routing.ID, share bool) error {
 	err := os.Remove(filepath.Join(s.dir, s.outboxName(id, share)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/hrdbeacon/beacon/client"
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // replayAll makes the relay deliver every stored Ugandan alert to
@@ -102,7 +102,7 @@ func TestSeenSetAtRestIsEncrypted(t *testing.T) {
 
 	for _, c := range []struct {
 		p  *party
-		id envelope.ID
+		id routing.ID
 	}{{nl, sent.ID}, {def, ack.ID}} {
 		path := seenLog(c.p.cfg)
 		b, err := os.ReadFile(path)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // A co-recipient knows the content key, so it can decrypt, rewrite and
@@ -124,7 +125,7 @@ func TestCoRecipientCannotReaddress(t *testing.T) {
 				}
 			}, []*keys.Identity{r, x}},
 			{"moved to another country", func(co *coRecipient) { copy(co.header[offCountry:], "ke") }, []*keys.Identity{r, x}},
-			{"priority lowered", func(co *coRecipient) { co.header[offPriority] = byte(Routine) }, []*keys.Identity{r, x}},
+			{"priority lowered", func(co *coRecipient) { co.header[offPriority] = byte(routing.Routine) }, []*keys.Identity{r, x}},
 			{"message id changed", func(co *coRecipient) { co.header[offID] ^= 1 }, []*keys.Identity{r, x}},
 		} {
 			co := openAsCoRecipient(t, env, c.KEMKey())

@@ -1,6 +1,9 @@
 package envelope
 
-import "github.com/hrdbeacon/beacon/keys"
+import (
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
+)
 
 // Wire-format constants (SPEC.md). Changing one is a new version.
 const (
@@ -15,12 +18,6 @@ const (
 	// the worst-case trial decryption of a hostile envelope at 32 KEM
 	// decapsulations.
 	MaxRecipients = 32
-
-	// IDSize is the size of a message id: 128 random bits, so that ids never
-	// collide and a replay is recognised by id alone.
-	IDSize = 16
-	// MailboxSize is the size of a reply mailbox id.
-	MailboxSize = 16
 
 	fileKeySize    = 32
 	encSize        = 1088 + 32 // X-Wing encapsulation: ML-KEM-768 ciphertext, X25519 share
@@ -61,7 +58,7 @@ const (
 
 	// MaxSize is the largest well-formed envelope. Anything longer is refused
 	// before any other check.
-	MaxSize = routingSize + MailboxSize + MaxRecipients*StanzaSize + headerMACSize + 1<<maxSizeClass + tagSize
+	MaxSize = routingSize + routing.MailboxSize + MaxRecipients*StanzaSize + headerMACSize + 1<<maxSizeClass + tagSize
 )
 
 // Domain-separation labels.
@@ -71,5 +68,4 @@ const (
 	payloadLabel   = "beacon.envelope.v1/payload"
 	authLabel      = "beacon.envelope.v1/auth"
 	deniableLabel  = "beacon.envelope.v1/deniable"
-	mailboxLabel   = "beacon.envelope.v1/mailbox"
 )

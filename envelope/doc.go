@@ -6,7 +6,7 @@
 //
 // For most uses, call [Seal] and [Open]:
 //
-//	h := envelope.NewHeader("ug", envelope.Urgent)
+//	h := envelope.NewHeader("ug", routing.Urgent)
 //	env, err := envelope.Seal(h, body, me, envelope.Deniable,
 //		envelope.ToInbox(mission.Identity, inbox))
 //	...

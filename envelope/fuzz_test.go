@@ -48,7 +48,7 @@ func fuzzSeeds(t testing.TB, vs []testVector, id *keys.Identity) [][]byte {
 	seeds := vectorSeeds(vs)
 	a := newIdentity(t)
 	h := testHeader()
-	h.ReplyTo = MailboxFor("fuzz")
+	h.ReplyTo = testMailbox("fuzz")
 	seeds = append(seeds,
 		mustSeal(t, testHeader(), []byte("x"), a, Deniable, To(id.Public())),
 		mustSeal(t, h, []byte("signed, with a mailbox"), a, Signed, To(a.Public()), To(id.Public())),

@@ -1,133 +1,26 @@
 package envelope
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"time"
 
 	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/routing"
 )
-
-// Priority is an envelope's routing priority: the relay and the missions see
-// it, and escalation deadlines depend on it.
-type Priority uint8
-
-// Priorities, in wire order.
-const (
-	Urgent  Priority = 1
-	High    Priority = 2
-	Routine Priority = 3
-)
-
-// ParsePriority parses "urgent", "high" or "routine".
-func ParsePriority(s string) (Priority, error) {
-	for p := Urgent; p <= Routine; p++ {
-		if p.String() == s {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: priority %q is not urgent, high or routine", ErrMalformed, s)
-}
-
-// String returns the priority's name as used in subjects and the CLI.
-func (p Priority) String() string {
-	switch p {
-	case Urgent:
-		return "urgent"
-	case High:
-		return "high"
-	case Routine:
-		return "routine"
-	}
-	return fmt.Sprintf("priority(%d)", uint8(p))
-}
-
-// Valid reports whether p is one of the three priorities.
-func (p Priority) Valid() bool { return p >= Urgent && p <= Routine }
-
-// An ID is a message id: 128 random bits chosen by the sender.
-type ID [IDSize]byte
-
-// NewID returns a random message id.
-func NewID() ID {
-	var id ID
-	rand.Read(id[:])
-	return id
-}
-
-// ParseID parses 32 lower-case hex digits.
-func ParseID(s string) (ID, error) {
-	var id ID
-	if err := parseHex(id[:], s, "message id"); err != nil {
-		return ID{}, err
-	}
-	return id, nil
-}
-
-// String returns 32 lower-case hex digits.
-func (id ID) String() string { return hex.EncodeToString(id[:]) }
-
-// IsZero reports whether id is all zeros, which no valid envelope carries.
-func (id ID) IsZero() bool { return id == ID{} }
-
-// A Mailbox is where replies to a sender go: subject bcn.mbox.<mailbox>.
-type Mailbox [MailboxSize]byte
-
-// MailboxFor derives the mailbox of a connection key (an NKey's public
-// text). The relay grants a connection this mailbox and no other, so a
-// defender reads its own replies without an account; rotating the NKey
-// rotates the mailbox.
-func MailboxFor(nkeyPublic string) Mailbox {
-	h := sha256.Sum256([]byte(mailboxLabel + nkeyPublic))
-	return Mailbox(h[:MailboxSize])
-}
-
-// ParseMailbox parses 32 lower-case hex digits.
-func ParseMailbox(s string) (Mailbox, error) {
-	var m Mailbox
-	if err := parseHex(m[:], s, "mailbox"); err != nil {
-		return Mailbox{}, err
-	}
-	return m, nil
-}
-
-// String returns 32 lower-case hex digits.
-func (m Mailbox) String() string { return hex.EncodeToString(m[:]) }
-
-// IsZero reports whether m is all zeros, meaning no mailbox.
-func (m Mailbox) IsZero() bool { return m == Mailbox{} }
-
-func parseHex(dst []byte, s, what string) error {
-	if len(s) != 2*len(dst) {
-		return fmt.Errorf("%w: %s must be %d hex digits", ErrMalformed, what, 2*len(dst))
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return fmt.Errorf("%w: %s must be lower-case hex", ErrMalformed, what)
-		}
-	}
-	hex.Decode(dst, []byte(s))
-	if isZero(dst) {
-		return fmt.Errorf("%w: %s is all zeros", ErrMalformed, what)
-	}
-	return nil
-}
 
 // Header is the routing header: the only part of an envelope in the clear.
 type Header struct {
-	ID       ID
+	ID       routing.ID
 	Created  time.Time // millisecond precision on the wire
 	Country  string    // ISO 3166-1 alpha-2, lower case
-	Priority Priority
-	ReplyTo  Mailbox // zero if the sender wants no replies
+	Priority routing.Priority
+	ReplyTo  routing.Mailbox // zero if the sender wants no replies
 }
 
 // NewHeader returns a header with a random id and the current time.
-func NewHeader(cc string, p Priority) Header {
-	return Header{ID: NewID(), Created: time.Now(), Country: cc, Priority: p}
+func NewHeader(cc string, p routing.Priority) Header {
+	return Header{ID: routing.NewID(), Created: time.Now(), Country: cc, Priority: p}
 }
 
 // Times outside [minCreated, maxCreated) are impossible for an envelope: the
@@ -158,7 +51,7 @@ func (h *Header) size() int {
 	if h.ReplyTo.IsZero() {
 		return routingSize
 	}
-	return routingSize + MailboxSize
+	return routingSize + routing.MailboxSize
 }
 
 // appendHeader appends the wire form of h, with its size class and
@@ -219,9 +112,9 @@ func Parse(b []byte) (Info, error) {
 	}
 	var info Info
 	h := &info.Header
-	h.Priority = Priority(b[offPriority])
+	h.Priority = routing.Priority(b[offPriority])
 	h.Country = string(b[offCountry : offCountry+2])
-	h.ID = ID(b[offID : offID+IDSize])
+	h.ID = routing.ID(b[offID : offID+routing.IDSize])
 	ms := binary.BigEndian.Uint64(b[offCreated:])
 	if ms >= 1<<62 {
 		return Info{}, fmt.Errorf("%w: created time out of range", ErrMalformed)
@@ -229,11 +122,11 @@ func Parse(b []byte) (Info, error) {
 	h.Created = time.UnixMilli(int64(ms)).UTC()
 	n := routingSize
 	if flags&flagReplyTo != 0 {
-		n += MailboxSize
+		n += routing.MailboxSize
 		if len(b) < n {
 			return Info{}, fmt.Errorf("%w: ends inside the reply mailbox", ErrTruncated)
 		}
-		h.ReplyTo = Mailbox(b[offMailbox : offMailbox+MailboxSize])
+		h.ReplyTo = routing.Mailbox(b[offMailbox : offMailbox+routing.MailboxSize])
 		if h.ReplyTo.IsZero() {
 			return Info{}, fmt.Errorf("%w: reply mailbox flag set but the mailbox is all zeros", ErrMalformed)
 		}

@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"crypto/hpke"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // sentinels names every error Parse and Open branch on, as the vectors
@@ -112,10 +114,10 @@ var testCreated = time.Date(2025, 6, 1, 12, 30, 45, 123_456_789, time.UTC)
 // them to known other values.
 func testHeader() Header {
 	return Header{
-		ID:       ID{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10},
+		ID:       routing.ID{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10},
 		Created:  testCreated,
 		Country:  "ug",
-		Priority: High,
+		Priority: routing.High,
 	}
 }
 
@@ -244,4 +246,11 @@ func (c *coRecipient) seal() []byte {
 	env = append(env, headerMAC(macKey, env)...)
 	aead, _ := chacha20poly1305.New(payloadKey)
 	return aead.Seal(env, make([]byte, aead.NonceSize()), c.inner, nil)
+}
+
+// testMailbox derives a fixed, non-zero mailbox from a label. The relay's
+// own derivation (relay/proto.MailboxFor) is not the envelope's business.
+func testMailbox(label string) routing.Mailbox {
+	h := sha256.Sum256([]byte(label))
+	return routing.Mailbox(h[:routing.MailboxSize])
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // The wire sizes, written out: a change to any of them is a format change.
@@ -99,17 +100,17 @@ func TestMaxBodySize(t *testing.T) {
 
 	// The largest envelope: the largest body, 32 deniable MACs, and a
 	// reply mailbox, is exactly MaxSize; without the mailbox it is
-	// MaxSize-MailboxSize.
+	// MaxSize-routing.MailboxSize.
 	body := bytes.Repeat([]byte("0123456789abcdef"), MaxBodySize/16+1)[:MaxBodySize]
 	env := mustSeal(t, testHeader(), body, a, Deniable, to(rs...)...)
-	if want := MaxSize - MailboxSize; len(env) != want || len(env) != 102994 {
+	if want := MaxSize - routing.MailboxSize; len(env) != want || len(env) != 102994 {
 		t.Errorf("largest envelope without a mailbox is %d bytes, want %d", len(env), want)
 	}
 	for _, i := range []int{0, MaxRecipients - 1} {
 		checkOpened(t, mustOpen(t, env, rs[i]), testHeader(), body, a, Deniable, MaxRecipients, i)
 	}
 	h := testHeader()
-	h.ReplyTo = MailboxFor("x")
+	h.ReplyTo = testMailbox("x")
 	env = mustSeal(t, h, body, a, Deniable, to(rs...)...)
 	if len(env) != MaxSize {
 		t.Errorf("largest envelope is %d bytes, want MaxSize %d", len(env), MaxSize)

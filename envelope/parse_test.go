@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 func putCreated(e []byte, t time.Time) {
@@ -17,7 +19,7 @@ func TestParseRefusals(t *testing.T) {
 	a, b := newIdentity(t), newIdentity(t)
 	env := mustSeal(t, testHeader(), []byte("x"), a, Deniable, To(b.Public()))
 	h := testHeader()
-	h.ReplyTo = MailboxFor("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
+	h.ReplyTo = testMailbox("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
 	withReply := mustSeal(t, h, []byte("x"), a, Deniable, To(b.Public()))
 	classAt, countAt := routingSize-2, routingSize-1
 
@@ -43,22 +45,22 @@ func TestParseRefusals(t *testing.T) {
 		{"country zz", false, func(e []byte) { copy(e[offCountry:], "zz") }, ErrMalformed},
 		{"country NUL NUL", false, func(e []byte) { copy(e[offCountry:], "\x00\x00") }, ErrMalformed},
 		{"country u NUL", false, func(e []byte) { copy(e[offCountry:], "u\x00") }, ErrMalformed},
-		{"zero id", false, func(e []byte) { clear(e[offID : offID+IDSize]) }, ErrMalformed},
+		{"zero id", false, func(e []byte) { clear(e[offID : offID+routing.IDSize]) }, ErrMalformed},
 		{"created 1970", false, func(e []byte) { clear(e[offCreated : offCreated+8]) }, ErrMalformed},
 		{"created 2019-12-31T23:59:59.999", false, func(e []byte) { putCreated(e, minCreated.Add(-time.Millisecond)) }, ErrMalformed},
 		{"created 2100-01-01", false, func(e []byte) { putCreated(e, maxCreated) }, ErrMalformed},
 		{"created 2^62 ms", false, func(e []byte) { binary.BigEndian.PutUint64(e[offCreated:], 1<<62) }, ErrMalformed},
 		{"created 2^64-1 ms", false, func(e []byte) { binary.BigEndian.PutUint64(e[offCreated:], 1<<64-1) }, ErrMalformed},
-		{"zero reply mailbox", true, func(e []byte) { clear(e[offMailbox : offMailbox+MailboxSize]) }, ErrMalformed},
+		{"zero reply mailbox", true, func(e []byte) { clear(e[offMailbox : offMailbox+routing.MailboxSize]) }, ErrMalformed},
 		{"size class 0", false, func(e []byte) { e[classAt] = 0 }, ErrMalformed},
 		{"size class 10", false, func(e []byte) { e[classAt] = 10 }, ErrMalformed},
 		{"size class 17", false, func(e []byte) { e[classAt] = 17 }, ErrMalformed},
 		{"size class 255", false, func(e []byte) { e[classAt] = 255 }, ErrMalformed},
-		{"size class 10 with a mailbox", true, func(e []byte) { e[classAt+MailboxSize] = 10 }, ErrMalformed},
+		{"size class 10 with a mailbox", true, func(e []byte) { e[classAt+routing.MailboxSize] = 10 }, ErrMalformed},
 		{"recipients 0", false, func(e []byte) { e[countAt] = 0 }, ErrTooManyRecipients},
 		{"recipients 33", false, func(e []byte) { e[countAt] = 33 }, ErrTooManyRecipients},
 		{"recipients 255", false, func(e []byte) { e[countAt] = 255 }, ErrTooManyRecipients},
-		{"recipients 0 with a mailbox", true, func(e []byte) { e[countAt+MailboxSize] = 0 }, ErrTooManyRecipients},
+		{"recipients 0 with a mailbox", true, func(e []byte) { e[countAt+routing.MailboxSize] = 0 }, ErrTooManyRecipients},
 		// Values that fit the header but not the length that follows.
 		{"size class 12", false, func(e []byte) { e[classAt] = 12 }, ErrTruncated},
 		{"recipients 2", false, func(e []byte) { e[countAt] = 2 }, ErrTruncated},
@@ -96,7 +98,7 @@ func TestParseBoundaries(t *testing.T) {
 			t.Errorf("created %v: Parse = %v, %v", created, info.Created, err)
 		}
 	}
-	for _, p := range []Priority{Urgent, High, Routine} {
+	for _, p := range []routing.Priority{routing.Urgent, routing.High, routing.Routine} {
 		h := testHeader()
 		h.Priority = p
 		env := mustSeal(t, h, []byte("x"), a, Deniable, To(b.Public()))
@@ -111,7 +113,7 @@ func TestParseInfo(t *testing.T) {
 	a := newIdentity(t)
 	rs := newIdentities(t, 3)
 	h := testHeader()
-	h.ReplyTo = MailboxFor("x")
+	h.ReplyTo = testMailbox("x")
 	env := mustSeal(t, h, make([]byte, 1000), a, Signed, to(rs...)...)
 	info, err := Parse(env)
 	if err != nil {
@@ -121,7 +123,7 @@ func TestParseInfo(t *testing.T) {
 		!info.Created.Equal(h.Created.Truncate(time.Millisecond)) || info.Created.Location() != time.UTC {
 		t.Errorf("Parse header = %+v, want %+v", info.Header, h)
 	}
-	if info.Recipients != 3 || info.PaddedSize != 4096 || info.HeaderSize != routingSize+MailboxSize {
+	if info.Recipients != 3 || info.PaddedSize != 4096 || info.HeaderSize != routingSize+routing.MailboxSize {
 		t.Errorf("Parse sizes = %d recipients, %d padded, %d header", info.Recipients, info.PaddedSize, info.HeaderSize)
 	}
 	if n := info.HeaderSize + 3*StanzaSize + headerMACSize + info.PaddedSize + tagSize; n != len(env) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hrdbeacon/beacon/country"
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Two small signed statements travel in the clear, because the relay or
@@ -20,11 +21,11 @@ const (
 	publicMagic = "BCP"
 
 	// AckTokenSize is the exact size of an ack token.
-	AckTokenSize = 4 + IDSize + 8 + keys.FingerprintSize + signatureSize
+	AckTokenSize = 4 + routing.IDSize + 8 + keys.FingerprintSize + signatureSize
 
 	// MaxPublicBody bounds a broadcast: an announcement, not a document.
 	MaxPublicBody = 16 << 10
-	publicFixed   = 4 + 2 + IDSize + 8 + keys.FingerprintSize + 2
+	publicFixed   = 4 + 2 + routing.IDSize + 8 + keys.FingerprintSize + 2
 	// MaxPublicSize is the largest well-formed public message.
 	MaxPublicSize = publicFixed + MaxPublicBody + signatureSize
 
@@ -35,14 +36,14 @@ const (
 // An AckToken is a mission's or partner's signed statement that it has
 // acknowledged the alert with message id Alert.
 type AckToken struct {
-	Alert   ID
+	Alert   routing.ID
 	Created time.Time
 	Signer  keys.Fingerprint
 	raw     []byte
 }
 
 // SignAck returns the wire form of an ack token for alert, signed by signer.
-func SignAck(alert ID, signer *keys.Identity, now time.Time) []byte {
+func SignAck(alert routing.ID, signer *keys.Identity, now time.Time) []byte {
 	b := make([]byte, 0, AckTokenSize)
 	b = append(b, ackMagic...)
 	b = append(b, Version)
@@ -66,7 +67,7 @@ func ParseAck(b []byte) (AckToken, error) {
 	case b[3] != Version:
 		return AckToken{}, fmt.Errorf("%w: ack token version %d", ErrUnsupportedVersion, b[3])
 	}
-	a := AckToken{Alert: ID(b[4:20]), raw: b}
+	a := AckToken{Alert: routing.ID(b[4:20]), raw: b}
 	created, err := parseCreated(b[20:28])
 	if err != nil {
 		return AckToken{}, err
@@ -95,7 +96,7 @@ func (a AckToken) Verify(signer *keys.PublicIdentity) error {
 // A Public message is signed and readable by anyone: a mission's broadcast
 // to everyone in a country.
 type Public struct {
-	ID      ID
+	ID      routing.ID
 	Created time.Time
 	Country string
 	Signer  keys.Fingerprint
@@ -111,7 +112,7 @@ func SignPublic(cc string, body []byte, signer *keys.Identity, now time.Time) ([
 	if len(body) > MaxPublicBody {
 		return nil, fmt.Errorf("%w: public body is %d bytes, the limit is %d", ErrTooLarge, len(body), MaxPublicBody)
 	}
-	id := NewID()
+	id := routing.NewID()
 	b := make([]byte, 0, publicFixed+len(body)+signatureSize)
 	b = append(b, publicMagic...)
 	b = append(b, Version, cc[0], cc[1])
@@ -136,7 +137,7 @@ func ParsePublic(b []byte) (Public, error) {
 	case b[3] != Version:
 		return Public{}, fmt.Errorf("%w: public message version %d", ErrUnsupportedVersion, b[3])
 	}
-	p := Public{Country: string(b[4:6]), ID: ID(b[6:22]), Signer: keys.Fingerprint(b[30:62]), raw: b}
+	p := Public{Country: string(b[4:6]), ID: routing.ID(b[6:22]), Signer: keys.Fingerprint(b[30:62]), raw: b}
 	if !country.Known(p.Country) {
 		return Public{}, fmt.Errorf("%w: country %q is not a lower-case ISO 3166-1 alpha-2 code", ErrMalformed, p.Country)
 	}

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 func TestAckToken(t *testing.T) {
 	m, _ := keys.GenerateIdentity()
 	other, _ := keys.GenerateIdentity()
-	alert := NewID()
+	alert := routing.NewID()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	b := SignAck(alert, m, now)
 	if len(b) != AckTokenSize {
@@ -108,7 +109,7 @@ func TestPublic(t *testing.T) {
 func FuzzParseSigned(f *testing.F) {
 	m, _ := keys.GenerateIdentity()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	f.Add(SignAck(NewID(), m, now))
+	f.Add(SignAck(routing.NewID(), m, now))
 	p, _ := SignPublic("ke", []byte("hello"), m, now)
 	f.Add(p)
 	f.Fuzz(func(t *testing.T, b []byte) {

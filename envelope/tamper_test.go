@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Every single-bit change of an envelope makes Open fail: in the stanza
@@ -65,7 +67,7 @@ func TestBitFlips(t *testing.T) {
 func TestHeaderRewrite(t *testing.T) {
 	a, b := newIdentity(t), newIdentity(t)
 	h := testHeader()
-	h.ReplyTo = MailboxFor("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
+	h.ReplyTo = testMailbox("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
 	env := mustSeal(t, h, []byte("raid"), a, Deniable, To(b.Public()))
 	noReply := mustSeal(t, testHeader(), []byte("raid"), a, Deniable, To(b.Public()))
 	for _, tc := range []struct {
@@ -74,24 +76,24 @@ func TestHeaderRewrite(t *testing.T) {
 		edit func([]byte) []byte
 	}{
 		{"country ug to ke", env, func(e []byte) []byte { copy(e[offCountry:], "ke"); return e }},
-		{"priority high to urgent", env, func(e []byte) []byte { e[offPriority] = byte(Urgent); return e }},
-		{"priority high to routine", env, func(e []byte) []byte { e[offPriority] = byte(Routine); return e }},
+		{"priority high to urgent", env, func(e []byte) []byte { e[offPriority] = byte(routing.Urgent); return e }},
+		{"priority high to routine", env, func(e []byte) []byte { e[offPriority] = byte(routing.Routine); return e }},
 		{"message id", env, func(e []byte) []byte { e[offID+15] ^= 0x80; return e }},
 		{"created", env, func(e []byte) []byte {
 			binary.BigEndian.PutUint64(e[offCreated:], uint64(testCreated.Add(-time.Hour).UnixMilli()))
 			return e
 		}},
 		{"reply mailbox", env, func(e []byte) []byte {
-			m := MailboxFor("someone else")
+			m := testMailbox("someone else")
 			copy(e[offMailbox:], m[:])
 			return e
 		}},
 		{"reply mailbox removed", env, func(e []byte) []byte {
 			e[offFlags] = 0
-			return append(e[:offMailbox], e[offMailbox+MailboxSize:]...)
+			return append(e[:offMailbox], e[offMailbox+routing.MailboxSize:]...)
 		}},
 		{"reply mailbox added", noReply, func(e []byte) []byte {
-			m := MailboxFor("the relay's own")
+			m := testMailbox("the relay's own")
 			e[offFlags] = flagReplyTo
 			return append(e[:offMailbox], append(m[:], e[offMailbox:]...)...)
 		}},
@@ -112,7 +114,7 @@ func TestHeaderRewrite(t *testing.T) {
 func TestTruncation(t *testing.T) {
 	a, b := newIdentity(t), newIdentity(t)
 	h := testHeader()
-	h.ReplyTo = MailboxFor("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
+	h.ReplyTo = testMailbox("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4")
 	for _, env := range [][]byte{
 		mustSeal(t, testHeader(), []byte("x"), a, Deniable, To(b.Public())),
 		mustSeal(t, h, []byte("x"), a, Signed, To(b.Public()), To(a.Public())),

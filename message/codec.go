@@ -110,7 +110,7 @@ func decodeField(f field, raw map[string]json.RawMessage) *FieldError {
 		if f.optional() {
 			return nil
 		}
-		// Never read as the zero value: an alert without "severity" is not
+		// Never read as the zero value: an alert without "priority" is not
 		// a routine alert, and one without "share" has not said no.
 		return bad(f.key(), "missing")
 	}

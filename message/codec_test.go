@@ -97,7 +97,7 @@ func TestUnmarshalRefusesField(t *testing.T) {
 		{"unknown empty key", alertBody.set("", `1`).String(), KindAlert, "(unprintable)", "unknown field"},
 
 		// Missing fields: never read as zero.
-		{"missing severity", alertBody.del("severity").String(), KindAlert, "severity", "missing"},
+		{"missing priority", alertBody.del("priority").String(), KindAlert, "priority", "missing"},
 		{"missing share", alertBody.del("share").String(), KindAlert, "share", "missing"},
 		{"missing publicise", alertBody.del("publicise").String(), KindAlert, "publicise", "missing"},
 		{"missing details", alertBody.del("details").String(), KindAlert, "details", "missing"},
@@ -143,14 +143,14 @@ func TestUnmarshalRefusesField(t *testing.T) {
 		{"empty charges", observationBody.set("charges", `""`).String(), KindObservationRequest, "charges", ""},
 
 		// Enums.
-		{"unknown severity", alertBody.set("severity", `"critical"`).String(), KindAlert, "severity", "unknown value"},
-		{"empty severity", alertBody.set("severity", `""`).String(), KindAlert, "severity", "empty"},
+		{"unknown priority", alertBody.set("priority", `"critical"`).String(), KindAlert, "priority", "unknown value"},
+		{"empty priority", alertBody.set("priority", `""`).String(), KindAlert, "priority", "empty"},
 		{"category in upper case", alertBody.set("category", `"Raid"`).String(), KindAlert, "category", "unknown value"},
 		{"broadcast category in alert", alertBody.set("category", `"grant"`).String(), KindAlert, "category", "unknown value"},
 		{"alert category in broadcast", broadcastBody.set("category", `"raid"`).String(), KindBroadcast, "category", "unknown value"},
 		{"unknown reason", cancelBody.set("reason", `"resolved"`).String(), KindCancel, "reason", "unknown value"},
 		{"unknown place", meetingBody.set("place", `"home"`).String(), KindMeetingRequest, "place", "unknown value"},
-		{"enum with space", alertBody.set("severity", `"urgent "`).String(), KindAlert, "severity", "unknown value"},
+		{"enum with space", alertBody.set("priority", `"urgent "`).String(), KindAlert, "priority", "unknown value"},
 
 		// Countries.
 		{"unassigned country", alertBody.set("country", `"zz"`).String(), KindAlert, "country", "unknown country code"},

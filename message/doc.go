@@ -23,7 +23,7 @@
 // beside it, named in snake_case, in this order. Text limits count characters
 // (runes), not bytes, so every script gets the same room.
 //
-//   - alert, [Alert] (defender → missions of a country): country, severity,
+//   - alert, [Alert] (defender → missions of a country): country, priority,
 //     category, summary (1–280, one line), details (0–8000), location
 //     (optional, up to 120, one line), share, publicise.
 //   - update, [Update] (defender → the same missions): ref, text (1–4000).

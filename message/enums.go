@@ -1,17 +1,5 @@
 package message
 
-// Severity is how soon an alert needs a response. It matches the priority in
-// the envelope's routing header (urgent, high, routine).
-type Severity string
-
-const (
-	SeverityUrgent  Severity = "urgent"
-	SeverityHigh    Severity = "high"
-	SeverityRoutine Severity = "routine"
-)
-
-var severities = []Severity{SeverityUrgent, SeverityHigh, SeverityRoutine}
-
 // Category is what happened, for an [Alert].
 type Category string
 

@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 func ExampleMarshal() {
 	body, err := message.Marshal(&message.Alert{
 		Country:  "ug",
-		Severity: message.SeverityUrgent,
+		Priority: routing.Urgent,
 		Category: message.CategoryRaid,
 		Summary:  "Police are searching our office",
 		Location: "Kampala Central",
@@ -22,7 +23,7 @@ func ExampleMarshal() {
 	}
 	fmt.Printf("%s\n", body)
 	// Output:
-	// {"kind":"alert","country":"ug","severity":"urgent","category":"raid","summary":"Police are searching our office","details":"","location":"Kampala Central","share":true,"publicise":false}
+	// {"kind":"alert","country":"ug","priority":"urgent","category":"raid","summary":"Police are searching our office","details":"","location":"Kampala Central","share":true,"publicise":false}
 }
 
 func ExampleUnmarshal() {
@@ -43,7 +44,7 @@ func ExampleUnmarshal() {
 }
 
 func ExampleFieldError() {
-	body := []byte(`{"kind":"alert","country":"UG","severity":"urgent","category":"raid","summary":"x","details":"","share":true,"publicise":false}`)
+	body := []byte(`{"kind":"alert","country":"UG","priority":"urgent","category":"raid","summary":"x","details":"","share":true,"publicise":false}`)
 	_, err := message.Unmarshal(body)
 	var fe *message.FieldError
 	if errors.As(err, &fe) {

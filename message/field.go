@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // field is one JSON field of a kind, bound to the Go field it fills. Every
@@ -245,10 +246,48 @@ func (f *boolField) encode(b []byte) []byte {
 	return append(b, "false"...)
 }
 
+// priorityField is a priority, written by name.
+type priorityField struct {
+	name string
+	p    *routing.Priority
+}
+
+func (f *priorityField) key() string    { return f.name }
+func (f *priorityField) optional() bool { return false }
+func (f *priorityField) empty() bool    { return *f.p == 0 }
+
+func (f *priorityField) decode(raw json.RawMessage) *FieldError {
+	s, fe := decodeString(f.name, raw)
+	switch {
+	case fe != nil:
+		return fe
+	case s == "":
+		return bad(f.name, "empty")
+	}
+	p, err := routing.ParsePriority(s)
+	if err != nil {
+		return bad(f.name, "unknown value")
+	}
+	*f.p = p
+	return nil
+}
+
+func (f *priorityField) check() *FieldError {
+	switch {
+	case *f.p == 0:
+		return bad(f.name, "empty")
+	case !f.p.Valid():
+		return bad(f.name, "unknown value")
+	}
+	return nil
+}
+
+func (f *priorityField) encode(b []byte) []byte { return appendString(b, f.p.String()) }
+
 // idField refers to an earlier message.
 type idField struct {
 	name string
-	p    *ID
+	p    *routing.ID
 }
 
 func (f *idField) key() string    { return f.name }
@@ -260,9 +299,12 @@ func (f *idField) decode(raw json.RawMessage) *FieldError {
 	if fe != nil {
 		return fe
 	}
-	id, problem := parseID(s)
-	if problem != "" {
-		return bad(f.name, problem)
+	id, err := routing.ParseID(s)
+	if err != nil {
+		if len(s) == 2*routing.IDSize && strings.Trim(s, "0") == "" {
+			return bad(f.name, "all zero")
+		}
+		return bad(f.name, "not 32 lower-case hex characters")
 	}
 	*f.p = id
 	return nil

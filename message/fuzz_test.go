@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // FuzzUnmarshal: no body panics Unmarshal, every refusal wraps ErrInvalid,
@@ -22,7 +24,7 @@ func FuzzUnmarshal(f *testing.F) {
 		alertBody.set("summary", `"\ud800"`).String(),
 		alertBody.set("summary", "\"\u202e\"").String(),
 		alertBody.set("share", `"true"`).String(),
-		alertBody.del("severity").String(),
+		alertBody.del("priority").String(),
 		`{"kind":"alert","kind":"alert"}`,
 		meetingBody.set("times", `[["2026-12-01T09:00:00Z"]]`).String(),
 		meetingBody.set("times", `["2026-12-01T09:00:00Z","2026-12-01T09:00:00Z"]`).String(),
@@ -64,8 +66,9 @@ func FuzzMarshalRoundTrip(f *testing.F) {
 	f.Add("UG", "", "other", "", "", "Kampala\n", false, false, int64(0), int64(0), int64(-1))
 	f.Fuzz(func(t *testing.T, cc, sev, cat, summary, details, location string, share, publicise bool, sec, nsec, gap int64) {
 		when := time.Unix(sec, nsec)
+		prio := routing.Priority(len(sev)) // 0–3 valid-ish, longer ones invalid
 		msgs := []Message{
-			&Alert{Country: cc, Severity: Severity(sev), Category: Category(cat), Summary: summary,
+			&Alert{Country: cc, Priority: prio, Category: Category(cat), Summary: summary,
 				Details: details, Location: location, Share: share, Publicise: publicise},
 			&MeetingRequest{Country: cc, Purpose: details, Place: Place(sev), SafetyNotes: location,
 				Times: []time.Time{when, when.Add(time.Duration(gap))}},

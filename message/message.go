@@ -1,6 +1,10 @@
 package message
 
-import "time"
+import (
+	"time"
+
+	"github.com/hrdbeacon/beacon/routing"
+)
 
 // Kind is the "kind" discriminator of a body.
 type Kind string
@@ -87,7 +91,7 @@ func schemaOf(m Message) (schema, bool) {
 // Alert is a defender's call for help to the missions covering a country.
 type Alert struct {
 	Country  string // lower-case ISO 3166-1 alpha-2, see package country
-	Severity Severity
+	Priority routing.Priority
 	Category Category
 	Summary  string // one line
 	Details  string // may be empty
@@ -110,7 +114,7 @@ func (m *Alert) Validate() error {
 func (m *Alert) fields() []field {
 	return []field{
 		&countryField{name: "country", p: &m.Country},
-		&enumField[Severity]{name: "severity", p: &m.Severity, values: severities},
+		&priorityField{name: "priority", p: &m.Priority},
 		&enumField[Category]{name: "category", p: &m.Category, values: categories},
 		&textField{name: "summary", p: &m.Summary, min: 1, max: maxSummary},
 		&textField{name: "details", p: &m.Details, max: maxDetails, multiline: true},
@@ -122,7 +126,7 @@ func (m *Alert) fields() []field {
 
 // Update adds facts to an earlier alert.
 type Update struct {
-	Ref  ID // the alert's message id
+	Ref  routing.ID // the alert's message id
 	Text string
 }
 
@@ -145,7 +149,7 @@ func (m *Update) fields() []field {
 // Cancel withdraws an earlier alert: the defender is safe, or it was a false
 // alarm.
 type Cancel struct {
-	Ref    ID // the alert's message id
+	Ref    routing.ID // the alert's message id
 	Reason CancelReason
 	Text   string // optional
 }
@@ -228,9 +232,9 @@ func (m *ObservationRequest) fields() []field {
 // Ack tells a defender that someone acts on an alert. The envelope layer
 // signs it; this package only checks what it says.
 type Ack struct {
-	Ref      ID     // the alert's message id
-	By       string // who acts, as a role
-	NextStep string // may be empty
+	Ref      routing.ID // the alert's message id
+	By       string     // who acts, as a role
+	NextStep string     // may be empty
 }
 
 func (*Ack) Kind() Kind { return KindAck }
@@ -252,7 +256,7 @@ func (m *Ack) fields() []field {
 
 // Reply is free text in the thread of a case, in either direction.
 type Reply struct {
-	Ref  ID // the case's alert id
+	Ref  routing.ID // the case's alert id
 	Text string
 }
 
@@ -274,8 +278,8 @@ func (m *Reply) fields() []field {
 
 // Receipt tells a defender that a partner's relay has stored a shared alert.
 type Receipt struct {
-	Ref      ID     // the alert's message id
-	Partner  string // the partner's directory id
+	Ref      routing.ID // the alert's message id
+	Partner  string     // the partner's directory id
 	StoredAt time.Time
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // body is a JSON object written field by field, so a test can change one
@@ -51,8 +53,8 @@ func (b body) del(key string) body {
 // str is s as a JSON string, for test text that needs no escaping.
 func str(s string) string { return `"` + s + `"` }
 
-func mustID(s string) ID {
-	id, err := ParseID(s)
+func mustID(s string) routing.ID {
+	id, err := routing.ParseID(s)
 	if err != nil {
 		panic(err)
 	}
@@ -76,7 +78,7 @@ var (
 	alertBody = body{
 		{"kind", `"alert"`},
 		{"country", `"ug"`},
-		{"severity", `"urgent"`},
+		{"priority", `"urgent"`},
 		{"category", `"detention"`},
 		{"summary", `"Police at our office in Kampala – two colleagues taken"`},
 		{"details", `"Six officers came at 16:40.\nThey said \"you are next\" & took <all> laptops.\\"`},
@@ -86,7 +88,7 @@ var (
 	}
 	alert = &Alert{
 		Country:   "ug",
-		Severity:  SeverityUrgent,
+		Priority:  routing.Urgent,
 		Category:  CategoryDetention,
 		Summary:   "Police at our office in Kampala – two colleagues taken",
 		Details:   "Six officers came at 16:40.\nThey said \"you are next\" & took <all> laptops.\\",
@@ -167,8 +169,8 @@ var examples = []struct {
 	body body
 }{
 	{"alert", alert, alertBody},
-	{"alert without location", &Alert{Country: "ps", Severity: SeverityRoutine, Category: CategoryOther, Summary: "x", Share: false, Publicise: true},
-		body{{"kind", `"alert"`}, {"country", `"ps"`}, {"severity", `"routine"`}, {"category", `"other"`}, {"summary", `"x"`}, {"details", `""`}, {"share", `false`}, {"publicise", `true`}}},
+	{"alert without location", &Alert{Country: "ps", Priority: routing.Routine, Category: CategoryOther, Summary: "x", Share: false, Publicise: true},
+		body{{"kind", `"alert"`}, {"country", `"ps"`}, {"priority", `"routine"`}, {"category", `"other"`}, {"summary", `"x"`}, {"details", `""`}, {"share", `false`}, {"publicise", `true`}}},
 	{"update", update, updateBody},
 	{"cancel", cancel, cancelBody},
 	{"cancel without text", &Cancel{Ref: ref, Reason: CancelSafe}, cancelBody.set("reason", `"safe"`).del("text")},
@@ -260,9 +262,9 @@ func TestLargestFits(t *testing.T) {
 		names = append(names, w(maxDefendantLen))
 	}
 	msgs := []Message{
-		&Alert{Country: "ug", Severity: SeverityUrgent, Category: CategoryTravelBan, Summary: w(maxSummary),
+		&Alert{Country: "ug", Priority: routing.Urgent, Category: CategoryTravelBan, Summary: w(maxSummary),
 			Details: w(maxDetails), Location: w(maxLocation), Share: true, Publicise: true},
-		&Alert{Country: "ug", Severity: SeverityUrgent, Category: CategoryTravelBan, Summary: e(maxSummary),
+		&Alert{Country: "ug", Priority: routing.Urgent, Category: CategoryTravelBan, Summary: e(maxSummary),
 			Details: e(maxDetails), Location: e(maxLocation), Share: true, Publicise: true},
 		&Update{Ref: ref, Text: w(maxUpdateText)},
 		&Cancel{Ref: ref, Reason: CancelOther, Text: w(maxCancelText)},
@@ -300,7 +302,7 @@ func TestMarshalRefuses(t *testing.T) {
 		field string
 	}{
 		{"zero alert", &Alert{}, KindAlert, "country"},
-		{"invalid UTF-8", &Alert{Country: "ug", Severity: SeverityHigh, Category: CategoryRaid, Summary: "a\xffb"}, KindAlert, "summary"},
+		{"invalid UTF-8", &Alert{Country: "ug", Priority: routing.High, Category: CategoryRaid, Summary: "a\xffb"}, KindAlert, "summary"},
 		{"zero ref", &Update{Text: "x"}, KindUpdate, "ref"},
 		{"zero time", &Receipt{Ref: ref, Partner: "p"}, KindReceipt, "stored_at"},
 		{"no times", &MeetingRequest{Country: "ke", Purpose: "p", Place: PlaceOffice}, KindMeetingRequest, "times"},
@@ -345,16 +347,20 @@ func TestFieldErrorText(t *testing.T) {
 	}
 }
 
-func TestParseID(t *testing.T) {
-	if id, err := ParseID(refHex); err != nil || id.String() != refHex {
-		t.Errorf("ParseID(%q) = %v, %v", refHex, id, err)
-	}
+// TestRefIsAnID: a body's ref takes exactly the ids routing.ParseID takes.
+func TestRefIsAnID(t *testing.T) {
 	for _, s := range []string{
 		"", strings.ToUpper(refHex), refHex[:31], refHex + "0", "0x" + refHex[2:],
 		strings.Repeat("0", 32), refHex[:31] + "g", refHex[:30] + " 1",
 	} {
-		if _, err := ParseID(s); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseID(%q) = %v, want ErrInvalid", s, err)
+		body := `{"kind":"update","ref":"` + s + `","text":"x"}`
+		_, err := Unmarshal([]byte(body))
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "ref" {
+			t.Errorf("ref %q: %v, want a FieldError on ref", s, err)
+		}
+		if _, perr := routing.ParseID(s); perr == nil {
+			t.Errorf("routing.ParseID(%q) accepted what a body refuses", s)
 		}
 	}
 }
@@ -377,7 +383,7 @@ func assertField(t *testing.T, err error, kind Kind, field string) {
 // Persian needs the zero-width non-joiner to be spelled correctly; a
 // defender writing in Persian must not be refused.
 func TestPersianZWNJAccepted(t *testing.T) {
-	a := &Alert{Country: "ir", Severity: SeverityUrgent, Category: CategoryDetention,
+	a := &Alert{Country: "ir", Priority: routing.Urgent, Category: CategoryDetention,
 		Summary: "می‌خواهند مرا بازداشت کنند", Details: "", Share: false, Publicise: false}
 	b, err := Marshal(a)
 	if err != nil {

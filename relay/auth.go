@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
 )
@@ -115,7 +114,7 @@ func (a *authenticator) reload() (map[string]bool, error) {
 	}
 	byMbox := map[string]*principal{}
 	for nk, p := range byNKey {
-		p.mbox = envelope.MailboxFor(nk).String()
+		p.mbox = proto.MailboxFor(nk).String()
 		byMbox[p.mbox] = p
 	}
 	a.mu.Lock()
@@ -238,7 +237,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		a.mu.RLock()
 		p := a.byNKey[o.Nkey]
 		a.mu.RUnlock()
-		mbox := envelope.MailboxFor(o.Nkey).String()
+		mbox := proto.MailboxFor(o.Nkey).String()
 		if p == nil {
 			p = &principal{role: keys.RoleDefender, mbox: mbox}
 		}

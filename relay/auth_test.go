@@ -32,6 +32,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // waitFor bounds every wait for something that must happen; reaching it is
@@ -42,8 +43,8 @@ func TestWalkInDefenderPublishesForAnyCountry(t *testing.T) {
 	t.Parallel()
 	w, r, _ := startWorld(t, nil)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
-	ug := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "walk-in ug")
-	tz := sealAlert(t, w, envelope.NewHeader("tz", envelope.High), "walk-in tz")
+	ug := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "walk-in ug")
+	tz := sealAlert(t, w, envelope.NewHeader("tz", routing.High), "walk-in tz")
 	for i, c := range []struct {
 		target string
 		env    []byte
@@ -109,13 +110,13 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 	// mission's fetch and ack, which make the relay's connection call the
 	// JetStream API ($JS.API.…, replies on _INBOX.…), deliver the alert
 	// onto the mission's inbox and acknowledge it ($JS.ACK.…).
-	mustStore(t, other, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "other"))
+	mustStore(t, other, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "other"))
 	m := connectMission(t, w, r, "nl-kampala")
 	mustStore(t, m, proto.MailboxTarget(ob), sealToDefender(t, w, "nl-kampala", newIdentity(t), "reply"))
 	fetchAll(t, m, proto.SvcFetchAlerts("ug"), 1)
 	// All of that happened before d's own request that follows, so anything
 	// it matched was written to d's socket before the reply to that request.
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "barrier"))
+	mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "barrier"))
 	for _, s := range subs {
 		if n, _, err := s.sub.Pending(); err != nil || n != 0 {
 			t.Errorf("refused subscription %s received %d messages (err %v)", s.want, n, err)
@@ -129,12 +130,12 @@ func TestDefenderDirectPublishRefused(t *testing.T) {
 	w, r, _ := startWorld(t, nil)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	other := relaytest.Connect(t, r.ClientURL(), nil)
-	env := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "direct")
+	env := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "direct")
 	before := streamMsgs(t, r)
 	for _, subj := range []string{
 		proto.AlertSubject("ug", "urgent"),                             // bypassing the ingest
 		proto.Ingest(other.Mailbox, proto.AlertTarget("ug", "urgent")), // as another defender
-		"bcn.share.ug.urgent", proto.MailboxSubject(other.Mailbox), "bcn.bcast.ug", "bcn.ack." + envelope.NewID().String(),
+		"bcn.share.ug.urgent", proto.MailboxSubject(other.Mailbox), "bcn.bcast.ug", "bcn.ack." + routing.NewID().String(),
 		"bcn.svc.hold.x", proto.InboxPrefix(other.Mailbox) + ".x",
 	} {
 		if err := d.Conn.Publish(subj, env); err != nil {
@@ -170,9 +171,9 @@ func TestDefenderJetStreamAPIRefused(t *testing.T) {
 	// Something to protect in each stream a client reaches, and the relay's
 	// consumers reading it: two UG alerts and a KE one, two replies for d
 	// and one for the other defender, a broadcast.
-	ug := [][]byte{sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "keep 1"),
-		sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "keep 2")}
-	ke := sealAlert(t, w, envelope.NewHeader("ke", envelope.Urgent), "keep ke")
+	ug := [][]byte{sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "keep 1"),
+		sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "keep 2")}
+	ke := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), "keep ke")
 	for _, env := range ug {
 		mustStore(t, other, proto.AlertTarget("ug", "urgent"), env)
 	}
@@ -354,8 +355,8 @@ func TestDefenderAckRefusedForOthersConsumers(t *testing.T) {
 	victim := relaytest.Connect(t, r.ClientURL(), nil)
 	nl := connectMission(t, w, r, "nl-kampala")
 	de := connectMission(t, w, r, "de-nairobi")
-	ugAlert := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "for nl")
-	keAlert := sealAlert(t, w, envelope.NewHeader("ke", envelope.Urgent), "for de")
+	ugAlert := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "for nl")
+	keAlert := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), "for de")
 	if rep := mustStore(t, d, proto.AlertTarget("ug", "urgent"), ugAlert); rep.Seq != 1 {
 		t.Fatalf("UG alert at seq %d, want 1", rep.Seq)
 	}
@@ -481,12 +482,12 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	var ug, ke [][]byte
 	for i := range 3 {
-		env := sealAlert(t, w, envelope.NewHeader("ug", envelope.Priority(i%3+1)), fmt.Sprintf("ug %d", i))
-		mustStore(t, d, proto.AlertTarget("ug", envelope.Priority(i%3+1).String()), env)
+		env := sealAlert(t, w, envelope.NewHeader("ug", routing.Priority(i%3+1)), fmt.Sprintf("ug %d", i))
+		mustStore(t, d, proto.AlertTarget("ug", routing.Priority(i%3+1).String()), env)
 		ug = append(ug, env)
 	}
 	for i := range 2 {
-		env := sealAlert(t, w, envelope.NewHeader("ke", envelope.Urgent), fmt.Sprintf("ke %d", i))
+		env := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), fmt.Sprintf("ke %d", i))
 		mustStore(t, d, proto.AlertTarget("ke", "urgent"), env)
 		ke = append(ke, env)
 	}
@@ -495,7 +496,7 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 	de := connectMission(t, w, r, "de-nairobi")
 	got := fetchAll(t, nl, proto.SvcFetchAlerts("ug"), 3)
 	for i, m := range got {
-		if string(m.Data) != string(ug[i]) || m.Subject != proto.AlertSubject("ug", envelope.Priority(i%3+1).String()) {
+		if string(m.Data) != string(ug[i]) || m.Subject != proto.AlertSubject("ug", routing.Priority(i%3+1).String()) {
 			t.Fatalf("UG alert %d differs (subject %s)", i, m.Subject)
 		}
 	}
@@ -613,7 +614,7 @@ func TestDirectoryReload(t *testing.T) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { sendNoWait(disc, err) }),
 		nats.ReconnectHandler(func(*nats.Conn) { sendNoWait(recon, struct{}{}) }),
 		nats.ReconnectWait(10*time.Millisecond), nats.ReconnectJitter(0, 0))
-	alert := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "before reload")
+	alert := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "before reload")
 	mustStore(t, c, proto.AlertTarget("ug", "urgent"), alert)
 	newID := "fr-kampala"
 	kr, err := keys.NewKeyring(keys.RoleMission)
@@ -774,7 +775,7 @@ func TestPullRequestCannotDeliverIntoStreams(t *testing.T) {
 		t.Fatalf("streams changed: before %v, after %v", before, after)
 	}
 	// And the first alert stored is ALERTS seq 1.
-	rep := mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "first"))
+	rep := mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "first"))
 	if rep.Seq != 1 {
 		t.Errorf("first alert stored at ALERTS seq %d: the defender's mailbox message was delivered into ALERTS", rep.Seq)
 	}
@@ -843,7 +844,7 @@ func sealAlert(t testing.TB, w *relaytest.World, h envelope.Header, body string)
 // sealToDefender seals a mission's Signed reply to a defender's identity.
 func sealToDefender(t testing.TB, w *relaytest.World, mission string, to *keys.Identity, body string) []byte {
 	t.Helper()
-	env, err := envelope.Seal(envelope.NewHeader("ug", envelope.Routine), []byte(body), w.Keyrings[mission].Identity,
+	env, err := envelope.Seal(envelope.NewHeader("ug", routing.Routine), []byte(body), w.Keyrings[mission].Identity,
 		envelope.Signed, envelope.To(to.Public()))
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 const (
@@ -86,9 +87,9 @@ var benchSubject = proto.AlertSubject(benchCountry, "urgent")
 type benchPath struct {
 	// send publishes the message with id without waiting; its outcome
 	// goes to onAck, called on a delivery goroutine.
-	send func(id envelope.ID) error
+	send func(id routing.ID) error
 	// request publishes the message with id and waits for the ack.
-	request func(id envelope.ID) error
+	request func(id routing.ID) error
 	onAck   func(error)
 	// read reads one batch and acknowledges it, calling f for each message
 	// once acknowledged, with the time it was received; f returns false
@@ -264,16 +265,16 @@ func benchStartRaw(b *testing.B, sync relay.SyncPolicy, payload []byte) *benchPa
 	}
 	// nats.go copies Data into its write buffer before a publish returns,
 	// so one buffer serves every publish.
-	msg := func(id envelope.ID) *nats.Msg {
+	msg := func(id routing.ID) *nats.Msg {
 		copy(payload[benchIDOffset:], id[:])
 		return &nats.Msg{Subject: benchSubject, Data: payload,
 			Header: nats.Header{jetstream.MsgIDHeader: []string{id.String()}}}
 	}
-	p.send = func(id envelope.ID) error {
+	p.send = func(id routing.ID) error {
 		_, err := js.PublishMsgAsync(msg(id))
 		return err
 	}
-	p.request = func(id envelope.ID) error {
+	p.request = func(id routing.ID) error {
 		pa, err := js.PublishMsg(ctx, msg(id))
 		if err == nil && pa.Duplicate {
 			err = errBenchDuplicate
@@ -359,11 +360,11 @@ func benchStartBeacon(b *testing.B, sync relay.SyncPolicy) *benchPath {
 	// nats.go copies Data into its write buffer before PublishMsg and
 	// Request return, so one buffer serves every publish.
 	buf := slices.Clone(env)
-	p.send = func(id envelope.ID) error {
+	p.send = func(id routing.ID) error {
 		copy(buf[benchIDOffset:], id[:])
 		return def.PublishMsg(&nats.Msg{Subject: subject, Reply: replyTo, Data: buf})
 	}
-	p.request = func(id envelope.ID) error {
+	p.request = func(id routing.ID) error {
 		copy(buf[benchIDOffset:], id[:])
 		m, err := def.Request(subject, buf, 10*time.Second)
 		if err != nil {
@@ -458,13 +459,13 @@ func benchSeal(b *testing.B, w *relaytest.World) []byte {
 		b.Fatal(err)
 	}
 	m := w.Dir.Missions[0]
-	env, err := envelope.Seal(envelope.NewHeader(benchCountry, envelope.Urgent), make([]byte, 1024), from,
+	env, err := envelope.Seal(envelope.NewHeader(benchCountry, routing.Urgent), make([]byte, 1024), from,
 		envelope.Deniable, envelope.ToInbox(m.Identity, m.InboxKeys[0].Key))
 	if err != nil {
 		b.Fatal(err)
 	}
 	// Check the id offset against the parser once.
-	id := envelope.NewID()
+	id := routing.NewID()
 	buf := slices.Clone(env)
 	copy(buf[benchIDOffset:], id[:])
 	if info, err := envelope.Parse(buf); err != nil || info.ID != id {
@@ -485,8 +486,8 @@ type benchIDs struct{ n uint64 }
 
 func newBenchIDs() *benchIDs { return &benchIDs{} }
 
-func (g *benchIDs) next() envelope.ID {
-	var id envelope.ID
+func (g *benchIDs) next() routing.ID {
+	var id routing.ID
 	g.n++
 	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
 	binary.BigEndian.PutUint64(id[8:], g.n)

@@ -38,6 +38,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // childEnv names the config file a re-executed test binary runs a relay
@@ -223,7 +224,7 @@ func alertSealer(t testing.TB, w *relaytest.World, cc string, bodySize int) func
 	to := envelope.ToInbox(m.Identity, m.InboxKeys[0].Key)
 	body := bytes.Repeat([]byte("!"), bodySize)
 	return func() sealedAlert {
-		h := envelope.NewHeader(cc, envelope.Urgent)
+		h := envelope.NewHeader(cc, routing.Urgent)
 		env, err := envelope.Seal(h, body, def, envelope.Deniable, to)
 		if err != nil {
 			panic(err) // a bug in the test or in Seal, not an outcome
@@ -711,7 +712,7 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 	}
 	kr := w.Keyrings["nl-kampala"]
 	mc := relaytest.Connect(t, r.ClientURL(), kr.NKey)
-	id, _ := envelope.ParseID(acked[0].id)
+	id, _ := routing.ParseID(acked[0].id)
 	if rep, err := mc.Publish(proto.AckTarget(acked[0].id), envelope.SignAck(id, kr.Identity, time.Now())); err != nil || rep.Stream != proto.StreamAcks {
 		t.Errorf("ack while ALERTS is full: %+v, %v", rep, err)
 	}

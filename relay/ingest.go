@@ -15,6 +15,7 @@ import (
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // ingest admits publishes into the streams. Clients publish requests on
@@ -153,7 +154,7 @@ func (in *ingest) refuse(m *nats.Msg, ref *refusal) {
 // splitIngest splits bcn.in.<mailbox>.<target>.
 func splitIngest(subject string) (mbox, target string, ok bool) {
 	mbox, stored, ok := proto.ParseIngest(subject)
-	if !ok || len(mbox) != 2*envelope.MailboxSize {
+	if !ok || len(mbox) != 2*routing.MailboxSize {
 		return "", "", false
 	}
 	return mbox, strings.TrimPrefix(stored, "bcn."), true
@@ -200,7 +201,7 @@ func (in *ingest) check(m *nats.Msg, mbox, target string) (*admitted, *refusal) 
 		if p.role == keys.RoleDefender {
 			return nil, refuse(proto.CodeForbidden, "a defender may not publish to mailboxes")
 		}
-		if _, err := envelope.ParseMailbox(tok[2]); err != nil {
+		if _, err := routing.ParseMailbox(tok[2]); err != nil {
 			return nil, refuse(proto.CodeBadTarget, "bad mailbox in subject")
 		}
 		return in.checkEnvelope(m.Data, stored, proto.StreamMailbox, "", "")
@@ -287,7 +288,7 @@ func (in *ingest) checkAck(p *principal, data []byte, stored, id string) (*admit
 	if p.role != keys.RoleMission && p.role != keys.RolePartner {
 		return nil, refuse(proto.CodeForbidden, "only missions and partners acknowledge")
 	}
-	alert, err := envelope.ParseID(id)
+	alert, err := routing.ParseID(id)
 	if err != nil {
 		return nil, refuse(proto.CodeBadTarget, "bad alert id in subject")
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // fakeClock is the relay's injected clock: it moves only when told to.
@@ -49,7 +50,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // header returns a fresh header created at the given time.
-func header(cc string, p envelope.Priority, created time.Time) envelope.Header {
+func header(cc string, p routing.Priority, created time.Time) envelope.Header {
 	h := envelope.NewHeader(cc, p)
 	h.Created = created
 	return h
@@ -78,9 +79,9 @@ func TestIngestRefusals(t *testing.T) {
 	bridge := relaytest.Connect(t, r.ClientURL(), w.Keyrings["bridge"].NKey)
 	nlID, deID, pID := w.Keyrings["nl-kampala"].Identity, w.Keyrings["de-nairobi"].Identity, w.Keyrings["partner"].Identity
 
-	valid := sealAlert(t, w, header("ug", envelope.Urgent, now), "valid")
-	alertID := envelope.NewID()
-	otherID := envelope.NewID()
+	valid := sealAlert(t, w, header("ug", routing.Urgent, now), "valid")
+	alertID := routing.NewID()
+	otherID := routing.NewID()
 	ugUrgent := proto.AlertTarget("ug", "urgent")
 
 	storedUG := 0 // alerts stored under ug/urgent
@@ -104,13 +105,13 @@ func TestIngestRefusals(t *testing.T) {
 		{"priority mismatch", d, proto.AlertTarget("ug", "high"), valid, proto.CodeMismatch, ""},
 		{"shared: country mismatch", d, proto.ShareTarget("ke", "urgent"), valid, proto.CodeMismatch, ""},
 		{"created one ms before the window", d, ugUrgent,
-			sealAlert(t, w, header("ug", envelope.Urgent, now.Add(-window-time.Millisecond)), "old"), proto.CodeStale, ""},
+			sealAlert(t, w, header("ug", routing.Urgent, now.Add(-window-time.Millisecond)), "old"), proto.CodeStale, ""},
 		{"created at the start of the window", d, ugUrgent,
-			sealAlert(t, w, header("ug", envelope.Urgent, now.Add(-window)), "oldest fresh"), "", proto.StreamAlerts},
+			sealAlert(t, w, header("ug", routing.Urgent, now.Add(-window)), "oldest fresh"), "", proto.StreamAlerts},
 		{"created 20 minutes in the future", d, ugUrgent,
-			sealAlert(t, w, header("ug", envelope.Urgent, now.Add(20*time.Minute)), "future"), proto.CodeStale, ""},
+			sealAlert(t, w, header("ug", routing.Urgent, now.Add(20*time.Minute)), "future"), proto.CodeStale, ""},
 		{"created 5 minutes in the future", d, ugUrgent,
-			sealAlert(t, w, header("ug", envelope.Urgent, now.Add(5*time.Minute)), "skewed"), "", proto.StreamAlerts},
+			sealAlert(t, w, header("ug", routing.Urgent, now.Add(5*time.Minute)), "skewed"), "", proto.StreamAlerts},
 		{"mission: no such stream", nl, "nope.x", valid, proto.CodeBadTarget, ""},
 		{"mission: alert subject too long", nl, ugUrgent + ".x", valid, proto.CodeBadTarget, ""},
 		{"mission: bad mailbox", nl, proto.MailboxTarget("zz"), valid, proto.CodeBadTarget, ""},
@@ -119,8 +120,8 @@ func TestIngestRefusals(t *testing.T) {
 		{"mission: broadcast subject too long", nl, proto.BroadcastTarget("ug") + ".x", mustSignPublic(t, "ug", "x", nlID, now), proto.CodeBadTarget, ""},
 		{"mission: ack subject too long", nl, proto.AckTarget(alertID.String()) + ".x", envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
 		{"mission: bad ack id", nl, proto.AckTarget("zz"), envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
-		{"partner: alert", partner, ugUrgent, sealAlert(t, w, header("ug", envelope.Urgent, now), "p"), proto.CodeForbidden, ""},
-		{"bridge: alert", bridge, ugUrgent, sealAlert(t, w, header("ug", envelope.Urgent, now), "b"), proto.CodeForbidden, ""},
+		{"partner: alert", partner, ugUrgent, sealAlert(t, w, header("ug", routing.Urgent, now), "p"), proto.CodeForbidden, ""},
+		{"bridge: alert", bridge, ugUrgent, sealAlert(t, w, header("ug", routing.Urgent, now), "b"), proto.CodeForbidden, ""},
 		{"partner: broadcast", partner, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "p", pID, now), proto.CodeForbidden, ""},
 		{"bridge: ack", bridge, proto.AckTarget(alertID.String()), envelope.SignAck(alertID, nlID, now), proto.CodeForbidden, ""},
 		{"broadcast for a country not covered", nl, proto.BroadcastTarget("ke"), mustSignPublic(t, "ke", "x", nlID, now), proto.CodeForbidden, ""},
@@ -161,7 +162,7 @@ func TestIngestRefusals(t *testing.T) {
 		}
 		if c.code != "" {
 			// The relay keeps serving the same sender.
-			rep := mustStore(t, d, ugUrgent, sealAlert(t, w, header("ug", envelope.Urgent, now), "after "+c.name))
+			rep := mustStore(t, d, ugUrgent, sealAlert(t, w, header("ug", routing.Urgent, now), "after "+c.name))
 			if rep.Seq != after[proto.StreamAlerts]+1 {
 				t.Errorf("after %s: valid alert stored at seq %d, want %d", c.name, rep.Seq, after[proto.StreamAlerts]+1)
 			}
@@ -200,7 +201,7 @@ func TestIngestDuplicate(t *testing.T) {
 	w, r, _ := startWorld(t, nil)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	other := relaytest.Connect(t, r.ClientURL(), nil)
-	env := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "once")
+	env := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "once")
 	first := mustStore(t, d, proto.AlertTarget("ug", "urgent"), env)
 	// The same envelope again, from the sender and from another key.
 	for _, c := range []*relaytest.Conn{d, other} {
@@ -216,7 +217,7 @@ func TestIngestDuplicate(t *testing.T) {
 	// duplicate, another signer's is stored.
 	nl := connectMission(t, w, r, "nl-kampala")
 	de := connectMission(t, w, r, "de-nairobi")
-	id := envelope.NewID()
+	id := routing.NewID()
 	a1 := mustStore(t, nl, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now()))
 	a2 := mustStore(t, nl, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now().Add(time.Second)))
 	a3 := mustStore(t, de, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["de-nairobi"].Identity, time.Now()))
@@ -242,8 +243,8 @@ func TestIngestDefenderTargetsRefused(t *testing.T) {
 	w, r, _ := startWorld(t, nil)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	other := relaytest.Connect(t, r.ClientURL(), nil)
-	id := envelope.NewID()
-	valid := sealAlert(t, w, envelope.NewHeader("ug", envelope.Urgent), "x")
+	id := routing.NewID()
+	valid := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "x")
 	before := streamStates(t, r)
 	for _, c := range []struct {
 		target string
@@ -524,7 +525,7 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 	}
 	alert := func(target string) request {
 		return request{target, func() []byte {
-			return sealAlert(t, w, header("ug", envelope.Urgent, clk.Now()), "via a stolen reply subject")
+			return sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), "via a stolen reply subject")
 		}}
 	}
 	fixed := func(target string, body []byte) request { return request{target, func() []byte { return body }} }
@@ -537,7 +538,7 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 	replies := []string{
 		proto.AlertSubject("ug", "urgent"),
 		proto.MailboxSubject(victim.Mailbox),
-		"bcn.ack." + envelope.NewID().String(),
+		"bcn.ack." + routing.NewID().String(),
 		"bcn.bcast.ug",
 		"bcn.share.ug.urgent",
 		"bcn.svc.hold.x",
@@ -582,9 +583,9 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 	}
 	// The victim still has its whole publish and service bursts.
 	for i := range burst {
-		mustStore(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", envelope.Urgent, clk.Now()), fmt.Sprint("victim ", i)))
+		mustStore(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), fmt.Sprint("victim ", i)))
 	}
-	if _, code := publishCode(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", envelope.Urgent, clk.Now()), "one too many")); code != proto.CodeRateLimited {
+	if _, code := publishCode(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), "one too many")); code != proto.CodeRateLimited {
 		t.Errorf("victim's publish %d: code %q, want %q", burst+1, code, proto.CodeRateLimited)
 	}
 	for range burst {
@@ -623,7 +624,7 @@ func TestIngestFlood(t *testing.T) {
 	seal := func(n int) [][]byte {
 		out := make([][]byte, n)
 		for i := range out {
-			out[i] = sealAlert(t, nil, header("ug", envelope.Urgent, clk.Now()), "flood")
+			out[i] = sealAlert(t, nil, header("ug", routing.Urgent, clk.Now()), "flood")
 		}
 		return out
 	}
@@ -709,8 +710,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
 	w, r, _ := startWorld(t, func(c *relay.Config) { c.Monitor = "127.0.0.1:0" })
 	d := relaytest.Connect(t, r.ClientURL(), nil)
-	h := envelope.NewHeader("ug", envelope.Urgent)
-	mb, err := envelope.ParseMailbox(d.Mailbox)
+	h := envelope.NewHeader("ug", routing.Urgent)
+	mb, err := routing.ParseMailbox(d.Mailbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -805,13 +806,13 @@ func TestLogsCarryNoPayload(t *testing.T) {
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	nl := connectMission(t, w, r, "nl-kampala")
 	nlID := w.Keyrings["nl-kampala"].Identity
-	marker := "MARKER-" + envelope.NewID().String()
-	mb, _ := envelope.ParseMailbox(d.Mailbox)
+	marker := "MARKER-" + routing.NewID().String()
+	mb, _ := routing.ParseMailbox(d.Mailbox)
 
-	h := envelope.NewHeader("ug", envelope.Urgent)
+	h := envelope.NewHeader("ug", routing.Urgent)
 	h.ReplyTo = mb
 	valid := sealAlert(t, w, h, marker)
-	stale := envelope.NewHeader("ug", envelope.Urgent)
+	stale := envelope.NewHeader("ug", routing.Urgent)
 	stale.Created = time.Now().Add(-48 * time.Hour)
 	stale.ReplyTo = mb
 	good := mustSignPublic(t, "ug", marker, nlID, time.Now())
@@ -854,7 +855,7 @@ func TestRefusalLogsNameNoIDOrMailbox(t *testing.T) {
 	w, r, logs := startLogged(t)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	nl := connectMission(t, w, r, "nl-kampala")
-	ackID, otherID := envelope.NewID(), envelope.NewID()
+	ackID, otherID := routing.NewID(), routing.NewID()
 	for _, c := range []struct {
 		target string
 		data   []byte

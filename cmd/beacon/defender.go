@@ -15,9 +15,9 @@ import (
 
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/country"
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 type initCmd struct {
@@ -122,7 +122,7 @@ func checkRelayURLs(urls []string) error {
 
 type alertCmd struct {
 	Country     string `required:"" help:"Country (ISO 3166-1 alpha-2, e.g. ug)." placeholder:"CC"`
-	Severity    string `required:"" enum:"urgent,high,routine" help:"urgent, high or routine."`
+	Priority    string `required:"" aliases:"severity" enum:"urgent,high,routine" help:"urgent, high or routine."`
 	Category    string `required:"" enum:"detention,raid,threat,attack,travel_ban,surveillance,trial,other" help:"${enum}."`
 	Share       bool   `help:"Consent to share this alert with partner governments."`
 	Publicise   bool   `help:"Consent to make this alert public."`
@@ -133,7 +133,11 @@ type alertCmd struct {
 }
 
 func (c *alertCmd) Run(e *env) error {
-	a := &message.Alert{Country: strings.ToLower(c.Country), Severity: message.Severity(c.Severity),
+	prio, err := routing.ParsePriority(c.Priority)
+	if err != nil {
+		return err
+	}
+	a := &message.Alert{Country: strings.ToLower(c.Country), Priority: prio,
 		Category: message.Category(c.Category), Summary: c.Summary, Location: c.Location, Share: c.Share, Publicise: c.Publicise}
 	if c.DetailsFile != "" {
 		b, err := os.ReadFile(c.DetailsFile)
@@ -203,12 +207,12 @@ type updateCmd struct {
 }
 
 func (c *updateCmd) Run(e *env) error {
-	id, err := envelope.ParseID(c.ID)
+	id, err := routing.ParseID(c.ID)
 	if err != nil {
 		return err
 	}
 	cleanText(e, &c.Text)
-	if err := (&message.Update{Ref: message.ID(id), Text: c.Text}).Validate(); err != nil {
+	if err := (&message.Update{Ref: routing.ID(id), Text: c.Text}).Validate(); err != nil {
 		return err
 	}
 	cl, err := c.openClient(e)
@@ -232,12 +236,12 @@ type cancelCmd struct {
 }
 
 func (c *cancelCmd) Run(e *env) error {
-	id, err := envelope.ParseID(c.ID)
+	id, err := routing.ParseID(c.ID)
 	if err != nil {
 		return err
 	}
 	cleanText(e, &c.Text)
-	if err := (&message.Cancel{Ref: message.ID(id), Reason: message.CancelReason(c.Reason), Text: c.Text}).Validate(); err != nil {
+	if err := (&message.Cancel{Ref: routing.ID(id), Reason: message.CancelReason(c.Reason), Text: c.Text}).Validate(); err != nil {
 		return err
 	}
 	cl, err := c.openClient(e)

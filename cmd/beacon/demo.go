@@ -12,6 +12,7 @@ import (
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 type demoCmd struct {
@@ -134,7 +135,7 @@ func (c *demoCmd) Run(e *env) error {
 	step("the three missions connected")
 
 	// The alert.
-	alert := &message.Alert{Country: "ug", Severity: message.SeverityUrgent, Category: message.CategoryRaid,
+	alert := &message.Alert{Country: "ug", Priority: routing.Urgent, Category: message.CategoryRaid,
 		Summary: "Our office is being raided; two colleagues taken", Details: "Plain-clothes police, 06:00, laptops seized.",
 		Location: "Kampala Central"}
 	t0 := time.Now()

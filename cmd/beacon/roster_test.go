@@ -14,10 +14,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hrdbeacon/beacon/client"
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // cmdMkroster is the testscript command
@@ -420,7 +420,7 @@ func describeReceived(r *client.Received) string {
 	fmt.Fprintf(&b, "%s %s", r.Message.Kind(), r.ID)
 	switch m := r.Message.(type) {
 	case *message.Alert:
-		fmt.Fprintf(&b, " %s %s %s %q", m.Country, m.Severity, m.Category, m.Summary)
+		fmt.Fprintf(&b, " %s %s %s %q", m.Country, m.Priority, m.Category, m.Summary)
 		if m.Details != "" {
 			fmt.Fprintf(&b, " details=%q", m.Details)
 		}
@@ -431,9 +431,9 @@ func describeReceived(r *client.Received) string {
 			b.WriteString(" share")
 		}
 	case *message.Update:
-		fmt.Fprintf(&b, " ref=%s %q", envelope.ID(m.Ref), m.Text)
+		fmt.Fprintf(&b, " ref=%s %q", routing.ID(m.Ref), m.Text)
 	case *message.Cancel:
-		fmt.Fprintf(&b, " ref=%s %s %q", envelope.ID(m.Ref), m.Reason, m.Text)
+		fmt.Fprintf(&b, " ref=%s %s %q", routing.ID(m.Ref), m.Reason, m.Text)
 	case *message.MeetingRequest:
 		var times []string
 		for _, t := range m.Times {

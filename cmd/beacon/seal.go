@@ -7,6 +7,7 @@ import (
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 type sealCmd struct {
@@ -43,13 +44,13 @@ func (c *sealCmd) Run(e *env) error {
 			return err
 		}
 	}
-	p, err := envelope.ParsePriority(c.Priority)
+	p, err := routing.ParsePriority(c.Priority)
 	if err != nil {
 		return err
 	}
 	h := envelope.NewHeader(strings.ToLower(c.Country), p)
 	if c.ReplyTo != "" {
-		if h.ReplyTo, err = envelope.ParseMailbox(c.ReplyTo); err != nil {
+		if h.ReplyTo, err = routing.ParseMailbox(c.ReplyTo); err != nil {
 			return err
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
@@ -152,7 +151,7 @@ func Dial(url string, kp nkeys.KeyPair, opts ...nats.Option) (*Conn, error) {
 		}
 	}
 	pub, _ := kp.PublicKey()
-	mbox := envelope.MailboxFor(pub).String()
+	mbox := proto.MailboxFor(pub).String()
 	errs := make(chan error, 64)
 	all := append([]nats.Option{
 		nats.Nkey(pub, kp.Sign),

@@ -41,9 +41,12 @@
 package proto
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Stream names.
@@ -256,3 +259,16 @@ const (
 	HeaderDirSerial = "Beacon-Directory-Serial"
 	HeaderDirSize   = "Beacon-Directory-Size"
 )
+
+// mailboxLabel separates the mailbox derivation from every other use of
+// SHA-256 on an NKey.
+const mailboxLabel = "beacon.envelope.v1/mailbox"
+
+// MailboxFor derives the mailbox of a connection key (an NKey's public
+// text). The relay grants a connection this mailbox and no other, so a
+// defender reads its own replies without an account; rotating the NKey
+// rotates the mailbox.
+func MailboxFor(nkeyPublic string) routing.Mailbox {
+	h := sha256.Sum256([]byte(mailboxLabel + nkeyPublic))
+	return routing.Mailbox(h[:routing.MailboxSize])
+}

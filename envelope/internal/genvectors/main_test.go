@@ -13,6 +13,7 @@ import (
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 const vectorDir = "../../testdata/vectors"
@@ -58,8 +59,8 @@ func TestConstants(t *testing.T) {
 	}{
 		{"Version", version, envelope.Version},
 		{"MaxRecipients", maxRecipients, envelope.MaxRecipients},
-		{"IDSize", idSize, envelope.IDSize},
-		{"MailboxSize", mailboxSize, envelope.MailboxSize},
+		{"IDSize", idSize, routing.IDSize},
+		{"MailboxSize", mailboxSize, routing.MailboxSize},
 		{"StanzaSize", stanzaSize, envelope.StanzaSize},
 		{"MaxBodySize", maxBodySize, envelope.MaxBodySize},
 		{"MaxSize", maxSize, envelope.MaxSize},
@@ -126,9 +127,9 @@ func TestOpenWhatSealWrites(t *testing.T) {
 		{"signed-2", inst, envelope.Signed, []envelope.Recipient{envelope.To(o0.Public()), envelope.To(me.Public())}, recipientID, nil, false, []byte("ack")},
 		{"inbox", from, envelope.Deniable, []envelope.Recipient{envelope.ToInbox(missionPub, inbox.Public())}, mission, missionInbox.seed, false, nil},
 	} {
-		h := envelope.NewHeader("ug", envelope.Urgent)
+		h := envelope.NewHeader("ug", routing.Urgent)
 		if tc.reply {
-			h.ReplyTo = envelope.MailboxFor("nkey")
+			h.ReplyTo = routing.Mailbox(routing.NewID())
 		}
 		env, err := envelope.Seal(h, tc.body, tc.sender, tc.auth, tc.to...)
 		if err != nil {
