@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -116,10 +117,48 @@ type Directory struct {
 	Raw []byte
 }
 
-// Seen is the newest directory version a client has accepted.
-type Seen struct {
+// A DirVersion names one signed version of the directory: its serial and
+// the hash of the signed file. A client and a relay each remember the
+// newest version they accepted, so that an older one is refused even
+// after the newest has expired. Its text form, [DirVersion.String], is
+// the one encoding it is stored in.
+type DirVersion struct {
 	Serial uint64
 	Hash   [32]byte
+}
+
+// Version returns the directory's version.
+func (d *Directory) Version() DirVersion { return DirVersion{Serial: d.Serial, Hash: d.Hash} }
+
+// String returns "<serial> sha256:<64 hex digits>".
+func (v DirVersion) String() string {
+	return strconv.FormatUint(v.Serial, 10) + " " + HashString(v.Hash)
+}
+
+// MarshalText implements encoding.TextMarshaler with [DirVersion.String].
+func (v DirVersion) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText parses the text form, with or without a final newline.
+func (v *DirVersion) UnmarshalText(b []byte) error {
+	p, err := ParseDirVersion(string(b))
+	if err != nil {
+		return err
+	}
+	*v = p
+	return nil
+}
+
+// ParseDirVersion parses the text form made by [DirVersion.String]; one
+// final newline is allowed, as in a file.
+func ParseDirVersion(s string) (DirVersion, error) {
+	s = strings.TrimSuffix(s, "\n")
+	serial, hash, ok := strings.Cut(s, " sha256:")
+	n, err := strconv.ParseUint(serial, 10, 64)
+	h, herr := hex.DecodeString(hash)
+	if !ok || err != nil || n == 0 || strconv.FormatUint(n, 10) != serial || herr != nil || len(h) != 32 || hex.EncodeToString(h) != hash {
+		return DirVersion{}, fmt.Errorf("%w: directory version %q is not \"<serial> sha256:<64 hex digits>\"", ErrInvalidDirectory, s)
+	}
+	return DirVersion{Serial: n, Hash: [32]byte(h)}, nil
 }
 
 // ParseRoster strictly decodes a roster YAML: unknown fields are errors.
@@ -164,9 +203,10 @@ func SignDirectory(r *Roster, root *Identity) ([]byte, error) {
 // fingerprint: the root named inside must match it ([ErrUntrustedRoot]), the
 // signature must verify ([ErrBadSignature]), the roster must be valid
 // ([ErrInvalidDirectory]), it must not have expired at now ([ErrExpired]),
-// and its serial must not be older than seen, nor equal with other contents
-// ([ErrRollback]). seen may be nil on first use.
-func VerifyDirectory(data []byte, root Fingerprint, now time.Time, seen *Seen) (*Directory, error) {
+// and its serial must not be older than the newest version accepted
+// before, prev, nor equal with other contents ([ErrRollback]). prev is nil
+// on first use.
+func VerifyDirectory(data []byte, root Fingerprint, now time.Time, prev *DirVersion) (*Directory, error) {
 	if len(data) > MaxDirectorySize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDirectory, MaxDirectorySize)
 	}
@@ -208,13 +248,13 @@ func VerifyDirectory(data []byte, root Fingerprint, now time.Time, seen *Seen) (
 	case d.Issued.After(now.Add(DirectoryClockSkew)):
 		return nil, fmt.Errorf("%w: issued at %s, in the future", ErrInvalidDirectory, d.Issued.Format(time.RFC3339))
 	}
-	if seen != nil {
+	if prev != nil {
 		switch {
-		case d.Serial < seen.Serial:
-			return nil, fmt.Errorf("%w: serial %d, already seen %d", ErrRollback, d.Serial, seen.Serial)
-		case d.Serial == seen.Serial && d.Hash != seen.Hash:
-			return nil, fmt.Errorf("%w: serial %d seen before with other contents", ErrRollback, d.Serial)
-		case d.Serial == seen.Serial+1 && d.Previous != HashString(seen.Hash):
+		case d.Serial < prev.Serial:
+			return nil, fmt.Errorf("%w: serial %d, already accepted %d", ErrRollback, d.Serial, prev.Serial)
+		case d.Serial == prev.Serial && d.Hash != prev.Hash:
+			return nil, fmt.Errorf("%w: serial %d accepted before with other contents", ErrRollback, d.Serial)
+		case d.Serial == prev.Serial+1 && d.Previous != HashString(prev.Hash):
 			return nil, fmt.Errorf("%w: serial %d does not follow the version seen (previous hash differs)", ErrRollback, d.Serial)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -286,7 +287,7 @@ func TestDirectoryRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := &keys.Seen{Serial: d1.Serial, Hash: d1.Hash}
+	seen := &keys.DirVersion{Serial: d1.Serial, Hash: d1.Hash}
 	version := func(serial uint64, previous string) []byte {
 		r := testRoster(t, serial, now)
 		r.Previous = previous
@@ -307,7 +308,7 @@ func TestDirectoryRollback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = keys.VerifyDirectory(d1.Raw, pin, now, &keys.Seen{Serial: d2.Serial, Hash: d2.Hash})
+		_, err = keys.VerifyDirectory(d1.Raw, pin, now, &keys.DirVersion{Serial: d2.Serial, Hash: d2.Hash})
 		wantErr(t, err, keys.ErrRollback)
 	})
 	t.Run("same serial, other contents", func(t *testing.T) {
@@ -561,4 +562,18 @@ func FuzzVerifyDirectory(f *testing.F) {
 			t.Fatalf("verified bytes are not the one canonical signed form; signature line: %q", data[max(i, 0):])
 		}
 	})
+}
+
+func TestDirVersionTextForm(t *testing.T) {
+	v := keys.DirVersion{Serial: 42, Hash: [32]byte{1, 2, 3}}
+	got, err := keys.ParseDirVersion(v.String() + "\n")
+	if err != nil || got != v {
+		t.Fatalf("ParseDirVersion(String()) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "42", "42 sha256:", "042 " + keys.HashString(v.Hash), "0 " + keys.HashString(v.Hash),
+		"42  " + keys.HashString(v.Hash), "42 " + strings.ToUpper(keys.HashString(v.Hash)), v.String() + "\n\n", "-1 " + keys.HashString(v.Hash)} {
+		if _, err := keys.ParseDirVersion(bad); !errors.Is(err, keys.ErrInvalidDirectory) {
+			t.Errorf("ParseDirVersion(%q) = %v", bad, err)
+		}
+	}
 }

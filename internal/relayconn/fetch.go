@@ -1,0 +1,138 @@
+package relayconn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/relay/proto"
+)
+
+// FetchOptions bound one fetch.
+type FetchOptions struct {
+	// Max is the most messages to take, 1 to proto.MaxFetch (default 256).
+	Max int
+	// MaxBytes bounds the bytes of the batch (default proto.MaxFetchBytes).
+	MaxBytes int
+	// Wait is how long the relay may wait for the first message; 0
+	// returns what is there now.
+	Wait time.Duration
+}
+
+func (o FetchOptions) normal() FetchOptions {
+	if o.Max <= 0 {
+		o.Max = 256
+	}
+	o.Max = min(o.Max, proto.MaxFetch)
+	if o.MaxBytes <= 0 || o.MaxBytes > proto.MaxFetchBytes {
+		o.MaxBytes = proto.MaxFetchBytes
+	}
+	o.Wait = min(max(o.Wait, 0), proto.MaxFetchWait*time.Millisecond)
+	return o
+}
+
+// Fetched is one message as a fetch hands it over: its bytes, unread.
+type Fetched struct {
+	Data []byte
+	// Settle is the token to settle it with once it is kept.
+	Settle string
+	// Subject is the stream subject it was stored under.
+	Subject string
+}
+
+// answerGrace is how long a relay may take to answer beyond the wait it
+// was given. It is real time, not the connection's clock: it bounds how
+// long a silent relay holds a caller, and a fake clock in a test must not
+// stop it from firing.
+const answerGrace = 10 * time.Second
+
+// maxMessage bounds one fetched message: every stored envelope, broadcast
+// and ack token is at most an envelope's maximum size.
+const maxMessage = envelope.MaxSize
+
+// Fetch asks the relay for a batch from src and collects it until the
+// batch's end marker. It fails with ErrHostile if the relay sends more
+// messages or bytes than were asked for, a message larger than any
+// envelope, or an answer that is neither.
+func (c *Conn) Fetch(ctx context.Context, src proto.Source, o FetchOptions) ([]Fetched, error) {
+	o = o.normal()
+	body, _ := json.Marshal(proto.FetchRequest{Max: o.Max, MaxBytes: o.MaxBytes, WaitMS: int(o.Wait / time.Millisecond)})
+	return c.batch(ctx, proto.FetchTarget(src), body, o)
+}
+
+// News returns the broadcasts the relay holds for cc ("" for every
+// country), unverified.
+func (c *Conn) News(ctx context.Context, cc string) ([]Fetched, error) {
+	return c.batch(ctx, proto.NewsTarget(cc), nil, FetchOptions{Max: proto.MaxNews, MaxBytes: proto.MaxFetchBytes}.normal())
+}
+
+func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOptions) ([]Fetched, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	if !c.Connected() {
+		return nil, ErrNotConnected
+	}
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	// Room for what was asked, the end marker and one message of slack;
+	// anything beyond is dropped by the client library, and the batch
+	// then fails below for want of its end marker or its count.
+	sub.SetPendingLimits(o.Max+2, o.MaxBytes+2*maxMessage+4096)
+	if err := c.nc.PublishRequest(proto.Ingest(c.mbox, target), inbox, body); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Wait+answerGrace)
+	defer cancel()
+	var out []Fetched
+	size := 0
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				return nil, fmt.Errorf("%w: answered a fetch with more than it asked for", ErrHostile)
+			}
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
+		switch {
+		case m.Header.Get("Status") == "503":
+			return nil, nats.ErrNoResponders
+		case m.Header.Get(proto.HeaderEnd) != "":
+			n, err := strconv.Atoi(m.Header.Get(proto.HeaderEnd))
+			if err != nil || n != len(out) {
+				return nil, fmt.Errorf("%w: a batch of %d ended with count %q", ErrHostile, len(out), m.Header.Get(proto.HeaderEnd))
+			}
+			return out, nil
+		case m.Header.Get(proto.HeaderSubject) != "":
+			size += len(m.Data)
+			switch {
+			case len(out) == o.Max:
+				return nil, fmt.Errorf("%w: more than the %d messages asked for", ErrHostile, o.Max)
+			case len(m.Data) > maxMessage:
+				return nil, fmt.Errorf("%w: a message of %d bytes, larger than any envelope", ErrHostile, len(m.Data))
+			case size > o.MaxBytes+maxMessage:
+				return nil, fmt.Errorf("%w: more than the %d bytes asked for", ErrHostile, o.MaxBytes)
+			}
+			out = append(out, Fetched{Data: m.Data, Settle: m.Header.Get(proto.HeaderSettle), Subject: m.Header.Get(proto.HeaderSubject)})
+		default:
+			r, err := proto.ParseSvcReply(m.Data)
+			if err == nil {
+				return nil, fmt.Errorf("%w: an answer that is neither a message nor a refusal", ErrHostile)
+			}
+			if r == nil {
+				return nil, fmt.Errorf("%w: %w", ErrHostile, err)
+			}
+			return nil, err
+		}
+	}
+}

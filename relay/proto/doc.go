@@ -1,0 +1,63 @@
+// Package proto is the relay's protocol as clients see it: every subject
+// the relay and its clients use, built and parsed here and nowhere else;
+// the bodies of requests and replies; the names of streams and consumers;
+// and the derivation of a connection's mailbox from its NKey. It imports
+// no NATS code, so the client, the console, the bridge and the relay share
+// one grammar.
+//
+// # Subjects
+//
+// Everything lives under "bcn.":
+//
+//	bcn.in.<mailbox>.<target>     what a connection publishes: an ingest or service request
+//	bcn.reply.<mailbox>.>         where its answers arrive (its reply prefix, [ReplyPrefix])
+//	bcn.to.<cc>.<priority>        stored alerts (stream ALERTS)
+//	bcn.share.<cc>.<priority>     stored alerts for partner governments (SHARED)
+//	bcn.mbox.<mailbox>            stored replies, acks and receipts for one mailbox (MAILBOX)
+//	bcn.bcast.<cc>                stored signed broadcasts (BROADCASTS)
+//	bcn.ack.<message id>          stored signed ack tokens (ACKS)
+//	bcn.hold.<...>                held envelopes (HOLDS)
+//
+// <mailbox> and <message id> are 32 lower-case hex digits
+// ([routing.Mailbox], [routing.ID]); <cc> an ISO 3166-1 alpha-2 code in
+// lower case; <priority> urgent, high or routine.
+//
+// # Publishing
+//
+// A client never publishes straight into a stream. It publishes a request
+// on [Ingest](its mailbox, target), where target is a stored subject
+// without the "bcn." prefix ([AlertTarget], [ShareTarget], [MailboxTarget],
+// [BroadcastTarget], [AckTarget]). Its mailbox is [MailboxFor] its NKey; the
+// relay's permissions let a connection publish under its own mailbox only,
+// so the relay knows who sends without trusting any header. The relay
+// checks the envelope, stores it under "bcn.<target>" and answers with a
+// [Reply].
+//
+// # Reading
+//
+// Clients have no JetStream API rights. The relay serves reads as requests
+// under the same ingest prefix ([Service]):
+//
+//	svc.fetch.<source>    a batch from a source: "mbox" (the connection's own
+//	                      mailbox) or "alerts.<cc>" (a mission's country)
+//	svc.pending.<source>  how many messages wait in a source
+//	svc.settle            the reader is done with fetched messages
+//	svc.news.<cc|all>     the public broadcasts
+//	svc.directory         the signed directory, in chunks
+//
+// A fetch ([FetchRequest]) is answered with one message per envelope —
+// header [HeaderSettle] carries the token to settle it with, [HeaderSubject]
+// the subject it was stored under — and then an empty message with header
+// [HeaderEnd]. A reader settles a message only once it has kept it (the
+// two-phase receive): until then the relay offers it again.
+//
+// Every answer goes to the request's reply subject, which must lie under
+// the connection's reply prefix: the only subjects it may subscribe to.
+//
+// # Words
+//
+// A mailbox is where replies to a sender are stored; a reply prefix is
+// where a connection's answers arrive; to settle is to tell the relay a
+// fetched message was kept; an ack is a mission's signed acknowledgement
+// to a defender, and an ack token its signed counterpart for the relay.
+package proto

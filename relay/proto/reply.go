@@ -1,0 +1,109 @@
+package proto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// A Reply answers a publish on an ingest subject: either where the message
+// was stored (JetStream's own acknowledgement, which has this shape), or
+// why it was refused.
+type Reply struct {
+	Stream    string `json:"stream,omitempty"`
+	Seq       uint64 `json:"seq,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Error     *Error `json:"error,omitempty"`
+}
+
+// A SvcReply answers settle and pending requests, and refusals of any
+// service request.
+type SvcReply struct {
+	Count uint64 `json:"count"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// An Error is a refusal: a stable code to branch on and a description for
+// people.
+type Error struct {
+	Code        Code   `json:"code"`
+	Description string `json:"description"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("relay refused: %s: %s", e.Code, e.Description) }
+
+// Code is a refusal reason. The relay counts refusals by code.
+type Code string
+
+// UnmarshalJSON takes a code, or the number JetStream puts in the error of
+// an acknowledgement it sends the sender directly (a full stream, a
+// storage failure): those are all CodeUnavailable, worth retrying.
+func (c *Code) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] != '"' {
+		*c = CodeUnavailable
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*c = Code(s)
+	return nil
+}
+
+// Refusal codes.
+const (
+	CodeMalformed   Code = "malformed"    // not a well-formed envelope
+	CodeTooLarge    Code = "too_large"    // over the size limit
+	CodeVersion     Code = "version"      // unsupported envelope version
+	CodeMismatch    Code = "mismatch"     // subject does not match the header
+	CodeStale       Code = "stale"        // created time outside the freshness window
+	CodeForbidden   Code = "forbidden"    // this role may not publish there
+	CodeRateLimited Code = "rate_limited" // over the connection's rate limit
+	CodeBadTarget   Code = "bad_target"   // no such stream subject
+	CodeBadSig      Code = "bad_signature"
+	CodeUnavailable Code = "unavailable" // storage failed; try again
+	CodeBadRequest  Code = "bad_request" // a service request the relay cannot parse
+	CodeBadReply    Code = "bad_reply"   // the reply subject is not the sender's reply prefix (never answered)
+)
+
+// Codes lists every refusal code, for metrics.
+var Codes = []Code{CodeMalformed, CodeTooLarge, CodeVersion, CodeMismatch, CodeStale, CodeForbidden,
+	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply}
+
+// Retryable reports whether a refusal with this code may succeed later
+// unchanged: the relay was busy or its storage failed. Every other refusal
+// is permanent for that message.
+func (c Code) Retryable() bool { return c == CodeRateLimited || c == CodeUnavailable }
+
+// ErrBadReply is returned for a reply the relay could not have sent.
+var ErrBadReply = errors.New("proto: malformed relay reply")
+
+// ParseReply decodes a relay's reply to a publish; a refusal is returned
+// as *Error.
+func ParseReply(b []byte) (*Reply, error) {
+	var r Reply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadReply, err)
+	}
+	if r.Error != nil {
+		return &r, r.Error
+	}
+	if r.Stream == "" || r.Seq == 0 {
+		return nil, fmt.Errorf("%w: no stream or sequence", ErrBadReply)
+	}
+	return &r, nil
+}
+
+// ParseSvcReply decodes the answer to a settle or pending request, or a
+// service refusal (returned as *Error).
+func ParseSvcReply(b []byte) (*SvcReply, error) {
+	var r SvcReply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadReply, err)
+	}
+	if r.Error != nil {
+		return &r, r.Error
+	}
+	return &r, nil
+}
