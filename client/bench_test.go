@@ -465,7 +465,7 @@ func startBenchRaw(b *testing.B, sync relay.SyncPolicy, size int) *benchRaw {
 // msg is the next message, with a dedup id as the relay's ingest sets.
 func (r *benchRaw) msg() *nats.Msg {
 	r.n++
-	return &nats.Msg{Subject: proto.AlertSubject(benchCountry, "urgent"), Data: r.payload,
+	return &nats.Msg{Subject: proto.AlertSubject(benchCountry, routing.Urgent), Data: r.payload,
 		Header: nats.Header{jetstream.MsgIDHeader: []string{strconv.Itoa(r.n)}}}
 }
 
@@ -710,7 +710,7 @@ func (p *benchPipe) run(b *testing.B, mode benchMode, n int, acks bool) *benchRu
 	wg.Go(func() {
 		defer close(jobs)
 		for r.gotAlerts.Load() < int64(n) && ctx.Err() == nil {
-			rs, err := p.nl.Alerts(ctx, client.FetchOptions{Max: benchFetch, Wait: benchFetchWait})
+			rs, err := receiveAlerts(p.nl, ctx, client.FetchOptions{Max: benchFetch, Wait: benchFetchWait})
 			now := time.Now().UnixNano()
 			if err != nil {
 				fail(fmt.Errorf("Alerts: %w", err))

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
+	"github.com/hrdbeacon/beacon/internal/state"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/routing"
 )
@@ -31,9 +33,10 @@ type Entry struct {
 	Text   string       `json:"text"`
 	ID     routing.ID   `json:"id"`
 	Queued bool         `json:"queued,omitempty"`
+	// Refused is the relay's reason for refusing a message this device
+	// sent; it will not be sent again.
+	Refused string `json:"refused,omitempty"`
 }
-
-const casesLog = "cases.log"
 
 // MaxCases bounds the cases kept on the device; the oldest go first when
 // the log is compacted. A defender's device may be seized: it should not
@@ -41,119 +44,186 @@ const casesLog = "cases.log"
 const MaxCases = 500
 
 // caseRecord is one change to the cases: a new case, an entry added to
-// one, or a queued message delivered.
+// one, or a queued message delivered or refused.
 type caseRecord struct {
-	Case  *Case       `json:"case,omitempty"`
-	Ref   routing.ID  `json:"ref,omitzero"`
-	Entry *Entry      `json:"entry,omitempty"`
-	Sent  *routing.ID `json:"sent,omitempty"`
+	Case    *Case       `json:"case,omitempty"`
+	Ref     routing.ID  `json:"ref,omitzero"`
+	Entry   *Entry      `json:"entry,omitempty"`
+	Sent    *routing.ID `json:"sent,omitempty"`
+	Refused *refusedRec `json:"refused,omitempty"`
 }
 
-// cases is the in-memory view of cases.log.
-type cases struct {
-	list []*Case
-	byID map[routing.ID]*Case
+type refusedRec struct {
+	ID     routing.ID `json:"id"`
+	Reason string     `json:"reason"`
 }
 
-func (cs *cases) apply(r *caseRecord) {
+// caseLog is the defender's case threads on a sealed log, with the
+// in-memory view of it. Its methods run inside state.Dir.Do.
+type caseLog struct {
+	log *state.Log
+
+	mu      sync.Mutex // guards the view, which Cases reads outside Do
+	list    []*Case
+	byID    map[routing.ID]*Case
+	entries map[routing.ID]bool // ids of every entry, to keep each once
+	records int
+}
+
+func openCaseLog(d *state.Dir) (*caseLog, error) {
+	l, err := d.Log("cases")
+	if err != nil {
+		return nil, err
+	}
+	return &caseLog{log: l}, nil
+}
+
+// sync catches up with the log, and compacts it when it holds more than
+// MaxCases cases or many small records.
+func (cl *caseLog) sync() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	err := cl.log.Sync(func() {
+		cl.list, cl.byID, cl.entries, cl.records = nil, map[routing.ID]*Case{}, map[routing.ID]bool{}, 0
+	}, func(b []byte) error {
+		cl.records++
+		var r caseRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil // a record of a newer version, or damaged: skip it
+		}
+		cl.apply(&r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cases: %w", err)
+	}
+	if len(cl.list) > MaxCases || cl.records > 4*len(cl.list)+64 {
+		return cl.compact()
+	}
+	return nil
+}
+
+func (cl *caseLog) apply(r *caseRecord) {
 	switch {
 	case r.Case != nil:
-		if _, dup := cs.byID[r.Case.ID]; !dup {
-			cs.list = append(cs.list, r.Case)
-			cs.byID[r.Case.ID] = r.Case
+		if _, dup := cl.byID[r.Case.ID]; !dup {
+			cl.list = append(cl.list, r.Case)
+			cl.byID[r.Case.ID] = r.Case
+			for _, e := range r.Case.Thread {
+				cl.entries[e.ID] = true
+			}
 		}
 	case r.Entry != nil:
-		k, ok := cs.byID[r.Ref]
+		if cl.entries[r.Entry.ID] {
+			return // kept twice (a redelivery after a crash): shown once
+		}
+		cl.entries[r.Entry.ID] = true
+		k, ok := cl.byID[r.Ref]
 		if !ok {
 			// A message about a case this device no longer holds (or
 			// never sent): keep it in a case of its own.
 			k = &Case{ID: r.Ref, Title: "(case not on this device)", Opened: r.Entry.At}
-			cs.list = append(cs.list, k)
-			cs.byID[r.Ref] = k
+			cl.list = append(cl.list, k)
+			cl.byID[r.Ref] = k
 		}
 		k.Thread = append(k.Thread, *r.Entry)
 	case r.Sent != nil:
-		for _, k := range cs.list {
-			for i := range k.Thread {
-				if k.Thread[i].ID == *r.Sent {
-					k.Thread[i].Queued = false
-				}
+		cl.forEntry(*r.Sent, func(e *Entry) { e.Queued = false })
+	case r.Refused != nil:
+		cl.forEntry(r.Refused.ID, func(e *Entry) { e.Queued, e.Refused = false, r.Refused.Reason })
+	}
+}
+
+func (cl *caseLog) forEntry(id routing.ID, f func(*Entry)) {
+	for _, k := range cl.list {
+		for i := range k.Thread {
+			if k.Thread[i].ID == id {
+				f(&k.Thread[i])
 			}
 		}
 	}
 }
 
-// loadCases replays the log, and compacts it when it holds more than
-// MaxCases cases or many small records.
-func (c *Client) loadCases() error {
-	recs, err := c.store.readLog(casesLog)
-	if err != nil {
-		return err
-	}
-	cs := &cases{byID: map[routing.ID]*Case{}}
-	for _, b := range recs {
-		var r caseRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("cases: %w", err)
+func (cl *caseLog) compact() error {
+	sort.SliceStable(cl.list, func(i, j int) bool { return cl.list[i].Opened.Before(cl.list[j].Opened) })
+	if n := len(cl.list); n > MaxCases {
+		for _, k := range cl.list[:n-MaxCases] {
+			delete(cl.byID, k.ID)
 		}
-		cs.apply(&r)
+		cl.list = cl.list[n-MaxCases:]
 	}
-	c.cases = cs
-	if len(cs.list) > MaxCases || len(recs) > 4*len(cs.list)+64 {
-		return c.compactCases()
+	recs := make([][]byte, len(cl.list))
+	for i, k := range cl.list {
+		recs[i], _ = json.Marshal(&caseRecord{Case: k})
 	}
+	if err := cl.log.Rewrite(recs); err != nil {
+		return fmt.Errorf("cases: compacting: %w", err)
+	}
+	cl.records = len(recs)
 	return nil
 }
 
-func (c *Client) compactCases() error {
-	cs := c.cases
-	sort.SliceStable(cs.list, func(i, j int) bool { return cs.list[i].Opened.Before(cs.list[j].Opened) })
-	if n := len(cs.list); n > MaxCases {
-		for _, k := range cs.list[:n-MaxCases] {
-			delete(cs.byID, k.ID)
-		}
-		cs.list = cs.list[n-MaxCases:]
-	}
-	recs := make([][]byte, len(cs.list))
-	for i, k := range cs.list {
-		recs[i], _ = json.Marshal(&caseRecord{Case: k})
-	}
-	return c.store.rewriteLog(casesLog, recs)
-}
-
-// record appends records to the log in one write and applies them. With
-// durable the write is fsynced (without the cases lock held): received
-// messages are, before they are marked seen and acknowledged, so none is
-// lost to a power cut. What the device itself sent is not: the relay has
-// it, and losing the local line of it to a power cut costs a display.
-func (c *Client) record(durable bool, rs ...*caseRecord) {
+// append writes records (durably if asked) and applies them. The caller
+// holds the state directory.
+func (cl *caseLog) append(durable bool, rs ...*caseRecord) error {
 	bs := make([][]byte, 0, len(rs))
 	for _, r := range rs {
 		b, err := json.Marshal(r)
 		if err != nil {
-			c.log.Warn("recording a case", "err", err)
-			return
+			return err
 		}
 		bs = append(bs, b)
 	}
-	if err := c.store.appendLog(casesLog, durable, bs...); err != nil {
-		c.log.Warn("recording a case", "err", err)
-		return
+	if err := cl.sync(); err != nil {
+		return err
 	}
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
+	if err := cl.log.Append(durable, bs...); err != nil {
+		return fmt.Errorf("cases: %w", err)
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	for _, r := range rs {
-		c.cases.apply(r)
+		cl.apply(r)
+		cl.records++
+	}
+	return nil
+}
+
+// record appends records in one write. With durable the write is fsynced:
+// received messages are, before they are marked seen and settled, so none
+// is lost to a power cut. What the device itself sent is not: the relay
+// has it, and losing the local line of it to a power cut costs a display.
+func (c *Client) record(durable bool, rs ...*caseRecord) error {
+	return c.st.Do(func() error { return c.cases.append(durable, rs...) })
+}
+
+// recordReceived keeps a received message in its case, durably. Keeping
+// the same message twice records it once.
+func (c *Client) recordReceived(r *Received) error {
+	return c.record(true, &caseRecord{Ref: r.Case, Entry: &Entry{At: r.Header.Created, From: r.From,
+		Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}})
+}
+
+// recordOrLog records what this device did; a failure is logged, not
+// returned: the message itself has been handled (sent or queued).
+func (c *Client) recordOrLog(rs ...*caseRecord) {
+	if err := c.record(false, rs...); err != nil {
+		c.log.Warn("recording a case", "err", err)
 	}
 }
 
-// Cases returns the case threads, most recent first. The returned cases
-// are copies.
+// Cases returns the case threads, most recent first, as this and any
+// other process using the same state directory left them. The returned
+// cases are copies.
 func (c *Client) Cases() ([]*Case, error) {
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
-	out := make([]*Case, len(c.cases.list))
-	for i, k := range c.cases.list {
+	if err := c.st.Do(c.cases.sync); err != nil {
+		return nil, err
+	}
+	cl := c.cases
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	out := make([]*Case, len(cl.list))
+	for i, k := range cl.list {
 		cp := *k
 		cp.Thread = append([]Entry(nil), k.Thread...)
 		out[i] = &cp
@@ -163,9 +233,13 @@ func (c *Client) Cases() ([]*Case, error) {
 }
 
 func (c *Client) caseFor(ref routing.ID) (*Case, error) {
-	c.casesMu.Lock()
-	defer c.casesMu.Unlock()
-	k, ok := c.cases.byID[ref]
+	if err := c.st.Do(c.cases.sync); err != nil {
+		return nil, err
+	}
+	cl := c.cases
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	k, ok := cl.byID[ref]
 	if !ok {
 		return nil, fmt.Errorf("no case %s on this device (beacon inbox lists them)", ref)
 	}
@@ -174,17 +248,11 @@ func (c *Client) caseFor(ref routing.ID) (*Case, error) {
 }
 
 func (c *Client) recordSent(s *Sent, m message.Message, cc string, p routing.Priority, title string) {
-	now := c.now()
-	c.record(false, &caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
+	now := c.clock.Now()
+	c.recordOrLog(&caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
 		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
 func (c *Client) appendEntry(ref routing.ID, e Entry) {
-	c.record(false, &caseRecord{Ref: ref, Entry: &e})
-}
-
-// markSentInCases clears the queued flag of the entry for a message the
-// outbox delivered.
-func (c *Client) markSentInCases(id routing.ID) {
-	c.record(false, &caseRecord{Sent: &id})
+	c.recordOrLog(&caseRecord{Ref: ref, Entry: &e})
 }

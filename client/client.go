@@ -2,22 +2,18 @@ package client
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/jonboulle/clockwork"
 
+	"github.com/hrdbeacon/beacon/internal/relayconn"
+	"github.com/hrdbeacon/beacon/internal/state"
 	"github.com/hrdbeacon/beacon/keys"
-	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
 
@@ -36,8 +32,9 @@ type Config struct {
 	// Logger receives connection events; nil discards them. It never
 	// receives plaintext or keys.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock every timing decision uses (directory expiry,
+	// freshness, the outbox's retries); nil is the real clock.
+	Clock clockwork.Clock
 	// Directory, if set, is a signed directory obtained out of band (at
 	// setup); it is verified like one fetched from the relay.
 	Directory []byte
@@ -49,10 +46,12 @@ var (
 	// client has never reached the relay and was given none.
 	ErrNoDirectory = errors.New("no verified directory yet")
 	// ErrNotConnected means the relay could not be reached in time.
-	ErrNotConnected = errors.New("relay not reachable")
+	ErrNotConnected = relayconn.ErrNotConnected
 	// ErrNoReplyMailbox means a received message gives no mailbox to
 	// answer to.
 	ErrNoReplyMailbox = errors.New("the sender gave no reply mailbox")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("client closed")
 )
 
 // A CountryNotCoveredError says no mission covers the country, and which
@@ -73,27 +72,32 @@ type Client struct {
 	cfg   Config
 	id    *keys.Identity
 	role  keys.Role
-	mbox  routing.Mailbox
-	store *store
 	log   *slog.Logger
-	now   func() time.Time
+	clock clockwork.Clock
 
-	nc        *nats.Conn
-	connected chan struct{} // closed on first connect; replaced on disconnect
-	connMu    sync.Mutex
+	conn   *relayconn.Conn
+	st     *state.Dir
+	seen   *state.Seen
+	outbox *state.Outbox
+	cases  *caseLog
 
-	dirMu sync.RWMutex
-	dir   *keys.Directory
-	seen  *keys.Seen // the newest directory version accepted, even if expired
+	dirMu  sync.RWMutex
+	dir    *keys.Directory
+	dirVer *keys.DirVersion // the newest directory version accepted, even if expired
 
 	flushMu   sync.Mutex
 	delivered atomic.Int64
 
-	casesMu sync.Mutex
-	cases   *cases
-	kick    chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// cursorMu guards the mailbox cursor: the stream sequence of the last
+	// mailbox message this client was handed, so that one it could not
+	// keep is not offered again at once (see Receive).
+	cursorMu sync.Mutex
+	cursor   uint64
+
+	kick      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // Open loads the client's state and starts connecting to the relay in the
@@ -103,30 +107,44 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Keyring == nil {
 		return nil, errors.New("client: no keyring")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, id: cfg.Keyring.Identity, role: cfg.Keyring.Role, log: cfg.Logger, now: cfg.Now,
-		mbox: proto.MailboxFor(cfg.Keyring.NKeyPublic()), connected: make(chan struct{}),
+	c := &Client{cfg: cfg, id: cfg.Keyring.Identity, role: cfg.Keyring.Role, log: cfg.Logger, clock: cfg.Clock,
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
-	if c.store, err = openStore(cfg.StateDir, c.id, c.now); err != nil {
+	if c.st, err = state.Open(cfg.StateDir, c.id.DeriveKey("client-state")); err != nil {
 		return nil, err
+	}
+	fail := func(err error) (*Client, error) {
+		c.st.Close()
+		return nil, err
+	}
+	if c.seen, err = c.st.Seen("seen", seenRetention, c.clock); err != nil {
+		return fail(err)
+	}
+	c.outbox = c.st.Outbox()
+	if c.cases, err = openCaseLog(c.st); err != nil {
+		return fail(err)
+	}
+	if err := c.st.Do(func() error {
+		if err := c.seen.Sync(); err != nil {
+			return err
+		}
+		return c.cases.sync()
+	}); err != nil {
+		return fail(fmt.Errorf("client: %w", err))
 	}
 	if err := c.loadDirectory(); err != nil {
-		c.store.close()
-		return nil, err
+		return fail(err)
 	}
-	if err := c.loadCases(); err != nil {
-		c.store.close()
-		return nil, err
-	}
-	if err := c.connect(); err != nil {
-		c.store.close()
-		return nil, err
+	c.conn, err = relayconn.Dial(relayconn.Config{URLs: cfg.URLs, NKey: cfg.Keyring.NKey, Name: "beacon-client",
+		Clock: c.clock, Logger: c.log, OnConnect: c.kickOutbox})
+	if err != nil {
+		return fail(fmt.Errorf("client: %w", err))
 	}
 	c.wg.Add(1)
 	go c.outboxLoop()
@@ -134,109 +152,37 @@ func Open(cfg Config) (*Client, error) {
 }
 
 // Mailbox is where replies to this client arrive.
-func (c *Client) Mailbox() routing.Mailbox { return c.mbox }
+func (c *Client) Mailbox() routing.Mailbox { return c.conn.Mailbox() }
 
 // Identity is the client's public identity.
 func (c *Client) Identity() *keys.PublicIdentity { return c.id.Public() }
 
-// Close stops the background work and the connection. Queued messages stay
-// in the outbox for next time.
+// Close stops the background work and the connection and waits for them.
+// Queued messages stay in the outbox for next time.
 func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.wg.Wait()
+		c.conn.Close()
+		c.st.Close()
+	})
+}
+
+func (c *Client) closed() bool {
 	select {
 	case <-c.done:
-		return
+		return true
 	default:
+		return false
 	}
-	close(c.done)
-	c.wg.Wait()
-	c.nc.Close()
-	c.store.close()
-}
-
-// backoff is the reconnect delay: exponential from 250 ms to 30 s, with
-// jitter so a relay restart is not met by every client at once.
-func backoff(attempts int) time.Duration {
-	d := 250 * time.Millisecond << min(attempts, 7)
-	d = min(d, 30*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-func (c *Client) connect() error {
-	kp := c.cfg.Keyring.NKey
-	pub := c.cfg.Keyring.NKeyPublic()
-	onUp := func(nc *nats.Conn) {
-		c.log.Info("connected", "url", nc.ConnectedUrlRedacted())
-		c.connMu.Lock()
-		select {
-		case <-c.connected:
-		default:
-			close(c.connected)
-		}
-		c.connMu.Unlock()
-		c.kickOutbox()
-	}
-	nc, err := nats.Connect(joinURLs(c.cfg.URLs),
-		nats.Nkey(pub, kp.Sign),
-		nats.CustomInboxPrefix(proto.InboxPrefix(c.mbox.String())),
-		nats.Name("beacon-client"),
-		nats.RetryOnFailedConnect(true),
-		// No buffering while disconnected: a publish then fails at once and
-		// the message stays in the outbox, which survives a restart.
-		nats.ReconnectBufSize(-1),
-		nats.MaxReconnects(-1),
-		// A relay refuses connections while it starts; keep trying.
-		nats.IgnoreAuthErrorAbort(),
-		nats.CustomReconnectDelay(backoff),
-		nats.ConnectHandler(onUp),
-		nats.ReconnectHandler(onUp),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			c.log.Info("disconnected", "err", err)
-			c.connMu.Lock()
-			select {
-			case <-c.connected:
-				c.connected = make(chan struct{})
-			default:
-			}
-			c.connMu.Unlock()
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			c.log.Warn("relay error", "err", err)
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	c.nc = nc
-	return nil
-}
-
-func joinURLs(urls []string) string {
-	s := ""
-	for i, u := range urls {
-		if i > 0 {
-			s += ","
-		}
-		s += u
-	}
-	return s
 }
 
 // WaitConnected waits until the client is connected to the relay, or ctx
 // ends ([ErrNotConnected]).
-func (c *Client) WaitConnected(ctx context.Context) error {
-	c.connMu.Lock()
-	ch := c.connected
-	c.connMu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
-	}
-}
+func (c *Client) WaitConnected(ctx context.Context) error { return c.conn.WaitConnected(ctx) }
 
 // Connected reports whether the client is connected now.
-func (c *Client) Connected() bool { return c.nc.IsConnected() }
+func (c *Client) Connected() bool { return c.conn.Connected() }
 
 // Directory returns the verified directory, or ErrNoDirectory.
 func (c *Client) Directory() (*keys.Directory, error) {
@@ -248,30 +194,41 @@ func (c *Client) Directory() (*keys.Directory, error) {
 	return c.dir, nil
 }
 
-func (c *Client) dirPath() string { return filepath.Join(c.cfg.StateDir, "directory.yaml") }
+const (
+	dirFile     = "directory.yaml"
+	dirVerFile  = "directory.version"
+	dirFileMode = false // both are public: stored unsealed
+)
 
 // loadDirectory verifies the directory cached in the state directory and
 // the one given in the config, keeping the newer. An expired directory is
-// not used, but its serial is remembered, so a relay cannot roll the client
-// back to an older version; the next refresh from the relay replaces it. A
-// cached directory that does not verify means the device's files were
-// changed, and Open fails.
+// not used, but its version is remembered, so a relay cannot roll the
+// client back to an older one; the next refresh from the relay replaces
+// it. A cached directory that does not verify means the device's files
+// were changed, and Open fails.
 func (c *Client) loadDirectory() error {
-	seen, err := c.readSeen()
-	if err != nil {
+	b, err := c.st.ReadFile(dirVerFile, dirFileMode)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return err
+	default:
+		v, err := keys.ParseDirVersion(string(b))
+		if err != nil {
+			return fmt.Errorf("client: %s is damaged: %w", dirVerFile, err)
+		}
+		c.dirVer = &v
 	}
-	c.seen = seen
-	if b, err := os.ReadFile(c.dirPath()); err == nil {
-		d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), c.seen)
+	if b, err := c.st.ReadFile(dirFile, dirFileMode); err == nil {
+		d, err := keys.VerifyDirectory(b, c.cfg.Root, c.clock.Now(), c.dirVer)
 		switch {
 		case errors.Is(err, keys.ErrExpired):
 			c.log.Warn("the cached directory has expired; waiting for the relay's", "err", err)
 		case err != nil:
 			return fmt.Errorf("client: cached directory: %w", err)
 		default:
-			c.dir = d
-			c.seen = &keys.Seen{Serial: d.Serial, Hash: d.Hash}
+			v := d.Version()
+			c.dir, c.dirVer = d, &v
 		}
 	}
 	if len(c.cfg.Directory) > 0 {
@@ -286,74 +243,37 @@ func (c *Client) loadDirectory() error {
 	return nil
 }
 
-func (c *Client) seenPath() string { return filepath.Join(c.cfg.StateDir, "directory.seen") }
-
-// readSeen reads the newest directory version accepted: "<serial> sha256:<hex>".
-func (c *Client) readSeen() (*keys.Seen, error) {
-	b, err := os.ReadFile(c.seenPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var serial uint64
-	var hash string
-	if _, err := fmt.Sscanf(string(b), "%d sha256:%s", &serial, &hash); err != nil {
-		return nil, fmt.Errorf("client: %s is damaged", c.seenPath())
-	}
-	h, err := hex.DecodeString(hash)
-	if err != nil || len(h) != 32 {
-		return nil, fmt.Errorf("client: %s is damaged", c.seenPath())
-	}
-	return &keys.Seen{Serial: serial, Hash: [32]byte(h)}, nil
-}
-
 // acceptDirectory verifies b against the pinned root and the newest
 // version already accepted (an older serial is refused) and stores it.
 func (c *Client) acceptDirectory(b []byte) error {
 	c.dirMu.Lock()
 	defer c.dirMu.Unlock()
-	d, err := keys.VerifyDirectory(b, c.cfg.Root, c.now(), c.seen)
+	d, err := keys.VerifyDirectory(b, c.cfg.Root, c.clock.Now(), c.dirVer)
 	if err != nil {
 		return err
 	}
 	if c.dir != nil && d.Hash == c.dir.Hash {
 		return nil
 	}
-	if err := keys.WriteFileAtomic(c.dirPath(), b, 0o600, true); err != nil {
+	v := d.Version()
+	if err := c.st.Do(func() error {
+		if err := c.st.WriteFile(dirFile, b, dirFileMode); err != nil {
+			return err
+		}
+		return c.st.WriteFile(dirVerFile, []byte(v.String()+"\n"), dirFileMode)
+	}); err != nil {
 		return err
 	}
-	seen := fmt.Sprintf("%d %s\n", d.Serial, keys.HashString(d.Hash))
-	if err := keys.WriteFileAtomic(c.seenPath(), []byte(seen), 0o600, true); err != nil {
-		return err
-	}
-	c.dir, c.seen = d, &keys.Seen{Serial: d.Serial, Hash: d.Hash}
+	c.dir, c.dirVer = d, &v
 	return nil
 }
 
 // RefreshDirectory fetches the directory from the relay and accepts it if
 // it verifies and is not older than the one held.
 func (c *Client) RefreshDirectory(ctx context.Context) error {
-	var buf []byte
-	for i, chunks := 0, 1; i < chunks; i++ {
-		m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox.String(), proto.SvcDirectory), []byte(strconv.Itoa(i)))
-		if err != nil {
-			return fmt.Errorf("fetching the directory: %w", err)
-		}
-		if m.Header.Get(proto.HeaderDirChunks) == "" {
-			return fmt.Errorf("fetching the directory: %w", svcError(m.Data))
-		}
-		n, err := strconv.Atoi(m.Header.Get(proto.HeaderDirChunks))
-		if err != nil || n < 1 || n > keys.MaxDirectorySize/proto.DirectoryChunkSize+1 {
-			return errors.New("fetching the directory: bad chunk count")
-		}
-		if i == 0 {
-			chunks = n
-		} else if n != chunks {
-			return errors.New("fetching the directory: it changed while being fetched; try again")
-		}
-		buf = append(buf, m.Data...)
+	b, err := c.conn.Directory(ctx)
+	if err != nil {
+		return err
 	}
-	return c.acceptDirectory(buf)
+	return c.acceptDirectory(b)
 }

@@ -155,7 +155,7 @@ func TestDirectoryFromAnotherRootIsRefused(t *testing.T) {
 	if n := pending(t, nl.Client, "ug"); n != 1 {
 		t.Fatalf("the alert %s is not on the relay: %d pending", sent.ID, n)
 	}
-	if rs, err := nl.Alerts(ctx(t), client.FetchOptions{Wait: 5 * time.Second}); err != nil || len(rs) != 0 {
+	if rs, err := receiveAlerts(nl, ctx(t), client.FetchOptions{Wait: 5 * time.Second}); err != nil || len(rs) != 0 {
 		t.Fatalf("a mission of the untrusted directory read %d alerts (err %v), want none", len(rs), err)
 	}
 

@@ -80,7 +80,7 @@ func TestAlertReachesMissionsOfItsCountry(t *testing.T) {
 		t.Fatalf("sent = %+v, want delivered to 2 missions", sent)
 	}
 	for _, m := range []*client.Client{nl, se} {
-		got, err := m.Alerts(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
+		got, err := receiveAlerts(m, ctx(t), client.FetchOptions{Wait: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,13 +95,13 @@ func TestAlertReachesMissionsOfItsCountry(t *testing.T) {
 	if n, err := de.Pending(ctx(t), "ke"); err != nil || n != 0 {
 		t.Fatalf("Kenya's mission has %d pending (err %v), want 0", n, err)
 	}
-	got, err := de.Alerts(ctx(t), client.FetchOptions{})
+	got, err := receiveAlerts(de, ctx(t), client.FetchOptions{})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Kenya's mission got %d messages (err %v)", len(got), err)
 	}
 
 	// Read again: nothing new.
-	if rs, _ := nl.Alerts(ctx(t), client.FetchOptions{}); len(rs) != 0 {
+	if rs, _ := receiveAlerts(nl, ctx(t), client.FetchOptions{}); len(rs) != 0 {
 		t.Fatalf("alert delivered twice: %d", len(rs))
 	}
 }
@@ -116,7 +116,7 @@ func TestAckAndReplyReachTheDefender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := nl.Alerts(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
+	rs, err := receiveAlerts(nl, ctx(t), client.FetchOptions{Wait: 5 * time.Second})
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("mission got %d (err %v)", len(rs), err)
 	}

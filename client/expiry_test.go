@@ -8,6 +8,7 @@ import (
 
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/keys"
+	"github.com/jonboulle/clockwork"
 )
 
 // An expired cached directory must not stop a defender's client from
@@ -28,8 +29,9 @@ func TestExpiredDirectoryIsReplacedNotFatal(t *testing.T) {
 	c.Close()
 
 	// A day later the cached directory (valid 24 h) has expired.
-	later := func() time.Time { return time.Now().Add(25 * time.Hour) }
-	c, err = client.Open(client.Config{URLs: []string{deadURL(t)}, Keyring: kr, Root: fp, StateDir: state, Now: later})
+	laterClock := clockwork.NewFakeClockAt(time.Now().Add(25 * time.Hour))
+	later := laterClock.Now
+	c, err = client.Open(client.Config{URLs: []string{deadURL(t)}, Keyring: kr, Root: fp, StateDir: state, Clock: laterClock})
 	if err != nil {
 		t.Fatalf("Open with an expired cached directory: %v", err)
 	}
@@ -49,7 +51,7 @@ func TestExpiredDirectoryIsReplacedNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = client.Open(client.Config{URLs: []string{w.relay.ClientURL()}, Keyring: kr, Root: fp, StateDir: state, Now: later, Directory: signed})
+	c, err = client.Open(client.Config{URLs: []string{w.relay.ClientURL()}, Keyring: kr, Root: fp, StateDir: state, Clock: laterClock, Directory: signed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
@@ -522,7 +523,7 @@ func readAlerts(t *testing.T, m *client.Client, n int) []*client.Received {
 	c := ctx(t)
 	var got []*client.Received
 	for len(got) < n {
-		rs, err := m.Alerts(c, client.FetchOptions{Wait: 2 * time.Second})
+		rs, err := receiveAlerts(m, c, client.FetchOptions{Wait: 2 * time.Second})
 		if err != nil {
 			t.Fatalf("Alerts: %v (after %d of %d)", err, len(got), n)
 		}
@@ -600,4 +601,38 @@ func containsAny(hay []byte, needles ...[]byte) []string {
 		}
 	}
 	return found
+}
+
+type alertReceiver interface {
+	ReceiveAlerts(context.Context, client.FetchOptions, client.Handler) (client.Batch, error)
+}
+
+// receiveAlerts receives one batch of a mission's alerts into memory. A
+// real mission keeps them durably (the console's store); a test keeps
+// them in a slice.
+func receiveAlerts(c alertReceiver, ctx context.Context, o client.FetchOptions) ([]*client.Received, error) {
+	var out []*client.Received
+	b, err := c.ReceiveAlerts(ctx, o, func(_ context.Context, r *client.Received) error {
+		out = append(out, r)
+		return nil
+	})
+	if err == nil {
+		err = b.Err
+	}
+	return out, err
+}
+
+// sealReply seals a signed reply from mission kr to the defender to, about
+// case ref, as the mission's client would.
+func sealReply(t *testing.T, kr *keys.Keyring, to *keys.PublicIdentity, ref routing.ID, text string) []byte {
+	t.Helper()
+	body, err := message.Marshal(&message.Reply{Ref: ref, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := envelope.Seal(envelope.NewHeader("ug", routing.Urgent), body, kr.Identity, envelope.Signed, envelope.To(to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }

@@ -54,7 +54,7 @@ func TestInboxDropsWhatNoInstitutionSigned(t *testing.T) {
 
 	conn := relaytest.Connect(t, w.relay.ClientURL(), nlKR.NKey)
 	for _, env := range [][]byte{forged, deniable, genuine} {
-		if _, err := conn.Publish(proto.MailboxTarget(def.Mailbox().String()), env); err != nil {
+		if _, err := conn.Publish(proto.MailboxTarget(def.Mailbox()), env); err != nil {
 			t.Fatalf("publishing to the mailbox: %v", err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestUpdateAndCancelReachTheSameMissions(t *testing.T) {
 	if err != nil || len(cs) != 1 || len(cs[0].Thread) != 3 {
 		t.Fatalf("cases = %+v (err %v), want one case of three entries", cs, err)
 	}
-	if rs, err := nl.Alerts(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
+	if rs, err := receiveAlerts(nl, ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
 		t.Fatalf("mission got %d more (err %v)", len(rs), err)
 	}
 }

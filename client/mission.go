@@ -30,43 +30,43 @@ func (c *Client) self() (*keys.Mission, error) {
 	return nil, ErrNotInDirectory
 }
 
-// Alerts fetches, for a mission, what defenders sent to the countries it
-// covers: alerts, updates, cancellations, meeting and observation
-// requests. Each is opened with the mission's inbox keys, authenticated,
-// and dropped if already delivered; the seen-set is persisted before the
-// relay is told. The caller keeps what it needs: the mission's records are
-// the console's business.
-func (c *Client) Alerts(ctx context.Context, o FetchOptions) ([]*Received, error) {
+// ReceiveAlerts receives, for a mission, one batch of what defenders sent
+// to each country it covers — alerts, updates, cancellations, meeting and
+// observation requests — and hands each new message to h (see [Handler]:
+// nothing is settled with the relay before h has kept it). Only the first
+// country's fetch waits.
+func (c *Client) ReceiveAlerts(ctx context.Context, o FetchOptions, h Handler) (Batch, error) {
 	m, err := c.self()
 	if err != nil {
-		return nil, err
+		return Batch{}, err
 	}
-	var out []*Received
+	var all Batch
 	for i, cc := range m.Countries {
 		oc := o
 		if i > 0 {
 			oc.Wait = 0
 		}
-		rs, err := c.fetch(ctx, proto.SvcFetchAlerts(cc), oc, false)
-		if err != nil {
-			return out, err
+		b, err := c.receive(ctx, proto.AlertsSource(cc), oc, h)
+		all.Handled += b.Handled
+		all.Dropped += b.Dropped
+		all.Failed += b.Failed
+		if all.Err == nil {
+			all.Err = b.Err
 		}
-		out = append(out, rs...)
+		if err != nil {
+			return all, err
+		}
 	}
-	return out, nil
+	return all, nil
 }
 
-// Pending returns how many alerts wait for the mission in country cc's
-// consumer (0 when it has read everything).
+// Pending returns how many alerts wait for the mission in country cc
+// (0 when it has settled everything).
 func (c *Client) Pending(ctx context.Context, cc string) (uint64, error) {
 	if err := c.WaitConnected(ctx); err != nil {
 		return 0, err
 	}
-	r, err := c.svcRequest(ctx, proto.SvcPendingAlerts(cc), nil)
-	if err != nil {
-		return 0, err
-	}
-	return r.Count, nil
+	return c.conn.Pending(ctx, proto.AlertsSource(cc))
 }
 
 // Acknowledge tells the defender who sent r that the mission has it and
@@ -76,16 +76,16 @@ func (c *Client) Acknowledge(ctx context.Context, r *Received, by, next string) 
 	// The token goes first and is not waited for: it only stops
 	// escalation, and the relay stores it while the ack to the defender is
 	// sealed and sent.
-	tok := envelope.SignAck(r.Case, c.id, c.now())
-	if err := c.nc.PublishRequest(proto.Ingest(c.mbox.String(), proto.AckTarget(r.Case.String())), c.nc.NewRespInbox(), tok); err != nil {
+	tok := envelope.SignAck(r.Case, c.id, c.clock.Now())
+	if err := c.conn.Send(proto.AckTarget(r.Case), tok); err != nil {
 		c.log.Warn("ack token not sent", "err", err)
 	}
-	return c.answer(ctx, r, &message.Ack{Ref: routing.ID(r.Case), By: by, NextStep: next})
+	return c.answer(ctx, r, &message.Ack{Ref: r.Case, By: by, NextStep: next})
 }
 
 // Reply answers r in its case thread.
 func (c *Client) Reply(ctx context.Context, r *Received, text string) (*Sent, error) {
-	return c.answer(ctx, r, &message.Reply{Ref: routing.ID(r.Case), Text: text})
+	return c.answer(ctx, r, &message.Reply{Ref: r.Case, Text: text})
 }
 
 // answer seals m to r's sender, signed, and sends it to r's reply mailbox.
@@ -97,9 +97,9 @@ func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*S
 	if err != nil {
 		return nil, err
 	}
-	e := &outboxEntry{ID: routing.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo.String()), Body: body,
-		Country: r.Header.Country, Priority: r.Header.Priority.String(), Kind: string(m.Kind()), Queued: c.now(),
-		To: []string{r.Sender.String()}, toIDs: []*keys.PublicIdentity{r.Sender}}
+	e := &outboxEntry{ID: routing.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo), Body: body,
+		Country: r.Header.Country, Priority: r.Header.Priority, Kind: m.Kind(), Queued: c.clock.Now(),
+		To: []*keys.PublicIdentity{r.Sender}}
 	if _, err := c.seal(e); err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (c *Client) Broadcast(ctx context.Context, b *message.Broadcast) error {
 	if err != nil {
 		return err
 	}
-	pm, err := envelope.SignPublic(b.Country, body, c.id, c.now())
+	pm, err := envelope.SignPublic(b.Country, body, c.id, c.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -146,13 +146,13 @@ func (c *Client) News(ctx context.Context, cc string) ([]*Bulletin, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := c.fetchRaw(ctx, proto.SvcNews(cc), FetchOptions{Max: proto.MaxNews})
+	msgs, err := c.conn.News(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
 	var out []*Bulletin
 	for _, m := range msgs {
-		if b := verifyBulletin(d, m.data); b != nil && (cc == "" || b.Country == cc) {
+		if b := verifyBulletin(d, m.Data); b != nil && (cc == "" || b.Country == cc) {
 			out = append(out, b)
 		}
 	}

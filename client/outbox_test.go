@@ -15,6 +15,7 @@ import (
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // awaitOutboxDrained waits until the client's background outbox loop has
@@ -70,7 +71,7 @@ func TestQueuedWhileRelayDownIsDeliveredOnce(t *testing.T) {
 	}
 	q, err := def.Outbox()
 	if err != nil || len(q) != 1 || q[0].ID != sent.ID || q[0].Kind != message.KindAlert || q[0].Country != "ug" ||
-		q[0].Priority != "urgent" || q[0].Shared {
+		q[0].Priority != routing.Urgent || q[0].Shared {
 		t.Fatalf("outbox = %+v (err %v), want the alert", q, err)
 	}
 	if n, err := def.Flush(ctx(t)); n != 0 || !errors.Is(err, client.ErrNotConnected) {
@@ -99,7 +100,7 @@ func TestQueuedWhileRelayDownIsDeliveredOnce(t *testing.T) {
 		t.Fatalf("second Flush = %d, %v; want 0, nil", n, err)
 	}
 	for _, m := range []*party{nl, se} {
-		if rs, err := m.Alerts(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
+		if rs, err := receiveAlerts(m, ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
 			t.Fatalf("mission read %d more (err %v), want none", len(rs), err)
 		}
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
@@ -51,12 +48,12 @@ func (c *Client) SendUpdate(ctx context.Context, ref routing.ID, text string) (*
 	if err != nil {
 		return nil, err
 	}
-	u := &message.Update{Ref: routing.ID(ref), Text: text}
+	u := &message.Update{Ref: ref, Text: text}
 	s, err := c.send(ctx, u, cs.Country, cs.Priority, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
-	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindUpdate, Text: text, ID: s.ID, Queued: s.Queued})
+	c.appendEntry(ref, Entry{At: c.clock.Now(), From: "you", Kind: message.KindUpdate, Text: text, ID: s.ID, Queued: s.Queued})
 	return s, nil
 }
 
@@ -67,12 +64,12 @@ func (c *Client) Cancel(ctx context.Context, ref routing.ID, reason message.Canc
 	if err != nil {
 		return nil, err
 	}
-	m := &message.Cancel{Ref: routing.ID(ref), Reason: reason, Text: text}
+	m := &message.Cancel{Ref: ref, Reason: reason, Text: text}
 	s, err := c.send(ctx, m, cs.Country, cs.Priority, routing.ID{}, false)
 	if err != nil {
 		return nil, err
 	}
-	c.appendEntry(ref, Entry{At: c.now(), From: "you", Kind: message.KindCancel, Text: Summarize(m), ID: s.ID, Queued: s.Queued})
+	c.appendEntry(ref, Entry{At: c.clock.Now(), From: "you", Kind: message.KindCancel, Text: Summarize(m), ID: s.ID, Queued: s.Queued})
 	return s, nil
 }
 
@@ -104,7 +101,7 @@ func (c *Client) recipients(cc string, partners bool) ([]envelope.Recipient, []s
 	if err != nil {
 		return nil, nil, err
 	}
-	now := c.now()
+	now := c.clock.Now()
 	var to []envelope.Recipient
 	var ids []string
 	add := func(id string, ident *keys.PublicIdentity, inboxes []keys.SignedInboxKey) {
@@ -138,7 +135,8 @@ func (c *Client) recipients(cc string, partners bool) ([]envelope.Recipient, []s
 }
 
 // send marshals m, seals it to the missions covering cc (and the partners,
-// with share), queues the envelopes in the outbox and tries to deliver them.
+// with share), and delivers it, queueing it in the outbox if the relay
+// cannot take it now.
 func (c *Client) send(ctx context.Context, m message.Message, cc string, p routing.Priority, id routing.ID, share bool) (*Sent, error) {
 	body, err := message.Marshal(m)
 	if err != nil {
@@ -148,11 +146,12 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p routi
 		id = routing.NewID()
 	}
 	s := &Sent{ID: id}
-	entries := []*outboxEntry{{ID: id, Target: proto.AlertTarget(cc, p.String()), Body: body, Country: cc,
-		Priority: p.String(), Kind: string(m.Kind()), Queued: c.now()}}
+	now := c.clock.Now()
+	entries := []*outboxEntry{{ID: id, Target: proto.AlertTarget(cc, p), Body: body, Country: cc,
+		Priority: p, Kind: m.Kind(), Queued: now}}
 	if share {
-		entries = append(entries, &outboxEntry{ID: id, Target: proto.ShareTarget(cc, p.String()), Body: body,
-			Country: cc, Priority: p.String(), Share: true, Kind: string(m.Kind()), Queued: c.now()})
+		entries = append(entries, &outboxEntry{ID: id, Target: proto.ShareTarget(cc, p), Body: body,
+			Country: cc, Priority: p, Share: true, Kind: m.Kind(), Queued: now})
 	}
 	for _, e := range entries {
 		ids, err := c.seal(e)
@@ -186,14 +185,14 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p routi
 // the caller does not already know: a message is sent once submit returns
 // nil, queued once it returns a transient error.
 func (c *Client) submit(ctx context.Context, e *outboxEntry) error {
-	err := c.deliver(ctx, e, false)
+	err := c.deliver(ctx, e)
 	if err == nil || !isTransient(err) {
 		return err
 	}
-	if perr := c.store.putOutbox(e); perr != nil {
+	if perr := c.putOutbox(e); perr != nil {
 		return fmt.Errorf("the relay is unreachable (%v) and queueing failed: %w", err, perr)
 	}
-	return err
+	return &transientError{err}
 }
 
 // seal (re)seals e's body under its message id, with a fresh created
@@ -202,26 +201,14 @@ func (c *Client) seal(e *outboxEntry) ([]string, error) {
 	var to []envelope.Recipient
 	var ids []string
 	var err error
-	if len(e.toIDs) > 0 {
-		for _, id := range e.toIDs {
-			to = append(to, envelope.To(id))
-		}
-	} else if len(e.To) > 0 {
-		for _, s := range e.To {
-			id, err := keys.ParsePublicIdentity(s)
-			if err != nil {
-				return nil, err
-			}
+	if len(e.To) > 0 {
+		for _, id := range e.To {
 			to = append(to, envelope.To(id))
 		}
 	} else if to, ids, err = c.recipients(e.Country, e.Share); err != nil || len(to) == 0 {
 		return ids, err
 	}
-	p, err := routing.ParsePriority(e.Priority)
-	if err != nil {
-		return nil, err
-	}
-	h := envelope.Header{ID: e.ID, Created: c.now(), Country: e.Country, Priority: p, ReplyTo: c.mbox}
+	h := envelope.Header{ID: e.ID, Created: c.clock.Now(), Country: e.Country, Priority: e.Priority, ReplyTo: c.Mailbox()}
 	auth := envelope.Signed
 	if c.role == keys.RoleDefender {
 		auth = envelope.Deniable
@@ -238,178 +225,39 @@ type transientError struct{ err error }
 func (t *transientError) Error() string { return t.err.Error() }
 func (t *transientError) Unwrap() error { return t.err }
 
-func isTransient(err error) bool {
-	var t *transientError
-	return errors.As(err, &t)
+// A RefusedError is a permanent refusal by the relay: sending the same
+// message again cannot succeed.
+type RefusedError struct {
+	ID     routing.ID
+	Reason *proto.Error
 }
 
-// deliver publishes one outbox entry and removes it once the relay has
-// stored it (or already had it: a duplicate means an earlier attempt got
-// through). A refusal that retrying cannot fix removes it and is returned;
-// anything else leaves it queued and is returned as transient.
-func (c *Client) deliver(ctx context.Context, e *outboxEntry, queued bool) error {
-	if !c.nc.IsConnected() {
-		return &transientError{ErrNotConnected}
-	}
-	done := func() error {
-		if queued {
-			return c.store.removeOutbox(e.ID, e.Share)
-		}
-		return nil
-	}
-	_, err := c.publish(ctx, e.Target, e.Envelope)
-	if err == nil {
-		return done()
-	}
+func (e *RefusedError) Error() string { return "the relay refused the message: " + e.Reason.Error() }
+func (e *RefusedError) Unwrap() error { return e.Reason }
+
+// deliver publishes e once. A stale envelope (it waited longer than the
+// relay's freshness window) is sealed again under the same id, so
+// recipients still see it once, and published again. A permanent refusal
+// is a *RefusedError; everything else that fails is transient.
+func (c *Client) deliver(ctx context.Context, e *outboxEntry) error {
+	_, err := c.conn.Publish(ctx, e.Target, e.Envelope)
 	var rerr *proto.Error
-	if !errors.As(err, &rerr) {
+	if errors.As(err, &rerr) && rerr.Code == proto.CodeStale {
+		if _, serr := c.seal(e); serr != nil {
+			return serr
+		}
+		_, err = c.conn.Publish(ctx, e.Target, e.Envelope)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case isTransient(err), !errors.As(err, &rerr):
 		return &transientError{err}
 	}
-	switch rerr.Code {
-	case proto.CodeRateLimited, proto.CodeUnavailable:
-		return &transientError{err}
-	case proto.CodeStale:
-		// Waited longer than the relay's freshness window: seal again
-		// under the same id, so recipients still see it once.
-		if _, err := c.seal(e); err != nil {
-			return err
-		}
-		if queued {
-			if err := c.store.putOutbox(e); err != nil {
-				return err
-			}
-		}
-		if _, err := c.publish(ctx, e.Target, e.Envelope); err != nil {
-			return &transientError{err}
-		}
-		return done()
-	}
-	if queued {
-		c.store.removeOutbox(e.ID, e.Share)
-	}
-	return fmt.Errorf("the relay refused the message: %w", err)
+	return &RefusedError{ID: e.ID, Reason: rerr}
 }
 
 // publish sends data to an ingest target and waits for the relay's reply.
 func (c *Client) publish(ctx context.Context, target string, data []byte) (*proto.Reply, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox.String(), target), data)
-	if err != nil {
-		return nil, err
-	}
-	return proto.ParseReply(m.Data)
-}
-
-// Outbox lists the messages waiting for the relay, oldest first.
-func (c *Client) Outbox() ([]Queued, error) {
-	es, err := c.store.listOutbox()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Queued, len(es))
-	for i, e := range es {
-		out[i] = Queued{ID: e.ID, Kind: message.Kind(e.Kind), Country: e.Country, Priority: e.Priority, Shared: e.Share, Since: e.Queued}
-	}
-	return out, nil
-}
-
-// Queued describes one message in the outbox.
-type Queued struct {
-	ID       routing.ID
-	Kind     message.Kind
-	Country  string
-	Priority string
-	Shared   bool
-	Since    time.Time
-}
-
-// Flush tries to deliver everything in the outbox now. It stops at the
-// first message the relay cannot take yet. Flushes do not overlap: one
-// started while the background flush runs waits for it.
-func (c *Client) Flush(ctx context.Context) (sent int, err error) {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	es, err := c.store.listOutbox()
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range es {
-		if err := c.deliver(ctx, e, true); err != nil {
-			if isTransient(err) {
-				return sent, err
-			}
-			c.log.Warn("outbox message refused by the relay", "id", e.ID, "err", err)
-			continue
-		}
-		sent++
-		c.delivered.Add(1)
-		c.markSentInCases(e.ID)
-	}
-	return sent, nil
-}
-
-// Delivered is how many queued messages the outbox has delivered since
-// Open, by any flush, background or not.
-func (c *Client) Delivered() int { return int(c.delivered.Load()) }
-
-func (c *Client) kickOutbox() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// outboxRetry is how often a connected client retries a non-empty outbox
-// when nothing else prompts it (after a rate limit, say).
-const outboxRetry = 30 * time.Second
-
-// outboxSoon is the retry after a relay that answered "no responders":
-// it was starting up, and will serve in a moment.
-const outboxSoon = time.Second
-
-func (c *Client) outboxLoop() {
-	defer c.wg.Done()
-	// Close cancels base, so a round in progress ends at once.
-	base, stop := context.WithCancel(context.Background())
-	go func() { <-c.done; stop() }()
-	defer stop()
-	t := time.NewTimer(outboxRetry)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.kick:
-		case <-t.C:
-		}
-		if base.Err() != nil {
-			return
-		}
-		next := outboxRetry
-		if c.nc.IsConnected() {
-			ctx, cancel := context.WithTimeout(base, 30*time.Second)
-			if err := c.RefreshDirectory(ctx); err != nil {
-				c.log.Info("directory refresh", "err", err)
-			}
-			n, err := c.Flush(ctx)
-			if n > 0 || err != nil {
-				c.log.Info("outbox flushed", "sent", n, "err", err)
-			}
-			if errors.Is(err, nats.ErrNoResponders) {
-				next = outboxSoon
-			}
-			cancel()
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(next)
-	}
+	return c.conn.Publish(ctx, target, data)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
@@ -27,7 +28,7 @@ func replayAll(t *testing.T, w *world, cfg client.Config, n uint64) []*client.Re
 	if got := pending(t, m.Client, "ug"); got != n {
 		t.Fatalf("the relay offers %d alerts again, want %d", got, n)
 	}
-	rs, err := m.Alerts(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
+	rs, err := receiveAlerts(m, ctx(t), client.FetchOptions{Wait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,36 +139,40 @@ func TestDefenderInboxReplayIsDropped(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	kr := newDefender(t)
-	def := w.openParty(t, kr, "")
-	nl := w.open(t, w.Keyrings["nl-kampala"])
+	h := relaytest.StartHostile(t, w.Dir.Raw)
+	// A genuine reply from nl-kampala, which the hostile relay offers on
+	// every fetch, settled or not.
+	caseID := routing.NewID()
+	reply := sealReply(t, w.Keyrings["nl-kampala"], kr.Identity.Public(), caseID, "A diplomat is on the way.")
+	h.Set(func(h *relaytest.Hostile) {
+		h.Fetch = func(routing.Mailbox, proto.Source, proto.FetchRequest) []relaytest.HostileMsg {
+			return []relaytest.HostileMsg{{Data: reply, Subject: "bcn.mbox.x", Settle: "mbox.1", Seq: 1}}
+		}
+	})
+	cfg := client.Config{URLs: []string{h.URL}, Keyring: kr, Root: w.Root.Public().Fingerprint(), StateDir: t.TempDir(), Directory: w.Dir.Raw}
+	def := reopen(t, cfg)
 	def.waitConnected(t)
-	if _, err := def.SendAlert(ctx(t), ugAlert("Detained at the airport")); err != nil {
-		t.Fatal(err)
+	if got, err := def.Inbox(ctx(t), client.FetchOptions{}); err != nil || len(got) != 1 {
+		t.Fatalf("first delivery: %d (err %v)", len(got), err)
 	}
-	rs := readAlerts(t, nl, 1)
-	if _, err := nl.Reply(ctx(t), rs[0], "A diplomat is on the way."); err != nil {
-		t.Fatal(err)
-	}
-	readInbox(t, def.Client, 1)
 	def.Close()
-	nl.Close()
 
-	name := proto.MailboxConsumer(def.Mailbox().String())
-	w.forgetConsumer(t, proto.StreamMailbox, name)
-	cfg := def.cfg
-	cfg.URLs = []string{w.relay.ClientURL()}
+	// After a restart (no cursor), the relay replays it.
 	def2 := reopen(t, cfg)
 	def2.waitConnected(t)
-	got, err := def2.Inbox(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
+	got, err := def2.Inbox(ctx(t), client.FetchOptions{})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("replayed reply shown again: %d (err %v)", len(got), err)
 	}
-	if ci := w.consumer(t, proto.StreamMailbox, name); ci.Delivered.Consumer != 1 {
-		t.Fatalf("the relay delivered the reply %d times after forgetting, want 1: the replay did not happen", ci.Delivered.Consumer)
+	// It was offered (and settled, as a drop).
+	for range 2 {
+		if toks := <-h.Settled; len(toks) != 1 || toks[0] != "mbox.1" {
+			t.Fatalf("settled %q", toks)
+		}
 	}
 	cs, err := def2.Cases()
-	if err != nil || len(cs) != 1 || len(cs[0].Thread) != 2 {
-		t.Fatalf("cases = %+v (err %v), want the alert and one reply", cs, err)
+	if err != nil || len(cs) != 1 || len(cs[0].Thread) != 1 {
+		t.Fatalf("cases = %+v (err %v), want one case with the reply once", cs, err)
 	}
 }
 

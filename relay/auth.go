@@ -2,22 +2,22 @@ package relay
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // A principal is who a connection key belongs to.
@@ -26,7 +26,7 @@ type principal struct {
 	id        string   // directory id; empty for a walk-in defender
 	countries []string // missions and partners
 	identity  *keys.PublicIdentity
-	mbox      string
+	mbox      routing.Mailbox
 }
 
 // authenticator is the server's CustomClientAuthentication. Every
@@ -35,8 +35,8 @@ type principal struct {
 // any other valid key as a walk-in defender. There is no anonymous user
 // and no identity is taken from a header.
 type authenticator struct {
-	cfg *Config
-	now func() time.Time
+	cfg   *Config
+	clock clockwork.Clock
 
 	// internal is the relay's own connection key, generated at start and
 	// never written anywhere.
@@ -51,18 +51,18 @@ type authenticator struct {
 	mu     sync.RWMutex
 	dir    *keys.Directory
 	byNKey map[string]*principal
-	byMbox map[string]*principal
+	byMbox map[routing.Mailbox]*principal
 }
 
 var _ server.Authentication = (*authenticator)(nil)
 
-func newAuthenticator(cfg *Config, now func() time.Time) (*authenticator, error) {
+func newAuthenticator(cfg *Config, clock clockwork.Clock) (*authenticator, error) {
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		return nil, err
 	}
 	pub, _ := kp.PublicKey()
-	a := &authenticator{cfg: cfg, now: now, internal: kp, internalPub: pub}
+	a := &authenticator{cfg: cfg, clock: clock, internal: kp, internalPub: pub}
 	if _, err := a.reload(); err != nil {
 		return nil, err
 	}
@@ -84,22 +84,23 @@ func (a *authenticator) reload() (map[string]bool, error) {
 			return nil, fmt.Errorf("relay: directory: %w", err)
 		}
 		a.mu.RLock()
-		var seen *keys.Seen
+		var prev *keys.DirVersion
 		if a.dir != nil {
-			seen = &keys.Seen{Serial: a.dir.Serial, Hash: a.dir.Hash}
+			v := a.dir.Version()
+			prev = &v
 		}
 		a.mu.RUnlock()
-		if seen == nil {
+		if prev == nil {
 			// The newest version this data directory has served survives
 			// restarts, so an older file cannot be slipped in later.
-			if seen, err = readSeen(a.seenPath()); err != nil {
+			if prev, err = readDirVersion(a.versionPath()); err != nil {
 				return nil, err
 			}
 		}
-		if dir, err = keys.VerifyDirectory(data, fp, a.now(), seen); err != nil {
+		if dir, err = keys.VerifyDirectory(data, fp, a.clock.Now(), prev); err != nil {
 			return nil, fmt.Errorf("relay: directory %s: %w", dc.File, err)
 		}
-		if err := writeSeen(a.seenPath(), dir); err != nil {
+		if err := keys.WriteFileAtomic(a.versionPath(), []byte(dir.Version().String()+"\n"), 0o600, true); err != nil {
 			return nil, err
 		}
 		for _, m := range dir.Missions {
@@ -112,15 +113,15 @@ func (a *authenticator) reload() (map[string]bool, error) {
 			byNKey[b.NKey] = &principal{role: keys.RoleBridge, id: b.ID, identity: b.Identity}
 		}
 	}
-	byMbox := map[string]*principal{}
+	byMbox := map[routing.Mailbox]*principal{}
 	for nk, p := range byNKey {
-		p.mbox = proto.MailboxFor(nk).String()
+		p.mbox = proto.MailboxFor(nk)
 		byMbox[p.mbox] = p
 	}
 	a.mu.Lock()
 	changed := map[string]bool{}
 	for nk, old := range a.byNKey {
-		if p, ok := byNKey[nk]; !ok || p.role != old.role || p.id != old.id || !equalStrings(p.countries, old.countries) {
+		if p, ok := byNKey[nk]; !ok || p.role != old.role || p.id != old.id || !slices.Equal(p.countries, old.countries) {
 			changed[nk] = true
 		}
 	}
@@ -134,10 +135,14 @@ func (a *authenticator) reload() (map[string]bool, error) {
 	return changed, nil
 }
 
-func (a *authenticator) seenPath() string { return filepath.Join(a.cfg.DataDir, "directory.seen") }
+// versionPath is where the data directory remembers the newest directory
+// version it served.
+func (a *authenticator) versionPath() string {
+	return filepath.Join(a.cfg.DataDir, "directory.version")
+}
 
-// readSeen reads "<serial> sha256:<hex>" from path; a missing file is nil.
-func readSeen(path string) (*keys.Seen, error) {
+// readDirVersion reads the version file; a missing file is nil.
+func readDirVersion(path string) (*keys.DirVersion, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -145,32 +150,11 @@ func readSeen(path string) (*keys.Seen, error) {
 	if err != nil {
 		return nil, err
 	}
-	var serial uint64
-	var hash string
-	if _, err := fmt.Sscanf(string(b), "%d %s", &serial, &hash); err != nil {
-		return nil, fmt.Errorf("relay: %s is damaged: %v", path, err)
+	v, err := keys.ParseDirVersion(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("relay: %s is damaged: %w", path, err)
 	}
-	h, err := hex.DecodeString(strings.TrimPrefix(hash, "sha256:"))
-	if err != nil || len(h) != 32 {
-		return nil, fmt.Errorf("relay: %s is damaged", path)
-	}
-	return &keys.Seen{Serial: serial, Hash: [32]byte(h)}, nil
-}
-
-func writeSeen(path string, d *keys.Directory) error {
-	return keys.WriteFileAtomic(path, []byte(fmt.Sprintf("%d %s\n", d.Serial, keys.HashString(d.Hash))), 0o600, true)
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return &v, nil
 }
 
 func (a *authenticator) serial() uint64 {
@@ -191,7 +175,7 @@ func (a *authenticator) directory() *keys.Directory {
 
 // principalByMailbox returns the directory principal owning mbox, or a
 // walk-in defender.
-func (a *authenticator) principalByMailbox(mbox string) *principal {
+func (a *authenticator) principalByMailbox(mbox routing.Mailbox) *principal {
 	a.mu.RLock()
 	p := a.byMbox[mbox]
 	a.mu.RUnlock()
@@ -237,7 +221,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		a.mu.RLock()
 		p := a.byNKey[o.Nkey]
 		a.mu.RUnlock()
-		mbox := proto.MailboxFor(o.Nkey).String()
+		mbox := proto.MailboxFor(o.Nkey)
 		if p == nil {
 			p = &principal{role: keys.RoleDefender, mbox: mbox}
 		}
@@ -262,6 +246,6 @@ func permissionsFor(p *principal) *server.Permissions {
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
-		Subscribe: &server.SubjectPermission{Allow: []string{proto.InboxPrefix(mb) + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{proto.ReplyPrefix(mb) + ".>"}},
 	}
 }

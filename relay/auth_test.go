@@ -48,7 +48,7 @@ func TestWalkInDefenderPublishesForAnyCountry(t *testing.T) {
 	for i, c := range []struct {
 		target string
 		env    []byte
-	}{{proto.AlertTarget("ug", "urgent"), ug}, {proto.AlertTarget("tz", "high"), tz}} {
+	}{{proto.AlertTarget("ug", routing.Urgent), ug}, {proto.AlertTarget("tz", routing.High), tz}} {
 		rep := mustStore(t, d, c.target, c.env)
 		if rep.Stream != proto.StreamAlerts || rep.Seq != uint64(i+1) || rep.Duplicate {
 			t.Fatalf("%s: reply %+v, want stream ALERTS seq %d", c.target, rep, i+1)
@@ -61,8 +61,8 @@ func TestWalkInDefenderPublishesForAnyCountry(t *testing.T) {
 	// the UG mission reads the UG alert and only it.
 	m := connectMission(t, w, r, "nl-kampala")
 	msgs := fetchAll(t, m, proto.SvcFetchAlerts("ug"), 1)
-	if msgs[0].Subject != proto.AlertSubject("ug", "urgent") || string(msgs[0].Data) != string(ug) {
-		t.Fatalf("mission read %q (%d bytes), want the ug alert on %s", msgs[0].Subject, len(msgs[0].Data), proto.AlertSubject("ug", "urgent"))
+	if msgs[0].Subject != proto.AlertSubject("ug", routing.Urgent) || string(msgs[0].Data) != string(ug) {
+		t.Fatalf("mission read %q (%d bytes), want the ug alert on %s", msgs[0].Subject, len(msgs[0].Data), proto.AlertSubject("ug", routing.Urgent))
 	}
 	noMoreErrs(t, d)
 	noMoreErrs(t, m)
@@ -82,7 +82,7 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 	var subs []refused
 	for _, subj := range []string{
 		"bcn.to.>", "bcn.to.ug.urgent", proto.MailboxSubject(ob), "bcn.mbox.>", ">", "*.>", "bcn.>", "bcn.*.>",
-		proto.InboxPrefix(ob) + ".>", "bcn.inbox.>", "bcn.in.>", proto.IngestWildcard(ob), "bcn.bcast.>",
+		proto.ReplyPrefix(ob) + ".>", "bcn.inbox.>", "bcn.in.>", proto.IngestWildcard(ob), "bcn.bcast.>",
 		"$JS.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>", "_INBOX.*",
 	} {
 		sub, err := d.SubscribeSync(subj)
@@ -93,7 +93,7 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 		subs = append(subs, refused{sub, subj})
 	}
 	for _, q := range []struct{ subj, queue string }{
-		{"bcn.to.>", "q"}, {proto.InboxPrefix(ob) + ".>", "q"}, {"bcn.to.ug.urgent", "beacon-ingest"},
+		{"bcn.to.>", "q"}, {proto.ReplyPrefix(ob) + ".>", "q"}, {"bcn.to.ug.urgent", "beacon-ingest"},
 		{proto.IngestAll, "beacon-ingest"}, // the relay's own ingest queue group
 	} {
 		sub, err := d.QueueSubscribeSync(q.subj, q.queue)
@@ -110,13 +110,13 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 	// mission's fetch and ack, which make the relay's connection call the
 	// JetStream API ($JS.API.…, replies on _INBOX.…), deliver the alert
 	// onto the mission's inbox and acknowledge it ($JS.ACK.…).
-	mustStore(t, other, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "other"))
+	mustStore(t, other, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "other"))
 	m := connectMission(t, w, r, "nl-kampala")
 	mustStore(t, m, proto.MailboxTarget(ob), sealToDefender(t, w, "nl-kampala", newIdentity(t), "reply"))
 	fetchAll(t, m, proto.SvcFetchAlerts("ug"), 1)
 	// All of that happened before d's own request that follows, so anything
 	// it matched was written to d's socket before the reply to that request.
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "barrier"))
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "barrier"))
 	for _, s := range subs {
 		if n, _, err := s.sub.Pending(); err != nil || n != 0 {
 			t.Errorf("refused subscription %s received %d messages (err %v)", s.want, n, err)
@@ -133,10 +133,10 @@ func TestDefenderDirectPublishRefused(t *testing.T) {
 	env := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "direct")
 	before := streamMsgs(t, r)
 	for _, subj := range []string{
-		proto.AlertSubject("ug", "urgent"),                             // bypassing the ingest
-		proto.Ingest(other.Mailbox, proto.AlertTarget("ug", "urgent")), // as another defender
+		proto.AlertSubject("ug", routing.Urgent),                             // bypassing the ingest
+		proto.Ingest(other.Mailbox, proto.AlertTarget("ug", routing.Urgent)), // as another defender
 		"bcn.share.ug.urgent", proto.MailboxSubject(other.Mailbox), "bcn.bcast.ug", "bcn.ack." + routing.NewID().String(),
-		"bcn.svc.hold.x", proto.InboxPrefix(other.Mailbox) + ".x",
+		"bcn.svc.hold.x", proto.ReplyPrefix(other.Mailbox) + ".x",
 	} {
 		if err := d.Conn.Publish(subj, env); err != nil {
 			t.Fatal(err)
@@ -145,7 +145,7 @@ func TestDefenderDirectPublishRefused(t *testing.T) {
 	}
 	// The server dropped each publish when it refused it; the relay still
 	// serves the same defender.
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), env)
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), env)
 	after := streamMsgs(t, r)
 	before[proto.StreamAlerts]++
 	if !mapsEqual(before, after) {
@@ -175,9 +175,9 @@ func TestDefenderJetStreamAPIRefused(t *testing.T) {
 		sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "keep 2")}
 	ke := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), "keep ke")
 	for _, env := range ug {
-		mustStore(t, other, proto.AlertTarget("ug", "urgent"), env)
+		mustStore(t, other, proto.AlertTarget("ug", routing.Urgent), env)
 	}
-	mustStore(t, other, proto.AlertTarget("ke", "urgent"), ke)
+	mustStore(t, other, proto.AlertTarget("ke", routing.Urgent), ke)
 	private := sealToDefender(t, w, "nl-kampala", newIdentity(t), "private")
 	mustStore(t, nl, proto.MailboxTarget(ob), private)
 	mine := [][]byte{sealToDefender(t, w, "nl-kampala", newIdentity(t), "mine 1"), sealToDefender(t, w, "nl-kampala", newIdentity(t), "mine 2")}
@@ -187,21 +187,23 @@ func TestDefenderJetStreamAPIRefused(t *testing.T) {
 	mustStore(t, nl, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "news", w.Keyrings["nl-kampala"].Identity, time.Now()))
 	// d and the UG mission hold a message each, unacknowledged, and so a
 	// real ack token; the other two consumers exist and hold one each.
-	dTok := fetchOne(t, d, proto.SvcFetchMbox, mine[0]).Ack
-	nlTok := fetchOne(t, nl, proto.SvcFetchAlerts("ug"), ug[0]).Ack
+	dFetched := fetchOne(t, d, proto.SvcFetchMbox, mine[0])
+	dTok := dFetched.Settle
+	nlTok := fetchOne(t, nl, proto.SvcFetchAlerts("ug"), ug[0]).Settle
 	wantCount(t, other, "svc.pending.mbox", 1)
 	wantCount(t, de, proto.SvcPendingAlerts("ke"), 1)
 	before := streamStates(t, r)
 
+	// Mailboxes have no consumers (they are read with direct gets); the
+	// relay's mailbox tail is an ordered consumer with a generated name,
+	// covered by the wildcard subjects.
 	consumers := []consumerRef{
-		{proto.StreamMailbox, proto.MailboxConsumer(own), proto.MailboxSubject(own)},
-		{proto.StreamMailbox, proto.MailboxConsumer(ob), proto.MailboxSubject(ob)},
 		{proto.StreamAlerts, proto.AlertConsumer("nl-kampala", "ug"), proto.AlertFilter("ug")},
 		{proto.StreamAlerts, proto.AlertConsumer("de-nairobi", "ke"), proto.AlertFilter("ke")},
 	}
-	subjects := jetStreamSubjects(consumers, dTok, nlTok, v1Ack(t, dTok), v1Ack(t, nlTok))
+	subjects := jetStreamSubjects(consumers, dTok, nlTok, v1Ack(t, nlTok))
 	for _, c := range []*relaytest.Conn{d, nl} {
-		inbox := proto.InboxPrefix(c.Mailbox) + ".api"
+		inbox := proto.ReplyPrefix(c.Mailbox) + ".api"
 		for _, subj := range subjects {
 			body := []byte("{}")
 			if strings.HasPrefix(subj, "$JS.ACK.") {
@@ -217,12 +219,12 @@ func TestDefenderJetStreamAPIRefused(t *testing.T) {
 	if after := streamStates(t, r); !mapsEqual(before, after) {
 		t.Fatalf("streams changed: before %v, after %v", before, after)
 	}
-	// Every consumer holds what it held: d and the mission still owe their
-	// acks (the fetched message waits for it; the next one comes), and
+	// Every reader holds what it held: d and the mission still owe their
+	// settles (the fetched message waits for it; the next one comes), and
 	// nothing of the other two was read.
 	wantCount(t, d, "svc.pending.mbox", 2)
 	wantCount(t, nl, proto.SvcPendingAlerts("ug"), 2)
-	fetchOne(t, d, proto.SvcFetchMbox, mine[1])
+	fetchOneAfter(t, d, dFetched.Seq, mine[1])
 	fetchOne(t, nl, proto.SvcFetchAlerts("ug"), ug[1])
 	fetchOne(t, other, proto.SvcFetchMbox, private)
 	fetchOne(t, de, proto.SvcFetchAlerts("ke"), ke)
@@ -289,20 +291,23 @@ func TestDefenderReadsOwnMailbox(t *testing.T) {
 	if rep.Stream != proto.StreamMailbox {
 		t.Fatalf("stored in %s, want MAILBOX", rep.Stream)
 	}
-	// The relay creates its consumer for d's mailbox now, so the count is
-	// exact. (Once the consumer exists, JetStream tells it of new messages
-	// asynchronously: a count or a fetch without waiting may lag a store
-	// by a moment, and a fetch that waits does not.)
+	// A mailbox is read straight from the stream: the count is exact at
+	// once, and no consumer is made for it.
 	wantCount(t, d, "svc.pending.mbox", 1)
 	msg := fetchOne(t, d, proto.SvcFetchMbox, env)
 	if msg.Subject != proto.MailboxSubject(d.Mailbox) {
 		t.Fatalf("fetched from %s, want %s", msg.Subject, proto.MailboxSubject(d.Mailbox))
 	}
-	if p := strings.Split(msg.Ack, "."); len(p) < 9 || p[0] != "$JS" || p[1] != "ACK" || !strings.Contains(msg.Ack, "."+proto.StreamMailbox+"."+proto.MailboxConsumer(d.Mailbox)+".") {
-		t.Fatalf("ack token %q is not one of d's mailbox consumer", msg.Ack)
+	if seq, ok := proto.ParseMailboxToken(msg.Settle); !ok || seq != rep.Seq || msg.Seq != rep.Seq {
+		t.Fatalf("settle token %q, seq %d: not the stored message's sequence %d", msg.Settle, msg.Seq, rep.Seq)
 	}
-	// Delivered and not yet acknowledged, it still counts.
+	if n := streamStates(t, r)[proto.StreamMailbox].Consumers; n != 1 {
+		t.Fatalf("MAILBOX has %d consumers, want only the relay's tail", n)
+	}
+	// Fetched and not yet settled, it still counts, and a reader that
+	// starts over is offered it again.
 	wantCount(t, d, "svc.pending.mbox", 1)
+	fetchOne(t, d, proto.SvcFetchMbox, env)
 	o, err := envelope.Open(msg.Data, me)
 	if err != nil {
 		t.Fatal(err)
@@ -310,25 +315,29 @@ func TestDefenderReadsOwnMailbox(t *testing.T) {
 	if string(o.Body) != "we received your alert" || !o.Sender.Equal(w.Keyrings["nl-kampala"].Identity.Public()) || o.Auth != envelope.Signed {
 		t.Fatalf("opened %q from %v (%v)", o.Body, o.Sender.Fingerprint(), o.Auth)
 	}
-	if rep, err := d.Svc(proto.SvcAck, []byte(msg.Ack)); err != nil || rep.Count != 1 {
-		t.Fatalf("ack: %+v, %v", rep, err)
+	if rep, err := d.Svc(proto.SvcSettleTarget, []byte(msg.Settle)); err != nil || rep.Count != 1 {
+		t.Fatalf("settle: %+v, %v", rep, err)
 	}
-	// Nothing new. (An unacknowledged message is redelivered only after
-	// the consumer's 30 s AckWait, so this holds with or without the ack;
-	// JetStream applies acks asynchronously, and the ack service does not
-	// wait for it, so no immediate read can tell them apart.)
+	// Settled, it is deleted: nothing waits, and the relay no longer
+	// holds it.
+	wantCount(t, d, "svc.pending.mbox", 0)
 	if got, code := fetchCode(t, d, proto.SvcFetchMbox, proto.MaxFetch, 0); code != "" || len(got) != 0 {
-		t.Fatalf("after the ack: %d messages, code %q", len(got), code)
+		t.Fatalf("after the settle: %d messages, code %q", len(got), code)
+	}
+	if n := streamMsgs(t, r)[proto.StreamMailbox]; n != 0 {
+		t.Fatalf("MAILBOX holds %d messages after the settle", n)
 	}
 	// The next reply is the only one fetched (the fetch waits for it, then
 	// takes whatever else there is).
 	env2 := sealToDefender(t, w, "nl-kampala", me, "a mission officer will call")
 	mustStore(t, m, proto.MailboxTarget(d.Mailbox), env2)
-	if got, code := fetchCode(t, d, proto.SvcFetchMbox, proto.MaxFetch, waitFor); code != "" || len(got) != 1 || string(got[0].Data) != string(env2) {
+	got, code := fetchCode(t, d, proto.SvcFetchMbox, proto.MaxFetch, waitFor)
+	if code != "" || len(got) != 1 || string(got[0].Data) != string(env2) {
 		t.Fatalf("after the next reply: %d messages, code %q; want just that reply", len(got), code)
 	}
-	if got, code := fetchCode(t, d, proto.SvcFetchMbox, proto.MaxFetch, 0); code != "" || len(got) != 0 {
-		t.Fatalf("nothing new: %d messages, code %q", len(got), code)
+	// Past the reader's cursor there is nothing new.
+	if more, err := d.FetchAfter(proto.SvcFetchMbox, proto.MaxFetch, 0, got[0].Seq); err != nil || len(more) != 0 {
+		t.Fatalf("nothing new: %d messages, %v", len(more), err)
 	}
 
 	// Alerts are for missions.
@@ -340,15 +349,15 @@ func TestDefenderReadsOwnMailbox(t *testing.T) {
 	noMoreErrs(t, d)
 }
 
-// TestDefenderAckRefusedForOthersConsumers: the ack service publishes acks
-// with the relay's own connection, so every token must name a consumer of
-// the requester's. A token of another defender's mailbox consumer or of a
-// mission's alert consumer (in either token format, alone or beside a
-// valid one), a token with wildcards, an empty request or 1025 tokens are
-// refused, and none acknowledges anything: an ack of a message not yet
-// delivered would make JetStream skip it, so each victim then still
+// TestSettleRefusedForOthers: the settle service deletes mailbox messages
+// and acknowledges consumer messages with the relay's own connection, so
+// every token must name a message of the requester's own: its mailbox, or
+// a consumer of a country it covers. A token for another defender's
+// mailbox or for a mission's consumer (in either ack format, alone or
+// beside a valid one), a token with wildcards, an empty request or 1025
+// tokens are refused, and none settles anything: each victim then still
 // receives its message.
-func TestDefenderAckRefusedForOthersConsumers(t *testing.T) {
+func TestSettleRefusedForOthers(t *testing.T) {
 	t.Parallel()
 	w, r, _ := startWorld(t, nil)
 	d := relaytest.Connect(t, r.ClientURL(), nil)
@@ -356,25 +365,28 @@ func TestDefenderAckRefusedForOthersConsumers(t *testing.T) {
 	nl := connectMission(t, w, r, "nl-kampala")
 	de := connectMission(t, w, r, "de-nairobi")
 	ugAlert := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "for nl")
+	keDecoy := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), "de reads this one")
 	keAlert := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), "for de")
-	if rep := mustStore(t, d, proto.AlertTarget("ug", "urgent"), ugAlert); rep.Seq != 1 {
+	if rep := mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), ugAlert); rep.Seq != 1 {
 		t.Fatalf("UG alert at seq %d, want 1", rep.Seq)
 	}
-	keSeq := mustStore(t, d, proto.AlertTarget("ke", "urgent"), keAlert).Seq
+	mustStore(t, d, proto.AlertTarget("ke", routing.Urgent), keDecoy)
+	keSeq := mustStore(t, d, proto.AlertTarget("ke", routing.Urgent), keAlert).Seq
 	toVictim := sealToDefender(t, w, "nl-kampala", newIdentity(t), "for the victim")
 	vSeq := mustStore(t, nl, proto.MailboxTarget(victim.Mailbox), toVictim).Seq
 	toD := sealToDefender(t, w, "nl-kampala", newIdentity(t), "for d")
 	mustStore(t, nl, proto.MailboxTarget(d.Mailbox), toD)
-	// The victims' consumers exist, their messages not yet delivered.
 	wantCount(t, victim, "svc.pending.mbox", 1)
 	wantCount(t, nl, proto.SvcPendingAlerts("ug"), 1)
-	wantCount(t, de, proto.SvcPendingAlerts("ke"), 1)
-	own := fetchOne(t, d, proto.SvcFetchMbox, toD).Ack
+	wantCount(t, de, proto.SvcPendingAlerts("ke"), 2)
+	own := fetchOne(t, d, proto.SvcFetchMbox, toD).Settle
+	deOwn := fetchOne(t, de, proto.SvcFetchAlerts("ke"), keDecoy).Settle
 
-	// Tokens made from d's own by swapping the stream, consumer and
-	// sequence, in the format the relay hands out and in the 9-token one.
+	// Consumer tokens made from de's own by swapping the stream, consumer
+	// and sequence, in the format the relay hands out and in the 9-token
+	// one.
 	swap := func(stream, consumer string, seq uint64) []string {
-		p := strings.Split(own, ".")
+		p := strings.Split(deOwn, ".")
 		off := 2
 		if len(p) >= 11 {
 			off = 4
@@ -383,59 +395,61 @@ func TestDefenderAckRefusedForOthersConsumers(t *testing.T) {
 		tok := strings.Join(p, ".")
 		return []string{tok, v1Ack(t, tok)}
 	}
-	victimToks := swap(proto.StreamMailbox, proto.MailboxConsumer(victim.Mailbox), vSeq)
 	nlToks := append(swap(proto.StreamAlerts, proto.AlertConsumer("nl-kampala", "ug"), 1),
 		"$JS.ACK.ALERTS."+proto.AlertConsumer("nl-kampala", "ug")+".1.1.1.1.0")
 	deToks := swap(proto.StreamAlerts, proto.AlertConsumer("de-nairobi", "ke"), keSeq)
-	ownV1 := v1Ack(t, own)
-	ownPrefix := ownV1[:strings.LastIndex(ownV1, ".")] // without the last number
-	many := strings.TrimSuffix(strings.Repeat(own+"\n", proto.MaxAcks+1), "\n")
+	deV1 := v1Ack(t, deOwn)
+	dePrefix := deV1[:strings.LastIndex(deV1, ".")] // without the last number
+	deCons := "$JS.ACK.ALERTS." + proto.AlertConsumer("de-nairobi", "ke")
+	many := strings.TrimSuffix(strings.Repeat(own+"\n", proto.MaxSettle+1), "\n")
+	victimTok := proto.MailboxToken(vSeq)
 
-	type ackCase struct {
+	type settleCase struct {
 		name string
 		conn *relaytest.Conn
 		body string
 		code proto.Code
 	}
-	cases := []ackCase{
+	cases := []settleCase{
 		{"empty", d, "", proto.CodeBadRequest},
 		{"blank lines", d, "\n\n", proto.CodeBadRequest},
 		{"1025 tokens", d, many, proto.CodeBadRequest},
 		{"an empty line between", d, own + "\n\n" + own, proto.CodeForbidden},
-		{"not an ack subject", d, proto.MailboxSubject(d.Mailbox), proto.CodeForbidden},
-		{"an API subject", d, "$JS.API.CONSUMER.DELETE.MAILBOX." + proto.MailboxConsumer(victim.Mailbox), proto.CodeForbidden},
-		{"too short", d, "$JS.ACK.MAILBOX." + proto.MailboxConsumer(d.Mailbox) + ".1.1", proto.CodeForbidden},
-		{"wildcard last", d, ownPrefix + ".*", proto.CodeForbidden},
-		{"all wildcards", d, "$JS.ACK.MAILBOX." + proto.MailboxConsumer(d.Mailbox) + ".*.*.*.*.*", proto.CodeForbidden},
-		{"full wildcard", d, "$JS.ACK.MAILBOX." + proto.MailboxConsumer(d.Mailbox) + ".1.1.1.1.>", proto.CodeForbidden},
-		{"wildcard consumer", d, "$JS.ACK.MAILBOX.*.1." + fmt.Sprint(vSeq) + ".1.1.0", proto.CodeForbidden},
-		{"empty token", d, "$JS.ACK.MAILBOX." + proto.MailboxConsumer(d.Mailbox) + ".1..1.1.0", proto.CodeForbidden},
-	}
-	for i, tok := range victimToks {
-		cases = append(cases,
-			ackCase{fmt.Sprintf("victim's mailbox consumer (format %d)", i), d, tok, proto.CodeForbidden},
-			ackCase{fmt.Sprintf("own token then the victim's (format %d)", i), d, own + "\n" + tok, proto.CodeForbidden},
-			ackCase{fmt.Sprintf("a mission acking the victim's (format %d)", i), nl, tok, proto.CodeForbidden})
+		{"not a token", d, proto.MailboxSubject(d.Mailbox), proto.CodeForbidden},
+		{"a mailbox token with a leading zero", d, "mbox.0" + strings.TrimPrefix(own, "mbox."), proto.CodeForbidden},
+		{"the victim's mailbox message", d, victimTok, proto.CodeForbidden},
+		{"own token then the victim's", d, own + "\n" + victimTok, proto.CodeForbidden},
+		{"a mission settling the victim's", nl, victimTok, proto.CodeForbidden},
+		{"a consumer token by a defender", d, deOwn, proto.CodeForbidden},
+		{"an API subject", de, "$JS.API.CONSUMER.DELETE.ALERTS." + proto.AlertConsumer("de-nairobi", "ke"), proto.CodeForbidden},
+		{"too short", de, deCons + ".1.1", proto.CodeForbidden},
+		{"wildcard last", de, dePrefix + ".*", proto.CodeForbidden},
+		{"all wildcards", de, deCons + ".*.*.*.*.*", proto.CodeForbidden},
+		{"full wildcard", de, deCons + ".1.1.1.1.>", proto.CodeForbidden},
+		{"wildcard consumer", de, "$JS.ACK.ALERTS.*.1." + fmt.Sprint(keSeq) + ".1.1.0", proto.CodeForbidden},
+		{"empty token", de, deCons + ".1..1.1.0", proto.CodeForbidden},
+		{"own consumer token then the UG mission's", de, deOwn + "\n" + nlToks[0], proto.CodeForbidden},
 	}
 	for i, tok := range nlToks {
 		for _, c := range []*relaytest.Conn{d, de, victim} {
-			cases = append(cases, ackCase{fmt.Sprintf("the UG mission's alerts (token %d) by %s", i, c.Mailbox[:6]), c, tok, proto.CodeForbidden})
+			cases = append(cases, settleCase{fmt.Sprintf("the UG mission's alerts (token %d) by %s", i, c.Mailbox.String()[:6]), c, tok, proto.CodeForbidden})
 		}
 	}
 	for i, tok := range deToks {
-		cases = append(cases, ackCase{fmt.Sprintf("the KE mission's alerts by the UG mission (format %d)", i), nl, tok, proto.CodeForbidden})
+		cases = append(cases, settleCase{fmt.Sprintf("the KE mission's alerts by the UG mission (format %d)", i), nl, tok, proto.CodeForbidden})
 	}
 	want := map[proto.Code]float64{}
 	for _, c := range cases {
-		if code := svcCode(t, c.conn, proto.SvcAck, []byte(c.body)); code != c.code {
+		if code := svcCode(t, c.conn, proto.SvcSettleTarget, []byte(c.body)); code != c.code {
 			t.Errorf("%s: code %q, want %q", c.name, code, c.code)
 		}
 		want[c.code]++
 	}
 	// The limit is 1024: that many of its own tokens are accepted.
-	if rep, err := d.Svc(proto.SvcAck, []byte(strings.TrimSuffix(strings.Repeat(own+"\n", proto.MaxAcks), "\n"))); err != nil || rep.Count != proto.MaxAcks {
-		t.Fatalf("%d own tokens: %+v, %v", proto.MaxAcks, rep, err)
+	if rep, err := d.Svc(proto.SvcSettleTarget, []byte(strings.TrimSuffix(strings.Repeat(own+"\n", proto.MaxSettle), "\n"))); err != nil || rep.Count != proto.MaxSettle {
+		t.Fatalf("%d own tokens: %+v, %v", proto.MaxSettle, rep, err)
 	}
+	wantCount(t, d, "svc.pending.mbox", 0)
 
 	// Every victim still receives its message.
 	fetchOne(t, victim, proto.SvcFetchMbox, toVictim)
@@ -457,23 +471,35 @@ func TestDefenderAckTokenWithWhitespaceRefused(t *testing.T) {
 	m := connectMission(t, w, r, "nl-kampala")
 	env := sealToDefender(t, w, "nl-kampala", newIdentity(t), "x")
 	mustStore(t, m, proto.MailboxTarget(d.Mailbox), env)
-	own := fetchOne(t, d, proto.SvcFetchMbox, env).Ack
+	mine := fetchOne(t, d, proto.SvcFetchMbox, env).Settle
+	alert := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "for nl")
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), alert)
+	own := fetchOne(t, m, proto.SvcFetchAlerts("ug"), alert).Settle
 	// The 11-token format JetStream also subscribes to, for the key's own
 	// consumer (the account hash is not checked by the relay), with a
 	// stream subject after a space.
 	p := strings.Split(v1Ack(t, own), ".")
 	v2 := strings.Join(append([]string{"$JS", "ACK", "_", "hash"}, p[2:]...), ".")
-	for _, body := range []string{
-		v2 + " " + proto.AlertSubject("ug", "urgent"),
-		own + "\tx",
-		own + "\r\n" + own, // CRLF lines
+	for _, c := range []struct {
+		conn *relaytest.Conn
+		body string
+	}{
+		{m, v2 + " " + proto.AlertSubject("ug", routing.Urgent)},
+		{m, own + "\tx"},
+		{m, own + "\r\n" + own}, // CRLF lines
+		{d, mine + " x"},
+		{d, mine + "\tx"},
+		{d, mine + "\r\n" + mine},
 	} {
-		rep, err := d.Svc(proto.SvcAck, []byte(body))
+		rep, err := c.conn.Svc(proto.SvcSettleTarget, []byte(c.body))
 		var perr *proto.Error
 		if !errors.As(err, &perr) || (perr.Code != proto.CodeBadRequest && perr.Code != proto.CodeForbidden) {
-			t.Errorf("ack %q: %+v, %v; want a refusal (bad_request or forbidden), not a count of acks that were never sent", body, rep, err)
+			t.Errorf("settle %q: %+v, %v; want a refusal (bad_request or forbidden), not a count of settles that never happened", c.body, rep, err)
 		}
 	}
+	// Nothing was settled.
+	wantCount(t, d, "svc.pending.mbox", 1)
+	wantCount(t, m, proto.SvcPendingAlerts("ug"), 1)
 }
 
 func TestMissionReadsOnlyItsCountries(t *testing.T) {
@@ -483,12 +509,12 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 	var ug, ke [][]byte
 	for i := range 3 {
 		env := sealAlert(t, w, envelope.NewHeader("ug", routing.Priority(i%3+1)), fmt.Sprintf("ug %d", i))
-		mustStore(t, d, proto.AlertTarget("ug", routing.Priority(i%3+1).String()), env)
+		mustStore(t, d, proto.AlertTarget("ug", routing.Priority(i%3+1)), env)
 		ug = append(ug, env)
 	}
 	for i := range 2 {
 		env := sealAlert(t, w, envelope.NewHeader("ke", routing.Urgent), fmt.Sprintf("ke %d", i))
-		mustStore(t, d, proto.AlertTarget("ke", "urgent"), env)
+		mustStore(t, d, proto.AlertTarget("ke", routing.Urgent), env)
 		ke = append(ke, env)
 	}
 
@@ -496,7 +522,7 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 	de := connectMission(t, w, r, "de-nairobi")
 	got := fetchAll(t, nl, proto.SvcFetchAlerts("ug"), 3)
 	for i, m := range got {
-		if string(m.Data) != string(ug[i]) || m.Subject != proto.AlertSubject("ug", routing.Priority(i%3+1).String()) {
+		if string(m.Data) != string(ug[i]) || m.Subject != proto.AlertSubject("ug", routing.Priority(i%3+1)) {
 			t.Fatalf("UG alert %d differs (subject %s)", i, m.Subject)
 		}
 	}
@@ -519,10 +545,10 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 		{de, proto.SvcFetchAlerts("ug"), proto.CodeForbidden},
 		{de, proto.SvcPendingAlerts("ug"), proto.CodeForbidden},
 		{nl, proto.SvcFetchAlerts("tz"), proto.CodeForbidden},
-		{nl, proto.SvcFetchAlerts("*"), proto.CodeForbidden},
-		{nl, proto.SvcFetchAlerts(">"), proto.CodeForbidden},
-		{nl, proto.SvcFetchAlerts("ug.urgent"), proto.CodeForbidden},
-		{nl, proto.SvcFetchAlerts("ug") + ".x", proto.CodeForbidden},
+		{nl, proto.SvcFetchAlerts("*"), proto.CodeBadTarget},         // not a source
+		{nl, proto.SvcFetchAlerts(">"), proto.CodeBadTarget},         // not a source
+		{nl, proto.SvcFetchAlerts("ug.urgent"), proto.CodeBadTarget}, // not a source
+		{nl, proto.SvcFetchAlerts("ug") + ".x", proto.CodeBadTarget}, // not a source
 		{nl, "svc.fetch.alerts", proto.CodeBadTarget},
 		{nl, "svc.fetch.ALERTS.ug", proto.CodeBadTarget},
 		{d, proto.SvcFetchAlerts("ug"), proto.CodeForbidden},
@@ -536,7 +562,7 @@ func TestMissionReadsOnlyItsCountries(t *testing.T) {
 	// A mission may not read or subscribe to the alerts either, nor to the
 	// JetStream traffic its own reads cause.
 	for _, s := range []string{"bcn.to.ke.>", "bcn.to.ug.>", "bcn.to.>", "$JS.>", "$JS.ACK.>", "_INBOX.>",
-		proto.InboxPrefix(d.Mailbox) + ".>"} {
+		proto.ReplyPrefix(d.Mailbox) + ".>"} {
 		if _, err := nl.SubscribeSync(s); err != nil {
 			t.Fatal(err)
 		}
@@ -615,7 +641,7 @@ func TestDirectoryReload(t *testing.T) {
 		nats.ReconnectHandler(func(*nats.Conn) { sendNoWait(recon, struct{}{}) }),
 		nats.ReconnectWait(10*time.Millisecond), nats.ReconnectJitter(0, 0))
 	alert := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "before reload")
-	mustStore(t, c, proto.AlertTarget("ug", "urgent"), alert)
+	mustStore(t, c, proto.AlertTarget("ug", routing.Urgent), alert)
 	newID := "fr-kampala"
 	kr, err := keys.NewKeyring(keys.RoleMission)
 	if err != nil {
@@ -711,9 +737,9 @@ func TestDirectoryReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	r.Shutdown(ctx)
-	seen, err := os.ReadFile(filepath.Join(cfg.DataDir, "directory.seen"))
+	seen, err := os.ReadFile(filepath.Join(cfg.DataDir, "directory.version"))
 	if err != nil || !strings.HasPrefix(string(seen), "3 ") || !strings.Contains(string(seen), keys.HashString(d3.Hash)) {
-		t.Fatalf("directory.seen: %q, %v; want serial 3 and its hash", seen, err)
+		t.Fatalf("directory.version: %q, %v; want serial 3 and its hash", seen, err)
 	}
 	for _, old := range []*keys.Directory{w.Dir, d2} {
 		if err := os.WriteFile(w.DirFile, old.Raw, 0o644); err != nil {
@@ -753,14 +779,14 @@ func TestPullRequestCannotDeliverIntoStreams(t *testing.T) {
 	wantCount(t, d, "svc.pending.mbox", 1) // the relay's consumer exists and holds it
 	before := streamStates(t, r)
 
-	next := "$JS.API.CONSUMER.MSG.NEXT.MAILBOX." + proto.MailboxConsumer(d.Mailbox)
-	for _, reply := range []string{proto.AlertSubject("ug", "urgent"), proto.InboxPrefix(d.Mailbox) + ".x"} {
+	next := "$JS.API.CONSUMER.MSG.NEXT.ALERTS." + proto.AlertConsumer("nl-kampala", "ug")
+	for _, reply := range []string{proto.AlertSubject("ug", routing.Urgent), proto.ReplyPrefix(d.Mailbox) + ".x"} {
 		if err := d.PublishRequest(next, reply, []byte(`{"batch":1,"no_wait":true}`)); err != nil {
 			t.Fatal(err)
 		}
 		wantViolation(t, d, pubViolation(next))
 	}
-	for _, reply := range []string{proto.AlertSubject("ug", "urgent"), proto.MailboxSubject(d.Mailbox), "bcn.share.ug.urgent"} {
+	for _, reply := range []string{proto.AlertSubject("ug", routing.Urgent), proto.MailboxSubject(d.Mailbox), "bcn.share.ug.urgent"} {
 		if err := d.PublishRequest(proto.Ingest(d.Mailbox, proto.SvcFetchMbox), reply, mustJSON(proto.FetchRequest{Max: 1})); err != nil {
 			t.Fatal(err)
 		}
@@ -775,7 +801,7 @@ func TestPullRequestCannotDeliverIntoStreams(t *testing.T) {
 		t.Fatalf("streams changed: before %v, after %v", before, after)
 	}
 	// And the first alert stored is ALERTS seq 1.
-	rep := mustStore(t, d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "first"))
+	rep := mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "first"))
 	if rep.Seq != 1 {
 		t.Errorf("first alert stored at ALERTS seq %d: the defender's mailbox message was delivered into ALERTS", rep.Seq)
 	}
@@ -942,6 +968,17 @@ func fetchOne(t testing.TB, c *relaytest.Conn, target string, want []byte) relay
 	got, code := fetchCode(t, c, target, 1, 0)
 	if code != "" || len(got) != 1 || string(got[0].Data) != string(want) {
 		t.Fatalf("fetch %s: %d messages (code %q), want the one expected", target, len(got), code)
+	}
+	return got[0]
+}
+
+// fetchOneAfter fetches d's mailbox after cursor and requires the next
+// message to be want; it is not settled.
+func fetchOneAfter(t testing.TB, c *relaytest.Conn, after uint64, want []byte) relaytest.Fetched {
+	t.Helper()
+	got, err := c.FetchAfter(proto.SvcFetchMbox, 1, 0, after)
+	if err != nil || len(got) != 1 || string(got[0].Data) != string(want) {
+		t.Fatalf("fetch after %d: %d messages (%v), want the one expected", after, len(got), err)
 	}
 	return got[0]
 }

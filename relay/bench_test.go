@@ -80,7 +80,7 @@ const (
 	benchCountry = "ug"
 )
 
-var benchSubject = proto.AlertSubject(benchCountry, "urgent")
+var benchSubject = proto.AlertSubject(benchCountry, routing.Urgent)
 
 // A benchPath is one way of getting messages into the ALERTS stream and
 // out again.
@@ -348,12 +348,12 @@ func benchStartBeacon(b *testing.B, sync relay.SyncPolicy) *benchPath {
 		default:
 		}
 	})
-	subject := proto.Ingest(def.Mailbox, proto.AlertTarget(benchCountry, "urgent"))
+	subject := proto.Ingest(def.Mailbox, proto.AlertTarget(benchCountry, routing.Urgent))
 	p := &benchPath{onAck: func(error) {}}
 	// One reply subject for the pipelined publishes: the handler only
 	// counts and checks replies (nats.go's async JetStream publisher
 	// likewise routes every ack through one wildcard subscription).
-	replyTo := proto.InboxPrefix(def.Mailbox) + ".bench"
+	replyTo := proto.ReplyPrefix(def.Mailbox) + ".bench"
 	if _, err := def.Subscribe(replyTo, func(m *nats.Msg) { p.ack(benchReplyErr(m.Data)) }); err != nil {
 		b.Fatal(err)
 	}
@@ -383,8 +383,8 @@ func benchStartBeacon(b *testing.B, sync relay.SyncPolicy) *benchPath {
 // with every token of the batch.
 func benchMissionReader(b *testing.B, mis *relaytest.Conn) func(func([]byte, time.Time) bool) error {
 	fetchSubj := proto.Ingest(mis.Mailbox, proto.SvcFetchAlerts(benchCountry))
-	ackSubj := proto.Ingest(mis.Mailbox, proto.SvcAck)
-	inbox := proto.InboxPrefix(mis.Mailbox) + ".fetch"
+	ackSubj := proto.Ingest(mis.Mailbox, proto.SvcSettleTarget)
+	inbox := proto.ReplyPrefix(mis.Mailbox) + ".fetch"
 	sub, err := mis.SubscribeSync(inbox)
 	if err != nil {
 		b.Fatal(err)
@@ -410,7 +410,7 @@ func benchMissionReader(b *testing.B, mis *relaytest.Conn) func(func([]byte, tim
 			if m.Header.Get(proto.HeaderEnd) != "" {
 				break
 			}
-			tok := m.Header.Get(proto.HeaderAck)
+			tok := m.Header.Get(proto.HeaderSettle)
 			if tok == "" {
 				return fmt.Errorf("fetch refused: %s", m.Data)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // clusterConfigs loads the shipped configs/cluster/node{1,2,3}.yaml and
@@ -172,7 +173,7 @@ func (s *clusterSender) run() {
 				uses = 0
 			}
 			uses++
-			rep, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env)
+			rep, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env)
 			if err == nil {
 				s.mu.Lock()
 				s.acked = append(s.acked, a)

@@ -97,6 +97,11 @@ type StorageConfig struct {
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	// Replicas is the stream replication factor: 1, or 3 in a cluster.
 	Replicas int `yaml:"replicas"`
+	// RedeliverAfter is how long an alert fetched by a mission and not
+	// settled waits before the relay offers it again: a mission that
+	// crashed between fetching and keeping an alert gets it back after
+	// this.
+	RedeliverAfter time.Duration `yaml:"redeliver_after"`
 }
 
 // LimitsConfig sets per-connection limits.
@@ -145,6 +150,7 @@ const (
 	defaultServiceBurst   = 1000
 	defaultMaxConnections = 10000
 	defaultSyncInterval   = time.Second
+	defaultRedeliverAfter = 30 * time.Second
 
 	// maxClockSkew is how far in the future an envelope's created time may
 	// be: senders' clocks drift.
@@ -182,6 +188,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.MaxMessageSize, envelope.MaxSize)
 	setDefault(&s.DedupWindow, defaultDedupWindow)
 	setDefault(&s.Replicas, 1)
+	setDefault(&s.RedeliverAfter, defaultRedeliverAfter)
 	setDefault(&l.PublishRate, defaultPublishRate)
 	setDefault(&l.PublishBurst, defaultPublishBurst)
 	setDefault(&l.InstitutionPublishRate, defaultInstRate)
@@ -307,6 +314,9 @@ func (c *Config) validate(chk *yamlconf.Checker) {
 	}
 	if s.DedupWindow < time.Minute || s.DedupWindow > s.Retention {
 		chk.Errorf("storage.dedup_window", "must be between 1m and the retention")
+	}
+	if s.RedeliverAfter < time.Second || s.RedeliverAfter > time.Hour {
+		chk.Errorf("storage.redeliver_after", "must be between 1s and 1h")
 	}
 	if s.Replicas != 1 && s.Replicas != 3 {
 		chk.Errorf("storage.replicas", "must be 1 or 3")

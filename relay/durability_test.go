@@ -246,7 +246,7 @@ func dialDefender(url string, opts ...nats.Option) (*relaytest.Conn, error) {
 func publishUntilFailure(c *relaytest.Conn, next func() sealedAlert, acked chan<- sealedAlert) (sealedAlert, error) {
 	for {
 		a := next()
-		rep, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env)
+		rep, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env)
 		if err != nil {
 			return a, err
 		}
@@ -282,7 +282,7 @@ func readAlerts(t testing.TB, url string, w *relaytest.World, missionID, cc stri
 		if err != nil {
 			t.Fatalf("stored message %s is not an envelope: %v", f.Subject, err)
 		}
-		if want := proto.AlertSubject(info.Country, info.Priority.String()); f.Subject != want {
+		if want := proto.AlertSubject(info.Country, info.Priority); f.Subject != want {
 			t.Errorf("alert %s stored under %s, want %s", info.ID, f.Subject, want)
 		}
 		ids = append(ids, info.ID.String())
@@ -342,7 +342,7 @@ func TestKillNineLosesNoAcknowledgedAlert(t *testing.T) {
 		// The sender retries what it got no answer for; re-sending what
 		// was acknowledged before the crash must find it stored.
 		for _, a := range unsure {
-			if rep, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env); err != nil {
+			if rep, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env); err != nil {
 				t.Fatalf("retrying %s after restart: %v", a.id, err)
 			} else {
 				t.Logf("retried unanswered alert after restart: duplicate=%v", rep.Duplicate)
@@ -351,7 +351,7 @@ func TestKillNineLosesNoAcknowledgedAlert(t *testing.T) {
 		}
 		unsure = nil
 		for _, a := range acked[max(0, len(acked)-3):] {
-			rep, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env)
+			rep, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env)
 			if err != nil || !rep.Duplicate {
 				t.Errorf("re-sending acknowledged alert %s after kill -9: %+v, %v; want a duplicate (it was stored)", a.id, rep, err)
 			}
@@ -530,8 +530,9 @@ func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, c
 		if c.Discard != server.DiscardNew || c.Retention != server.LimitsPolicy || c.Storage != server.FileStorage {
 			t.Errorf("%s: discard %v, retention %v, storage %v; want DiscardNew, limits, file", name, c.Discard, c.Retention, c.Storage)
 		}
-		if !c.DenyDelete || !c.DenyPurge {
-			t.Errorf("%s: DenyDelete %v DenyPurge %v; want both", name, c.DenyDelete, c.DenyPurge)
+		// The mailbox alone lets the relay delete: a settled reply goes.
+		if c.DenyDelete != (name != proto.StreamMailbox) || !c.DenyPurge {
+			t.Errorf("%s: DenyDelete %v DenyPurge %v; want both (DenyDelete false for MAILBOX)", name, c.DenyDelete, c.DenyPurge)
 		}
 	}
 }
@@ -549,7 +550,7 @@ func TestRestartIsIdempotent(t *testing.T) {
 	var acked []sealedAlert
 	for range 20 {
 		a := next()
-		if _, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env); err != nil {
+		if _, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env); err != nil {
 			t.Fatal(err)
 		}
 		acked = append(acked, a)
@@ -675,7 +676,7 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 		}
 		a := next()
 		sent[a.id] = true
-		rep, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env)
+		rep, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env)
 		switch {
 		case errors.As(err, &refusal):
 		case err != nil:
@@ -700,20 +701,20 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 	// Still full: another alert is refused the same way.
 	a := next()
 	sent[a.id] = true
-	if _, err := c.Publish(proto.AlertTarget("ug", "urgent"), a.env); !errors.As(err, &refusal) || refusal.Code != proto.CodeUnavailable {
+	if _, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env); !errors.As(err, &refusal) || refusal.Code != proto.CodeUnavailable {
 		t.Errorf("second alert to the full stream: %v; want %s", err, proto.CodeUnavailable)
 	}
 
 	// The other streams still take messages: a defender's shared alert and
 	// a mission's signed ack.
 	share := next()
-	if rep, err := c.Publish(proto.ShareTarget("ug", "urgent"), share.env); err != nil || rep.Stream != proto.StreamShared {
+	if rep, err := c.Publish(proto.ShareTarget("ug", routing.Urgent), share.env); err != nil || rep.Stream != proto.StreamShared {
 		t.Errorf("share while ALERTS is full: %+v, %v", rep, err)
 	}
 	kr := w.Keyrings["nl-kampala"]
 	mc := relaytest.Connect(t, r.ClientURL(), kr.NKey)
 	id, _ := routing.ParseID(acked[0].id)
-	if rep, err := mc.Publish(proto.AckTarget(acked[0].id), envelope.SignAck(id, kr.Identity, time.Now())); err != nil || rep.Stream != proto.StreamAcks {
+	if rep, err := mc.Publish(proto.AckTarget(id), envelope.SignAck(id, kr.Identity, time.Now())); err != nil || rep.Stream != proto.StreamAcks {
 		t.Errorf("ack while ALERTS is full: %+v, %v", rep, err)
 	}
 

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hrdbeacon/beacon/country"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
@@ -55,9 +54,9 @@ const (
 func startIngest(r *Relay) (*ingest, error) {
 	l := r.cfg.Limits
 	in := &ingest{r: r, svc: newServices(r),
-		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.now),
-		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.now),
-		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.now)}
+		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.clock),
+		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.clock),
+		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.clock)}
 
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
@@ -73,28 +72,41 @@ func startIngest(r *Relay) (*ingest, error) {
 	if err := r.nc.Flush(); err != nil {
 		return nil, err
 	}
+	if err := in.svc.start(context.Background()); err != nil {
+		in.stop(context.Background())
+		return nil, err
+	}
 	return in, nil
 }
 
 // stop drains the subscriptions (handling what is queued), stops the
 // services and flushes what the handlers forwarded to JetStream.
-func (in *ingest) stop(ctx context.Context) {
+func (in *ingest) stop(ctx context.Context) error {
 	closed := make([]<-chan nats.SubStatus, len(in.subs))
 	for i, s := range in.subs {
 		closed[i] = s.StatusChanged(nats.SubscriptionClosed)
 		s.Drain()
 	}
+	var errs []error
 	for _, c := range closed {
 		select {
 		case <-c:
 		case <-ctx.Done():
-			return
+			errs = append(errs, fmt.Errorf("relay: ingest still draining: %w", ctx.Err()))
+		}
+		if len(errs) > 0 {
+			break
 		}
 	}
-	in.svc.stop(ctx)
+	errs = append(errs, in.svc.stop(ctx))
 	// What the drained handlers forwarded reaches the server before the
 	// relay's connection closes; JetStream acknowledges it to the senders.
-	in.r.nc.FlushWithContext(ctx)
+	fctx, cancel := context.WithTimeout(ctx, serviceTimeout)
+	defer cancel()
+	if err := in.r.nc.FlushWithContext(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("relay: flushing the ingest: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // refusal is a publish the relay will not store.
@@ -109,8 +121,7 @@ func refuse(code proto.Code, format string, args ...any) *refusal {
 
 // admitted is what the checks learned about an accepted message.
 type admitted struct {
-	stored   string // stream subject
-	stream   string
+	subject  proto.Subject
 	id       string // dedup key
 	country  string
 	priority string
@@ -118,15 +129,15 @@ type admitted struct {
 
 func (in *ingest) handle(m *nats.Msg) {
 	mt := in.r.metrics
-	mbox, target, ok := splitIngest(m.Subject)
-	// Answer only on the sender's own inbox. The relay's connection may
-	// publish anywhere; a reply subject chosen by the sender must not let
-	// it write into a stream or onto another key's ingest prefix.
-	if !ok || !strings.HasPrefix(m.Reply, proto.InboxPrefix(mbox)+".") {
+	mbox, target, err := proto.ParseIngest(m.Subject)
+	// Answer only on the sender's own reply prefix. The relay's connection
+	// may publish anywhere; a reply subject chosen by the sender must not
+	// let it write into a stream or onto another key's ingest prefix.
+	if err != nil || !proto.IsReplyOf(m.Reply, mbox) {
 		mt.refused.WithLabelValues(string(proto.CodeBadReply)).Inc()
 		return
 	}
-	if strings.HasPrefix(target, "svc.") {
+	if proto.IsService(target) {
 		in.service(m, mbox, target)
 		return
 	}
@@ -135,46 +146,41 @@ func (in *ingest) handle(m *nats.Msg) {
 		in.refuse(m, ref)
 		return
 	}
-	mt.received.WithLabelValues(a.stream, a.country, a.priority).Inc()
-	msg := &nats.Msg{Subject: a.stored, Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
+	mt.received.WithLabelValues(a.subject.Stream(), a.country, a.priority).Inc()
+	msg := &nats.Msg{Subject: a.subject.String(), Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
 	if err := in.r.nc.PublishMsg(msg); err != nil {
 		in.refuse(m, refuse(proto.CodeUnavailable, "relay busy, send it again"))
 	}
 }
 
-// refuse counts a refusal by its code and tells the sender, on the inbox
-// handle checked the reply subject to be. Publishes and service requests
-// share the answer's shape: {"error":{"code":…,"description":…}}.
+// refuse counts a refusal by its code and tells the sender, on the reply
+// subject handle checked. Publishes and service requests share the
+// answer's shape: {"error":{"code":…,"description":…}}.
 func (in *ingest) refuse(m *nats.Msg, ref *refusal) {
 	in.r.metrics.refused.WithLabelValues(string(ref.code)).Inc()
 	in.r.log.Debug("refused", "code", ref.code)
 	in.svc.replyJSON(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
 }
 
-// splitIngest splits bcn.in.<mailbox>.<target>.
-func splitIngest(subject string) (mbox, target string, ok bool) {
-	mbox, stored, ok := proto.ParseIngest(subject)
-	if !ok || len(mbox) != 2*routing.MailboxSize {
-		return "", "", false
-	}
-	return mbox, strings.TrimPrefix(stored, "bcn."), true
-}
-
 // service rate-limits and serves a service request.
-func (in *ingest) service(m *nats.Msg, mbox, target string) {
+func (in *ingest) service(m *nats.Msg, mbox routing.Mailbox, target string) {
 	if !in.svcLim.Allow(mbox) {
 		in.refuse(m, refuse(proto.CodeRateLimited, "too many requests; slow down"))
 		return
 	}
+	svc, err := proto.ParseService(target)
+	if err != nil {
+		in.refuse(m, refuse(proto.CodeBadTarget, "no such service"))
+		return
+	}
 	p := in.r.auth.principalByMailbox(mbox)
-	if ref := in.svc.handle(m, p, target); ref != nil {
+	if ref := in.svc.handle(m, p, svc); ref != nil {
 		in.refuse(m, ref)
 	}
 }
 
 // check runs the admission checks, cheapest first.
-func (in *ingest) check(m *nats.Msg, mbox, target string) (*admitted, *refusal) {
-	stored := "bcn." + target
+func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admitted, *refusal) {
 	if max := int(in.r.cfg.Storage.MaxMessageSize); len(m.Data) > max {
 		return nil, refuse(proto.CodeTooLarge, "%d bytes, the limit is %d", len(m.Data), max)
 	}
@@ -186,56 +192,52 @@ func (in *ingest) check(m *nats.Msg, mbox, target string) (*admitted, *refusal) 
 	if !lim.Allow(mbox) {
 		return nil, refuse(proto.CodeRateLimited, "over the publish rate of this connection key; slow down")
 	}
-	tok := strings.Split(stored, ".")
-	switch {
-	case len(tok) == 4 && (tok[1] == "to" || tok[1] == "share"):
+	subj, err := proto.ParseTarget(target)
+	if err != nil {
+		return nil, refuse(proto.CodeBadTarget, "no stream takes that subject")
+	}
+	switch subj.Kind {
+	case proto.KindAlert, proto.KindShare:
 		if p.role != keys.RoleDefender && p.role != keys.RoleMission {
 			return nil, refuse(proto.CodeForbidden, "a %s may not publish alerts", p.role)
 		}
-		stream := proto.StreamAlerts
-		if tok[1] == "share" {
-			stream = proto.StreamShared
-		}
-		return in.checkEnvelope(m.Data, stored, stream, tok[2], tok[3])
-	case len(tok) == 3 && tok[1] == "mbox":
+		return in.checkEnvelope(m.Data, subj)
+	case proto.KindMailbox:
 		if p.role == keys.RoleDefender {
 			return nil, refuse(proto.CodeForbidden, "a defender may not publish to mailboxes")
 		}
-		if _, err := routing.ParseMailbox(tok[2]); err != nil {
-			return nil, refuse(proto.CodeBadTarget, "bad mailbox in subject")
-		}
-		return in.checkEnvelope(m.Data, stored, proto.StreamMailbox, "", "")
-	case len(tok) == 3 && tok[1] == "bcast":
-		return in.checkBroadcast(p, m.Data, stored, tok[2])
-	case len(tok) == 3 && tok[1] == "ack":
-		return in.checkAck(p, m.Data, stored, tok[2])
+		return in.checkEnvelope(m.Data, subj)
+	case proto.KindBroadcast:
+		return in.checkBroadcast(p, m.Data, subj)
+	case proto.KindAck:
+		return in.checkAck(p, m.Data, subj)
 	}
 	return nil, refuse(proto.CodeBadTarget, "no stream takes that subject")
 }
 
 // checkEnvelope checks an envelope's structure and that its header agrees
 // with the subject it is stored under (country and priority, when the
-// subject names them) and is fresh.
-func (in *ingest) checkEnvelope(data []byte, stored, stream, cc, prio string) (*admitted, *refusal) {
+// subject names them).
+func (in *ingest) checkEnvelope(data []byte, subj proto.Subject) (*admitted, *refusal) {
 	info, err := envelope.Parse(data)
 	if err != nil {
 		return nil, envelopeRefusal(err)
 	}
 	h := info.Header
-	if cc != "" && (h.Country != cc || h.Priority.String() != prio) {
-		return nil, refuse(proto.CodeMismatch, "subject says %s/%s, the envelope header says %s/%s", cc, prio, h.Country, h.Priority)
+	if subj.Country != "" && (h.Country != subj.Country || h.Priority != subj.Priority) {
+		return nil, refuse(proto.CodeMismatch, "subject says %s/%s, the envelope header says %s/%s", subj.Country, subj.Priority, h.Country, h.Priority)
 	}
 	if r := in.fresh(h.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{stored: stored, stream: stream, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
+	return &admitted{subject: subj, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
 }
 
 // fresh refuses a created time outside [now − dedup window, now + skew].
 // Within the window JetStream's dedup drops a replayed id; outside it this
 // check does, so the relay stores no envelope twice.
 func (in *ingest) fresh(created time.Time) *refusal {
-	now := in.r.now()
+	now := in.r.clock.Now()
 	switch {
 	case created.After(now.Add(maxClockSkew)):
 		return refuse(proto.CodeStale, "created %s, in the future (check the clock)", created.Format(time.RFC3339))
@@ -257,11 +259,12 @@ func envelopeRefusal(err error) *refusal {
 
 // checkBroadcast admits a mission's signed public broadcast for a country
 // it covers.
-func (in *ingest) checkBroadcast(p *principal, data []byte, stored, cc string) (*admitted, *refusal) {
+func (in *ingest) checkBroadcast(p *principal, data []byte, subj proto.Subject) (*admitted, *refusal) {
+	cc := subj.Country
 	if p.role != keys.RoleMission {
 		return nil, refuse(proto.CodeForbidden, "only missions broadcast")
 	}
-	if !country.Known(cc) || !contains(p.countries, cc) {
+	if !slices.Contains(p.countries, cc) {
 		return nil, refuse(proto.CodeForbidden, "this mission does not cover %q", cc)
 	}
 	pm, err := envelope.ParsePublic(data)
@@ -280,18 +283,15 @@ func (in *ingest) checkBroadcast(p *principal, data []byte, stored, cc string) (
 	if r := in.fresh(pm.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{stored: stored, stream: proto.StreamBroadcasts, id: pm.ID.String(), country: cc}, nil
+	return &admitted{subject: subj, id: pm.ID.String(), country: cc}, nil
 }
 
 // checkAck admits a signed ack token from a mission or partner.
-func (in *ingest) checkAck(p *principal, data []byte, stored, id string) (*admitted, *refusal) {
+func (in *ingest) checkAck(p *principal, data []byte, subj proto.Subject) (*admitted, *refusal) {
 	if p.role != keys.RoleMission && p.role != keys.RolePartner {
 		return nil, refuse(proto.CodeForbidden, "only missions and partners acknowledge")
 	}
-	alert, err := routing.ParseID(id)
-	if err != nil {
-		return nil, refuse(proto.CodeBadTarget, "bad alert id in subject")
-	}
+	alert := subj.ID
 	tok, err := envelope.ParseAck(data)
 	if err != nil {
 		return nil, envelopeRefusal(err)
@@ -306,14 +306,5 @@ func (in *ingest) checkAck(p *principal, data []byte, stored, id string) (*admit
 		return nil, r
 	}
 	// One ack per alert per signer: the dedup key names both.
-	return &admitted{stored: stored, stream: proto.StreamAcks, id: id + "." + tok.Signer.Short()}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return &admitted{subject: subj, id: alert.String() + "." + tok.Signer.Short()}, nil
 }

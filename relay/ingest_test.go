@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 
 	"github.com/hrdbeacon/beacon/envelope"
@@ -30,23 +31,10 @@ import (
 )
 
 // fakeClock is the relay's injected clock: it moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now().Truncate(time.Millisecond)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock is a fake clock at the current time, to the millisecond
+// (envelope times have millisecond precision).
+func newFakeClock() *clockwork.FakeClock {
+	return clockwork.NewFakeClockAt(time.Now().Truncate(time.Millisecond))
 }
 
 // header returns a fresh header created at the given time.
@@ -67,7 +55,7 @@ func edit(b []byte, f func([]byte) []byte) []byte { return f(bytes.Clone(b)) }
 func TestIngestRefusals(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock()
-	w, r, cfg := startWorld(t, nil, relay.WithClock(clk.Now))
+	w, r, cfg := startWorld(t, nil, relay.WithClock(clk))
 	now := clk.Now()
 	window := cfg.Storage.DedupWindow
 	maxSize := int(cfg.Storage.MaxMessageSize)
@@ -82,7 +70,7 @@ func TestIngestRefusals(t *testing.T) {
 	valid := sealAlert(t, w, header("ug", routing.Urgent, now), "valid")
 	alertID := routing.NewID()
 	otherID := routing.NewID()
-	ugUrgent := proto.AlertTarget("ug", "urgent")
+	ugUrgent := proto.AlertTarget("ug", routing.Urgent)
 
 	storedUG := 0 // alerts stored under ug/urgent
 	for _, c := range []struct {
@@ -101,9 +89,9 @@ func TestIngestRefusals(t *testing.T) {
 		{"version 2", d, ugUrgent, edit(valid, func(b []byte) []byte { b[3] = 2; return b }), proto.CodeVersion, ""},
 		{"exactly the size limit", d, ugUrgent, randomBytes(maxSize), proto.CodeMalformed, ""},
 		{"one byte over the size limit", d, ugUrgent, randomBytes(maxSize + 1), proto.CodeTooLarge, ""},
-		{"country mismatch", d, proto.AlertTarget("ke", "urgent"), valid, proto.CodeMismatch, ""},
-		{"priority mismatch", d, proto.AlertTarget("ug", "high"), valid, proto.CodeMismatch, ""},
-		{"shared: country mismatch", d, proto.ShareTarget("ke", "urgent"), valid, proto.CodeMismatch, ""},
+		{"country mismatch", d, proto.AlertTarget("ke", routing.Urgent), valid, proto.CodeMismatch, ""},
+		{"priority mismatch", d, proto.AlertTarget("ug", routing.High), valid, proto.CodeMismatch, ""},
+		{"shared: country mismatch", d, proto.ShareTarget("ke", routing.Urgent), valid, proto.CodeMismatch, ""},
 		{"created one ms before the window", d, ugUrgent,
 			sealAlert(t, w, header("ug", routing.Urgent, now.Add(-window-time.Millisecond)), "old"), proto.CodeStale, ""},
 		{"created at the start of the window", d, ugUrgent,
@@ -114,18 +102,18 @@ func TestIngestRefusals(t *testing.T) {
 			sealAlert(t, w, header("ug", routing.Urgent, now.Add(5*time.Minute)), "skewed"), "", proto.StreamAlerts},
 		{"mission: no such stream", nl, "nope.x", valid, proto.CodeBadTarget, ""},
 		{"mission: alert subject too long", nl, ugUrgent + ".x", valid, proto.CodeBadTarget, ""},
-		{"mission: bad mailbox", nl, proto.MailboxTarget("zz"), valid, proto.CodeBadTarget, ""},
+		{"mission: bad mailbox", nl, "mbox.zz", valid, proto.CodeBadTarget, ""},
 		{"mission: mailbox subject too long", nl, proto.MailboxTarget(d.Mailbox) + ".x",
 			sealToDefender(t, w, "nl-kampala", newIdentity(t), "r"), proto.CodeBadTarget, ""},
 		{"mission: broadcast subject too long", nl, proto.BroadcastTarget("ug") + ".x", mustSignPublic(t, "ug", "x", nlID, now), proto.CodeBadTarget, ""},
-		{"mission: ack subject too long", nl, proto.AckTarget(alertID.String()) + ".x", envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
-		{"mission: bad ack id", nl, proto.AckTarget("zz"), envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
+		{"mission: ack subject too long", nl, proto.AckTarget(alertID) + ".x", envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
+		{"mission: bad ack id", nl, "ack.zz", envelope.SignAck(alertID, nlID, now), proto.CodeBadTarget, ""},
 		{"partner: alert", partner, ugUrgent, sealAlert(t, w, header("ug", routing.Urgent, now), "p"), proto.CodeForbidden, ""},
 		{"bridge: alert", bridge, ugUrgent, sealAlert(t, w, header("ug", routing.Urgent, now), "b"), proto.CodeForbidden, ""},
 		{"partner: broadcast", partner, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "p", pID, now), proto.CodeForbidden, ""},
-		{"bridge: ack", bridge, proto.AckTarget(alertID.String()), envelope.SignAck(alertID, nlID, now), proto.CodeForbidden, ""},
+		{"bridge: ack", bridge, proto.AckTarget(alertID), envelope.SignAck(alertID, nlID, now), proto.CodeForbidden, ""},
 		{"broadcast for a country not covered", nl, proto.BroadcastTarget("ke"), mustSignPublic(t, "ke", "x", nlID, now), proto.CodeForbidden, ""},
-		{"broadcast for an unknown country", nl, proto.BroadcastTarget("zz"), mustSignPublic(t, "ug", "x", nlID, now), proto.CodeForbidden, ""},
+		{"broadcast for an unknown country", nl, proto.BroadcastTarget("zz"), mustSignPublic(t, "ug", "x", nlID, now), proto.CodeBadTarget, ""},
 		{"broadcast signed by another mission", nl, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "x", deID, now), proto.CodeBadSig, ""},
 		{"broadcast with a flipped signature byte", nl, proto.BroadcastTarget("ug"),
 			edit(mustSignPublic(t, "ug", "x", nlID, now), func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), proto.CodeBadSig, ""},
@@ -133,14 +121,14 @@ func TestIngestRefusals(t *testing.T) {
 		{"broadcast not an envelope", nl, proto.BroadcastTarget("ug"), valid, proto.CodeMalformed, ""},
 		{"stale broadcast", nl, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "x", nlID, now.Add(-window-time.Second)), proto.CodeStale, ""},
 		{"broadcast", nl, proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "security training on Friday", nlID, now), "", proto.StreamBroadcasts},
-		{"ack", nl, proto.AckTarget(alertID.String()), envelope.SignAck(alertID, nlID, now), "", proto.StreamAcks},
-		{"ack by a partner", partner, proto.AckTarget(alertID.String()), envelope.SignAck(alertID, pID, now), "", proto.StreamAcks},
-		{"ack for another alert id", nl, proto.AckTarget(otherID.String()), envelope.SignAck(alertID, nlID, now), proto.CodeMismatch, ""},
-		{"ack signed by another mission", nl, proto.AckTarget(otherID.String()), envelope.SignAck(otherID, deID, now), proto.CodeBadSig, ""},
-		{"ack with a flipped signature byte", de, proto.AckTarget(otherID.String()),
+		{"ack", nl, proto.AckTarget(alertID), envelope.SignAck(alertID, nlID, now), "", proto.StreamAcks},
+		{"ack by a partner", partner, proto.AckTarget(alertID), envelope.SignAck(alertID, pID, now), "", proto.StreamAcks},
+		{"ack for another alert id", nl, proto.AckTarget(otherID), envelope.SignAck(alertID, nlID, now), proto.CodeMismatch, ""},
+		{"ack signed by another mission", nl, proto.AckTarget(otherID), envelope.SignAck(otherID, deID, now), proto.CodeBadSig, ""},
+		{"ack with a flipped signature byte", de, proto.AckTarget(otherID),
 			edit(envelope.SignAck(otherID, deID, now), func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), proto.CodeBadSig, ""},
-		{"ack one byte short", de, proto.AckTarget(otherID.String()), envelope.SignAck(otherID, deID, now)[1:], proto.CodeMalformed, ""},
-		{"stale ack", de, proto.AckTarget(otherID.String()), envelope.SignAck(otherID, deID, now.Add(-window-time.Second)), proto.CodeStale, ""},
+		{"ack one byte short", de, proto.AckTarget(otherID), envelope.SignAck(otherID, deID, now)[1:], proto.CodeMalformed, ""},
+		{"stale ack", de, proto.AckTarget(otherID), envelope.SignAck(otherID, deID, now.Add(-window-time.Second)), proto.CodeStale, ""},
 		{"mission reply to a mailbox", nl, proto.MailboxTarget(d.Mailbox), sealToDefender(t, w, "nl-kampala", newIdentity(t), "r"), "", proto.StreamMailbox},
 		{"mission reply not an envelope", nl, proto.MailboxTarget(d.Mailbox), []byte("reply"), proto.CodeMalformed, ""},
 	} {
@@ -175,7 +163,7 @@ func TestIngestRefusals(t *testing.T) {
 	// Each refusal was counted exactly once, by reason (the counts of the
 	// table above).
 	want := map[proto.Code]float64{proto.CodeMalformed: 9, proto.CodeVersion: 1, proto.CodeTooLarge: 1, proto.CodeMismatch: 5,
-		proto.CodeStale: 4, proto.CodeBadTarget: 7, proto.CodeForbidden: 6, proto.CodeBadSig: 4}
+		proto.CodeStale: 4, proto.CodeBadTarget: 8, proto.CodeForbidden: 5, proto.CodeBadSig: 4}
 	g := gather(t, r)
 	for _, code := range proto.Codes {
 		if got := g["beacon_relay_refused_total,reason="+string(code)]; got != want[code] {
@@ -202,10 +190,10 @@ func TestIngestDuplicate(t *testing.T) {
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	other := relaytest.Connect(t, r.ClientURL(), nil)
 	env := sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "once")
-	first := mustStore(t, d, proto.AlertTarget("ug", "urgent"), env)
+	first := mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), env)
 	// The same envelope again, from the sender and from another key.
 	for _, c := range []*relaytest.Conn{d, other} {
-		again := mustStore(t, c, proto.AlertTarget("ug", "urgent"), env)
+		again := mustStore(t, c, proto.AlertTarget("ug", routing.Urgent), env)
 		if !again.Duplicate || again.Seq != first.Seq || again.Stream != proto.StreamAlerts {
 			t.Fatalf("replay: %+v, want a duplicate of seq %d", again, first.Seq)
 		}
@@ -218,9 +206,9 @@ func TestIngestDuplicate(t *testing.T) {
 	nl := connectMission(t, w, r, "nl-kampala")
 	de := connectMission(t, w, r, "de-nairobi")
 	id := routing.NewID()
-	a1 := mustStore(t, nl, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now()))
-	a2 := mustStore(t, nl, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now().Add(time.Second)))
-	a3 := mustStore(t, de, proto.AckTarget(id.String()), envelope.SignAck(id, w.Keyrings["de-nairobi"].Identity, time.Now()))
+	a1 := mustStore(t, nl, proto.AckTarget(id), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now()))
+	a2 := mustStore(t, nl, proto.AckTarget(id), envelope.SignAck(id, w.Keyrings["nl-kampala"].Identity, time.Now().Add(time.Second)))
+	a3 := mustStore(t, de, proto.AckTarget(id), envelope.SignAck(id, w.Keyrings["de-nairobi"].Identity, time.Now()))
 	if a1.Duplicate || !a2.Duplicate || a2.Seq != a1.Seq || a3.Duplicate || a3.Seq != a1.Seq+1 {
 		t.Fatalf("acks: %+v %+v %+v", a1, a2, a3)
 	}
@@ -252,7 +240,7 @@ func TestIngestDefenderTargetsRefused(t *testing.T) {
 	}{
 		{"nope.x", valid},
 		{proto.BroadcastTarget("ug"), mustSignPublic(t, "ug", "x", newIdentity(t), time.Now())},
-		{proto.AckTarget(id.String()), envelope.SignAck(id, newIdentity(t), time.Now())},
+		{proto.AckTarget(id), envelope.SignAck(id, newIdentity(t), time.Now())},
 		{proto.MailboxTarget(d.Mailbox), valid},
 		{proto.MailboxTarget(other.Mailbox), valid},
 		{"to.ug", valid},
@@ -264,7 +252,7 @@ func TestIngestDefenderTargetsRefused(t *testing.T) {
 		{"in.x", valid},
 	} {
 		subj := proto.Ingest(d.Mailbox, c.target)
-		if err := d.PublishRequest(subj, proto.InboxPrefix(d.Mailbox)+".x", c.data); err != nil {
+		if err := d.PublishRequest(subj, proto.ReplyPrefix(d.Mailbox)+".x", c.data); err != nil {
 			t.Fatal(err)
 		}
 		wantViolation(t, d, pubViolation(subj))
@@ -285,24 +273,24 @@ func TestIngestDefenderTargetsRefused(t *testing.T) {
 		{"svc.fetch", mustJSON(proto.FetchRequest{Max: 1}), proto.CodeBadTarget},
 		{"svc.fetch.nope", mustJSON(proto.FetchRequest{Max: 1}), proto.CodeBadTarget},
 		{"svc.fetch.mbox.x", mustJSON(proto.FetchRequest{Max: 1}), proto.CodeBadTarget},
-		{"svc.fetch.mbox." + other.Mailbox, mustJSON(proto.FetchRequest{Max: 1}), proto.CodeBadTarget},
-		{"svc.pending.mbox." + other.Mailbox, nil, proto.CodeBadTarget},
+		{"svc.fetch.mbox." + other.Mailbox.String(), mustJSON(proto.FetchRequest{Max: 1}), proto.CodeBadTarget},
+		{"svc.pending.mbox." + other.Mailbox.String(), nil, proto.CodeBadTarget},
 		{proto.SvcFetchAlerts("ug"), mustJSON(proto.FetchRequest{Max: 1}), proto.CodeForbidden},
 		{proto.SvcPendingAlerts("ug"), nil, proto.CodeForbidden},
 		{"svc.news.zzz", nil, proto.CodeBadTarget},
 		{"svc.news.UG", nil, proto.CodeBadTarget},
 		{"svc.news", nil, proto.CodeBadTarget},
-		{proto.SvcDirectory, []byte("abc"), proto.CodeBadRequest},
-		{proto.SvcDirectory, []byte("-1"), proto.CodeBadRequest},
-		{proto.SvcDirectory, []byte("1"), proto.CodeBadRequest}, // one chunk only
-		{proto.SvcAck, nil, proto.CodeBadRequest},
+		{proto.SvcDirTarget, []byte("abc"), proto.CodeBadRequest},
+		{proto.SvcDirTarget, []byte("-1"), proto.CodeBadRequest},
+		{proto.SvcDirTarget, []byte("1"), proto.CodeBadRequest}, // one chunk only
+		{proto.SvcSettleTarget, nil, proto.CodeBadRequest},
 	} {
 		if code := svcCode(t, d, c.target, c.body); code != c.code {
 			t.Errorf("%s %q: code %q, want %q", c.target, c.body, code, c.code)
 		}
 		want[c.code]++
 	}
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), valid)
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), valid)
 	after := streamStates(t, r)
 	if b, a := before[proto.StreamAlerts], after[proto.StreamAlerts]; a.Msgs != b.Msgs+1 || a.LastSeq != b.LastSeq+1 {
 		t.Errorf("ALERTS went from %+v to %+v, want the one valid alert more", b, a)
@@ -357,7 +345,7 @@ func TestIngestFetchLongPollsPerKey(t *testing.T) {
 	t.Parallel()
 	const perKey = 4
 	clk := newFakeClock()
-	w, r, _ := startWorld(t, nil, relay.WithClock(clk.Now))
+	w, r, _ := startWorld(t, nil, relay.WithClock(clk))
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	other := relaytest.Connect(t, r.ClientURL(), nil)
 	m := connectMission(t, w, r, "nl-kampala")
@@ -387,19 +375,15 @@ func TestIngestFetchLongPollsPerKey(t *testing.T) {
 	if got, code := fetchCode(t, other, proto.SvcFetchMbox, 1, 0); code != "" || len(got) != 0 {
 		t.Fatalf("another key: %d messages, code %q", len(got), code)
 	}
-	// One message for each waiting long-poll releases them all.
-	sent := map[string]bool{}
-	for i := range perKey {
-		env := sealToDefender(t, w, "nl-kampala", newIdentity(t), fmt.Sprint("release ", i))
-		mustStore(t, m, proto.MailboxTarget(d.Mailbox), env)
-		sent[string(env)] = true
-	}
+	// One message releases them all: a mailbox has one reader, and its
+	// concurrent fetches all see what is there until it is settled.
+	env := sealToDefender(t, w, "nl-kampala", newIdentity(t), "release")
+	mustStore(t, m, proto.MailboxTarget(d.Mailbox), env)
 	for range perKey {
 		res := waitEvent(t, results, "a long-poll's answer")
-		if res.err != nil || len(res.got) != 1 || !sent[string(res.got[0].Data)] {
-			t.Fatalf("long-poll: %d messages, %v; want one of the releasing messages", len(res.got), res.err)
+		if res.err != nil || len(res.got) != 1 || string(res.got[0].Data) != string(env) {
+			t.Fatalf("long-poll: %d messages, %v; want the releasing message", len(res.got), res.err)
 		}
-		delete(sent, string(res.got[0].Data))
 	}
 	wantRefused(t, r, map[proto.Code]float64{proto.CodeRateLimited: 2})
 }
@@ -450,7 +434,7 @@ func news(t testing.TB, c *relaytest.Conn, cc string) []*nats.Msg {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	if err := c.PublishRequest(proto.Ingest(c.Mailbox, proto.SvcNews(cc)), inbox, nil); err != nil {
+	if err := c.PublishRequest(proto.Ingest(c.Mailbox, proto.NewsTarget(cc)), inbox, nil); err != nil {
 		t.Fatal(err)
 	}
 	var out []*nats.Msg
@@ -497,12 +481,12 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 	w, r, _ := startWorld(t, func(c *relay.Config) {
 		c.Limits.PublishRate, c.Limits.PublishBurst = 1, burst
 		c.Limits.ServiceRate, c.Limits.ServiceBurst = 1, burst
-	}, relay.WithClock(clk.Now))
+	}, relay.WithClock(clk))
 	attacker := relaytest.Connect(t, r.ClientURL(), nil)
 	victim := relaytest.Connect(t, r.ClientURL(), nil)
 	m := connectMission(t, w, r, "nl-kampala")
 	stolen := make(chan *nats.Msg, 64)
-	if _, err := victim.ChanSubscribe(proto.InboxPrefix(victim.Mailbox)+".stolen", stolen); err != nil {
+	if _, err := victim.ChanSubscribe(proto.ReplyPrefix(victim.Mailbox)+".stolen", stolen); err != nil {
 		t.Fatal(err)
 	}
 	if err := victim.Flush(); err != nil {
@@ -529,24 +513,24 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 		}}
 	}
 	fixed := func(target string, body []byte) request { return request{target, func() []byte { return body }} }
-	reqs := []request{alert(proto.AlertTarget("ug", "urgent")), alert(proto.ShareTarget("ug", "urgent"))}
+	reqs := []request{alert(proto.AlertTarget("ug", routing.Urgent)), alert(proto.ShareTarget("ug", routing.Urgent))}
 	if services {
-		reqs = []request{fixed(proto.SvcFetchMbox, mustJSON(proto.FetchRequest{Max: 1})), fixed(proto.SvcAck, []byte(got[0].Ack)),
-			fixed("svc.pending.mbox", nil), fixed(proto.SvcNews(""), nil), fixed(proto.SvcNews("ug"), nil),
-			fixed(proto.SvcDirectory, nil)}
+		reqs = []request{fixed(proto.SvcFetchMbox, mustJSON(proto.FetchRequest{Max: 1})), fixed(proto.SvcSettleTarget, []byte(got[0].Settle)),
+			fixed("svc.pending.mbox", nil), fixed(proto.NewsTarget(""), nil), fixed(proto.NewsTarget("ug"), nil),
+			fixed(proto.SvcDirTarget, nil)}
 	}
 	replies := []string{
-		proto.AlertSubject("ug", "urgent"),
+		proto.AlertSubject("ug", routing.Urgent),
 		proto.MailboxSubject(victim.Mailbox),
 		"bcn.ack." + routing.NewID().String(),
 		"bcn.bcast.ug",
 		"bcn.share.ug.urgent",
 		"bcn.svc.hold.x",
-		proto.Ingest(victim.Mailbox, proto.AlertTarget("ug", "urgent")),
+		proto.Ingest(victim.Mailbox, proto.AlertTarget("ug", routing.Urgent)),
 		proto.Ingest(victim.Mailbox, "svc.pending.mbox"),
-		proto.Ingest(attacker.Mailbox, proto.AlertTarget("ug", "urgent")),
-		proto.InboxPrefix(victim.Mailbox) + ".stolen",
-		proto.InboxPrefix(attacker.Mailbox), // the prefix itself is not under it
+		proto.Ingest(attacker.Mailbox, proto.AlertTarget("ug", routing.Urgent)),
+		proto.ReplyPrefix(victim.Mailbox) + ".stolen",
+		proto.ReplyPrefix(attacker.Mailbox), // the prefix itself is not under it
 		"_INBOX.x",
 		"", // no reply subject at all
 	}
@@ -583,9 +567,9 @@ func testRepliesOnlyToSenderInbox(t *testing.T, services bool) {
 	}
 	// The victim still has its whole publish and service bursts.
 	for i := range burst {
-		mustStore(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), fmt.Sprint("victim ", i)))
+		mustStore(t, victim, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), fmt.Sprint("victim ", i)))
 	}
-	if _, code := publishCode(t, victim, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), "one too many")); code != proto.CodeRateLimited {
+	if _, code := publishCode(t, victim, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, header("ug", routing.Urgent, clk.Now()), "one too many")); code != proto.CodeRateLimited {
 		t.Errorf("victim's publish %d: code %q, want %q", burst+1, code, proto.CodeRateLimited)
 	}
 	for range burst {
@@ -617,10 +601,10 @@ func TestIngestFlood(t *testing.T) {
 	clk := newFakeClock()
 	cfg := relaytest.Config(t)
 	cfg.Limits.PublishRate, cfg.Limits.PublishBurst = 5, 20
-	r := relaytest.Start(t, cfg, relay.WithClock(clk.Now))
+	r := relaytest.Start(t, cfg, relay.WithClock(clk))
 	a := relaytest.Connect(t, r.ClientURL(), nil)
 	b := relaytest.Connect(t, r.ClientURL(), nil)
-	target := proto.AlertTarget("ug", "urgent")
+	target := proto.AlertTarget("ug", routing.Urgent)
 	seal := func(n int) [][]byte {
 		out := make([][]byte, n)
 		for i := range out {
@@ -633,7 +617,7 @@ func TestIngestFlood(t *testing.T) {
 	// send publishes all at once, with the replies to one inbox subject,
 	// and counts the replies by outcome.
 	send := func(c *relaytest.Conn, envs [][]byte) map[proto.Code]int {
-		inbox := proto.InboxPrefix(c.Mailbox) + ".flood"
+		inbox := proto.ReplyPrefix(c.Mailbox) + ".flood"
 		sub, err := c.SubscribeSync(inbox)
 		if err != nil {
 			t.Error(err)
@@ -711,14 +695,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	w, r, _ := startWorld(t, func(c *relay.Config) { c.Monitor = "127.0.0.1:0" })
 	d := relaytest.Connect(t, r.ClientURL(), nil)
 	h := envelope.NewHeader("ug", routing.Urgent)
-	mb, err := routing.ParseMailbox(d.Mailbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mb := d.Mailbox
 	h.ReplyTo = mb // the relay sees the reply mailbox; metrics must not
 	env := sealAlert(t, w, h, "metrics")
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), env)
-	if _, code := publishCode(t, d, proto.AlertTarget("ke", "urgent"), env); code != proto.CodeMismatch {
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), env)
+	if _, code := publishCode(t, d, proto.AlertTarget("ke", routing.Urgent), env); code != proto.CodeMismatch {
 		t.Fatalf("code %q", code)
 	}
 
@@ -736,7 +717,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 	pub, _ := d.NKey.PublicKey()
-	for what, secret := range map[string]string{"mailbox": d.Mailbox, "message id": h.ID.String(), "nkey": pub} {
+	for what, secret := range map[string]string{"mailbox": d.Mailbox.String(), "message id": h.ID.String(), "nkey": pub} {
 		if strings.Contains(body, secret) {
 			t.Errorf("/metrics contains the %s", what)
 		}
@@ -807,7 +788,7 @@ func TestLogsCarryNoPayload(t *testing.T) {
 	nl := connectMission(t, w, r, "nl-kampala")
 	nlID := w.Keyrings["nl-kampala"].Identity
 	marker := "MARKER-" + routing.NewID().String()
-	mb, _ := routing.ParseMailbox(d.Mailbox)
+	mb := d.Mailbox
 
 	h := envelope.NewHeader("ug", routing.Urgent)
 	h.ReplyTo = mb
@@ -820,16 +801,16 @@ func TestLogsCarryNoPayload(t *testing.T) {
 	goodP, _ := envelope.ParsePublic(good)
 	badP, _ := envelope.ParsePublic(bad)
 
-	mustStore(t, d, proto.AlertTarget("ug", "urgent"), valid)
+	mustStore(t, d, proto.AlertTarget("ug", routing.Urgent), valid)
 	for _, c := range []struct {
 		conn   *relaytest.Conn
 		target string
 		data   []byte
 		code   proto.Code
 	}{
-		{d, proto.AlertTarget("ug", "urgent"), []byte(marker + strings.Repeat("-payload", 100)), proto.CodeMalformed},
-		{d, proto.AlertTarget("ke", "urgent"), valid, proto.CodeMismatch},
-		{d, proto.AlertTarget("ug", "urgent"), sealAlert(t, w, stale, marker), proto.CodeStale},
+		{d, proto.AlertTarget("ug", routing.Urgent), []byte(marker + strings.Repeat("-payload", 100)), proto.CodeMalformed},
+		{d, proto.AlertTarget("ke", routing.Urgent), valid, proto.CodeMismatch},
+		{d, proto.AlertTarget("ug", routing.Urgent), sealAlert(t, w, stale, marker), proto.CodeStale},
 		{nl, proto.BroadcastTarget("ug"), bad, proto.CodeBadSig},
 		{nl, proto.BroadcastTarget("ug"), good, ""},
 	} {
@@ -843,7 +824,7 @@ func TestLogsCarryNoPayload(t *testing.T) {
 		t.Fatalf("the refusals were not logged at debug level:\n%s", out)
 	}
 	pub, _ := d.NKey.PublicKey()
-	assertNotLogged(t, logs, map[string]string{"marker": marker, "defender's mailbox": d.Mailbox, "defender's nkey": pub,
+	assertNotLogged(t, logs, map[string]string{"marker": marker, "defender's mailbox": d.Mailbox.String(), "defender's nkey": pub,
 		"alert's id": h.ID.String(), "stale alert's id": stale.ID.String(),
 		"broadcast's id": goodP.ID.String(), "refused broadcast's id": badP.ID.String()})
 }
@@ -861,7 +842,7 @@ func TestRefusalLogsNameNoIDOrMailbox(t *testing.T) {
 		data   []byte
 		code   proto.Code
 	}{
-		{proto.AckTarget(otherID.String()), envelope.SignAck(ackID, w.Keyrings["nl-kampala"].Identity, time.Now()), proto.CodeMismatch},
+		{proto.AckTarget(otherID), envelope.SignAck(ackID, w.Keyrings["nl-kampala"].Identity, time.Now()), proto.CodeMismatch},
 		{proto.MailboxTarget(d.Mailbox) + ".x", []byte("reply"), proto.CodeBadTarget},
 	} {
 		if _, code := publishCode(t, nl, c.target, c.data); code != c.code {
@@ -869,7 +850,7 @@ func TestRefusalLogsNameNoIDOrMailbox(t *testing.T) {
 		}
 	}
 	assertNotLogged(t, logs, map[string]string{"acked alert's id": ackID.String(), "subject's alert id": otherID.String(),
-		"defender's mailbox": d.Mailbox})
+		"defender's mailbox": d.Mailbox.String()})
 }
 
 // TestServerLogsNameNoClient: nats-server logs each permission violation
@@ -890,7 +871,7 @@ func TestServerLogsNameNoClient(t *testing.T) {
 	}
 	wantViolation(t, d, subViolation("bcn.to.>"))
 	pub, _ := d.NKey.PublicKey()
-	assertNotLogged(t, logs, map[string]string{"defender's mailbox": d.Mailbox, "defender's nkey": pub})
+	assertNotLogged(t, logs, map[string]string{"defender's mailbox": d.Mailbox.String(), "defender's nkey": pub})
 }
 
 func grepLines(s, sub string) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -94,10 +93,8 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for stream, subjects := range c.held() {
 		for subj, n := range subjects {
-			// bcn.to.<cc>.<priority> and bcn.share.<cc>.<priority>
-			t := strings.Split(subj, ".")
-			if len(t) == 4 {
-				ch <- prometheus.MustNewConstMetric(c.bySubj, prometheus.GaugeValue, float64(n), stream, t[2], t[3])
+			if s, err := proto.ParseSubject(subj); err == nil && s.Country != "" && s.Priority != 0 {
+				ch <- prometheus.MustNewConstMetric(c.bySubj, prometheus.GaugeValue, float64(n), stream, s.Country, s.Priority.String())
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hrdbeacon/beacon/routing"
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/time/rate"
 )
 
@@ -14,10 +16,10 @@ import (
 type limiter struct {
 	rate  rate.Limit
 	burst int
-	now   func() time.Time
+	clock clockwork.Clock
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[routing.Mailbox]*bucket
 	ops     int
 }
 
@@ -29,13 +31,13 @@ type bucket struct {
 // sweepEvery is how many Allow calls pass between sweeps of idle buckets.
 const sweepEvery = 4096
 
-func newLimiter(perSecond float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate.Limit(perSecond), burst: burst, now: now, buckets: make(map[string]*bucket)}
+func newLimiter(perSecond float64, burst int, clock clockwork.Clock) *limiter {
+	return &limiter{rate: rate.Limit(perSecond), burst: burst, clock: clock, buckets: make(map[routing.Mailbox]*bucket)}
 }
 
 // Allow reports whether key may publish now, taking a token if so.
-func (l *limiter) Allow(key string) bool {
-	now := l.now()
+func (l *limiter) Allow(key routing.Mailbox) bool {
+	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]

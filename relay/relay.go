@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +28,9 @@ import (
 // Lifecycle: New, then Start, then wait on Ready (or Start's error), then
 // Shutdown. A Relay is not restartable; make a new one.
 type Relay struct {
-	cfg *Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   *Config
+	log   *slog.Logger
+	clock clockwork.Clock
 
 	lock    *dirLock
 	opts    *server.Options
@@ -54,14 +55,15 @@ type Option func(*Relay)
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(r *Relay) { r.log = l } }
 
-// WithClock injects the clock the ingest checks freshness and rate limits
-// with.
-func WithClock(now func() time.Time) Option { return func(r *Relay) { r.now = now } }
+// WithClock injects the clock every timing decision of the relay uses:
+// freshness, rate limits, directory expiry, long-poll waits. Tests pass a
+// clockwork.FakeClock.
+func WithClock(c clockwork.Clock) Option { return func(r *Relay) { r.clock = c } }
 
 // New prepares a relay from a validated config. It locks the data
 // directory and loads the directory file, but opens no port.
 func New(cfg *Config, opts ...Option) (*Relay, error) {
-	r := &Relay{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now, ready: make(chan struct{})}
+	r := &Relay{cfg: cfg, log: slog.New(slog.DiscardHandler), clock: clockwork.NewRealClock(), ready: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
 	}
@@ -69,7 +71,7 @@ func New(cfg *Config, opts ...Option) (*Relay, error) {
 	if r.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if r.auth, err = newAuthenticator(cfg, r.now); err != nil {
+	if r.auth, err = newAuthenticator(cfg, r.clock); err != nil {
 		r.lock.release()
 		return nil, err
 	}
@@ -294,15 +296,19 @@ func (r *Relay) Server() *server.Server { return r.srv }
 
 // Shutdown stops the ingest (letting in-flight publishes finish), closes
 // the relay's connection, drains and stops the server and releases the
-// data directory. It is safe to call more than once.
+// data directory. It returns what failed on the way; the relay is stopped
+// either way. It is safe to call more than once.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	var err error
 	r.stopOnce.Do(func() {
+		var errs []error
 		if r.http != nil {
-			r.http.Shutdown(ctx)
+			if e := r.http.Shutdown(ctx); e != nil {
+				errs = append(errs, fmt.Errorf("relay: monitor: %w", e))
+			}
 		}
 		if r.ingest != nil {
-			r.ingest.stop(ctx)
+			errs = append(errs, r.ingest.stop(ctx))
 		}
 		if r.nc != nil {
 			r.nc.Close()
@@ -313,7 +319,8 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		}
 		r.wg.Wait()
 		r.lock.release()
-		r.log.Info("relay stopped")
+		err = errors.Join(errs...)
+		r.log.Info("relay stopped", "err", err)
 	})
 	return err
 }

@@ -3,40 +3,57 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Services are the reads a client makes through the relay: fetching from
-// its mailbox (or, for a mission, its countries' alerts), acknowledging,
-// counting what is pending, reading broadcasts and the directory. The relay
-// owns every consumer and does every pull with its own connection, so no
-// client ever names a JetStream reply subject, and each read is scoped by
-// the mailbox in the request's subject, which only its owner may publish on.
+// its mailbox (or, for a mission, its countries' alerts), settling what it
+// kept, counting what is pending, reading broadcasts and the directory.
+// The relay does every read with its own connection, so no client ever
+// names a JetStream reply subject, and each read is scoped by the mailbox
+// in the request's subject, which only its owner may publish on.
+//
+// A mission's alerts are read through one durable consumer per mission
+// and country: a handful per mission, for as long as the mission exists.
+// A mailbox is read with no consumer at all (JetStream direct get by
+// subject, from the reader's own cursor), so the cost of mailbox reads
+// does not grow with the number of mailboxes that ever existed; a
+// settled mailbox message is deleted, so the relay keeps a reply only
+// until its owner has it. A long-poll on a mailbox is woken by the
+// relay's one tail of the MAILBOX stream ([mailboxTail]).
+//
+// These are not nats.go/micro services: micro answers discovery on $SRV
+// subjects that no client may reach, its handlers answer one request with
+// one reply while a fetch streams a batch, and the statistics it keeps
+// are exported as Prometheus metrics here instead.
 type services struct {
-	r *Relay
+	r    *Relay
+	tail *mailboxTail
 
 	consMu sync.Mutex
-	cons   map[string]jetstream.Consumer
+	cons   map[string]consumerHandle
 
 	// Long-polling fetches each hold a goroutine; these bound them, per
 	// mailbox and in all.
-	slots     chan struct{}
-	perMbMu   sync.Mutex
-	perMb     map[string]int
-	inflight  sync.WaitGroup
-	stopping  chan struct{}
-	stopOnce  sync.Once
-	fetchWait func(ms int) time.Duration
+	slots    chan struct{}
+	perMbMu  sync.Mutex
+	perMb    map[routing.Mailbox]int
+	inflight sync.WaitGroup
+	// base is cancelled when the relay stops: every wait of a service
+	// ends with it.
+	base     context.Context
+	stopping context.CancelFunc
 }
 
 const (
@@ -45,103 +62,62 @@ const (
 	// maxFetchesPerMailbox bounds them per connection key, so one key
 	// cannot take every slot.
 	maxFetchesPerMailbox = 4
-	// consumerAckWait is how long a fetched message waits for its ack
-	// before the relay delivers it again.
-	consumerAckWait = 30 * time.Second
-	// consumerMaxAckPending bounds what one reader may hold unacknowledged.
+	// consumerMaxAckPending bounds what one mission may hold unsettled
+	// per country.
 	consumerMaxAckPending = 4096
 	// maxCachedConsumers bounds the relay's memory of consumer handles.
 	maxCachedConsumers = 16384
+	// serviceTimeout bounds one JetStream call made for a service.
+	serviceTimeout = 10 * time.Second
 )
 
 func newServices(r *Relay) *services {
-	return &services{r: r, cons: map[string]jetstream.Consumer{}, slots: make(chan struct{}, maxFetchesInFlight),
-		perMb: map[string]int{}, stopping: make(chan struct{}),
-		fetchWait: func(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }}
+	base, stop := context.WithCancel(context.Background())
+	return &services{r: r, cons: map[string]consumerHandle{}, slots: make(chan struct{}, maxFetchesInFlight),
+		perMb: map[routing.Mailbox]int{}, base: base, stopping: stop}
 }
 
-// stop ends the long-polls (they answer with what they have) and waits.
-func (s *services) stop(ctx context.Context) {
-	s.stopOnce.Do(func() { close(s.stopping) })
+// start begins the mailbox tail.
+func (s *services) start(ctx context.Context) error {
+	t, err := startMailboxTail(ctx, s.r)
+	if err != nil {
+		return err
+	}
+	s.tail = t
+	return nil
+}
+
+// stop ends the long-polls (they answer with what they have), waits for
+// them, and stops the tail.
+func (s *services) stop(ctx context.Context) error {
+	s.stopping()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
+		err = fmt.Errorf("relay: long-polls still running: %w", ctx.Err())
 	}
+	if s.tail != nil {
+		s.tail.stop()
+	}
+	return err
 }
 
-// source is a consumer a principal may read.
-type source struct {
-	stream, name, filter string
-}
-
-// sourceFor maps a fetch or pending target to the consumer the principal
-// may read, or refuses.
-func sourceFor(p *principal, what string) (source, *refusal) {
-	if what == "mbox" {
-		return source{proto.StreamMailbox, proto.MailboxConsumer(p.mbox), proto.MailboxSubject(p.mbox)}, nil
-	}
-	if cc, ok := strings.CutPrefix(what, "alerts."); ok {
-		if p.role != keys.RoleMission {
-			return source{}, refuse(proto.CodeForbidden, "only missions read alerts")
-		}
-		if !contains(p.countries, cc) {
-			return source{}, refuse(proto.CodeForbidden, "this mission does not cover that country")
-		}
-		return source{proto.StreamAlerts, proto.AlertConsumer(p.id, cc), proto.AlertFilter(cc)}, nil
-	}
-	return source{}, refuse(proto.CodeBadTarget, "no such source")
-}
-
-// consumer returns the relay's durable consumer for src, creating it once.
-func (s *services) consumer(ctx context.Context, src source) (jetstream.Consumer, error) {
-	key := src.stream + "/" + src.name
-	s.consMu.Lock()
-	c, ok := s.cons[key]
-	s.consMu.Unlock()
-	if ok {
-		return c, nil
-	}
-	c, err := s.r.js.CreateOrUpdateConsumer(ctx, src.stream, jetstream.ConsumerConfig{
-		Durable: src.name, FilterSubject: src.filter, AckPolicy: jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: consumerAckWait, MaxAckPending: consumerMaxAckPending,
-		// A reader gone for longer than the retention has nothing left
-		// to read; its consumer goes too, so one-time walk-in keys do
-		// not pile up consumers.
-		InactiveThreshold: s.r.cfg.Storage.Retention,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.consMu.Lock()
-	if len(s.cons) >= maxCachedConsumers {
-		s.cons = map[string]jetstream.Consumer{} // looked up again on next use
-	}
-	s.cons[key] = c
-	s.consMu.Unlock()
-	return c, nil
-}
-
-// handle serves one service request; target is what follows
-// bcn.in.<mailbox>. ("svc.fetch.mbox", ...). The reply subject has been
-// checked to be the sender's inbox.
-func (s *services) handle(m *nats.Msg, p *principal, target string) *refusal {
-	parts := strings.SplitN(strings.TrimPrefix(target, "svc."), ".", 2)
-	arg := ""
-	if len(parts) == 2 {
-		arg = parts[1]
-	}
-	switch parts[0] {
-	case "fetch":
-		return s.fetch(m, p, arg)
-	case "ack":
-		return s.ack(m, p)
-	case "pending":
-		return s.pending(m, p, arg)
-	case "news":
-		return s.news(m, arg)
-	case "directory":
+// handle serves one service request. The reply subject has been checked
+// to be the sender's reply prefix.
+func (s *services) handle(m *nats.Msg, p *principal, svc proto.Service) *refusal {
+	switch svc.Name {
+	case proto.SvcFetch:
+		return s.fetch(m, p, svc.Source)
+	case proto.SvcSettle:
+		return s.settle(m, p)
+	case proto.SvcPending:
+		return s.pending(m, p, svc.Source)
+	case proto.SvcNews:
+		return s.news(m, svc.Country)
+	case proto.SvcDirectory:
 		return s.directory(m)
 	}
 	return refuse(proto.CodeBadTarget, "no such service")
@@ -152,25 +128,28 @@ func (s *services) replyJSON(m *nats.Msg, v any) {
 	s.r.nc.Publish(m.Reply, b)
 }
 
+// refuseLater answers a request whose handling went on in a goroutine.
+func (s *services) refuseLater(m *nats.Msg, ref *refusal) {
+	s.r.ingest.refuse(m, ref)
+}
+
 // acquire takes a long-poll slot for mbox.
-func (s *services) acquire(mbox string) bool {
+func (s *services) acquire(mbox routing.Mailbox) bool {
 	s.perMbMu.Lock()
+	defer s.perMbMu.Unlock()
 	if s.perMb[mbox] >= maxFetchesPerMailbox {
-		s.perMbMu.Unlock()
 		return false
 	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		s.perMbMu.Unlock()
 		return false
 	}
 	s.perMb[mbox]++
-	s.perMbMu.Unlock()
 	return true
 }
 
-func (s *services) release(mbox string) {
+func (s *services) release(mbox routing.Mailbox) {
 	s.perMbMu.Lock()
 	if s.perMb[mbox]--; s.perMb[mbox] <= 0 {
 		delete(s.perMb, mbox)
@@ -179,19 +158,36 @@ func (s *services) release(mbox string) {
 	<-s.slots
 }
 
-func (s *services) fetch(m *nats.Msg, p *principal, what string) *refusal {
+// parseFetch reads and bounds a fetch request.
+func parseFetch(data []byte) (proto.FetchRequest, *refusal) {
 	var req proto.FetchRequest
-	if len(m.Data) > 0 {
-		if err := json.Unmarshal(m.Data, &req); err != nil {
-			return refuse(proto.CodeBadRequest, "fetch request is not JSON")
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return req, refuse(proto.CodeBadRequest, "fetch request is not JSON")
 		}
 	}
-	if req.Max <= 0 || req.Max > proto.MaxFetch || req.WaitMS < 0 || req.WaitMS > proto.MaxFetchWait {
-		return refuse(proto.CodeBadRequest, "max must be 1–%d and wait_ms 0–%d", proto.MaxFetch, proto.MaxFetchWait)
+	if req.Max <= 0 || req.Max > proto.MaxFetch || req.WaitMS < 0 || req.WaitMS > proto.MaxFetchWait ||
+		req.MaxBytes < 0 || req.MaxBytes > proto.MaxFetchBytes {
+		return req, refuse(proto.CodeBadRequest, "max must be 1–%d, max_bytes 0–%d and wait_ms 0–%d",
+			proto.MaxFetch, proto.MaxFetchBytes, proto.MaxFetchWait)
 	}
-	src, ref := sourceFor(p, what)
+	if req.MaxBytes == 0 {
+		req.MaxBytes = proto.MaxFetchBytes
+	}
+	return req, nil
+}
+
+// fetch serves a batch from src in a goroutine of its own: a long-poll
+// must not hold the ingest.
+func (s *services) fetch(m *nats.Msg, p *principal, src proto.Source) *refusal {
+	req, ref := parseFetch(m.Data)
 	if ref != nil {
 		return ref
+	}
+	if src.Alerts {
+		if ref := mayReadAlerts(p, src.Country); ref != nil {
+			return ref
+		}
 	}
 	if !s.acquire(p.mbox) {
 		return refuse(proto.CodeRateLimited, "too many fetches in flight; wait for one to finish")
@@ -199,88 +195,98 @@ func (s *services) fetch(m *nats.Msg, p *principal, what string) *refusal {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		// The slot is free before the end marker goes out, so a reader
-		// that re-polls at once is not refused.
-		n := 0
-		defer func() { s.release(p.mbox); s.end(m, n) }()
-		wait := s.fetchWait(req.WaitMS)
-		ctx, cancel := context.WithTimeout(context.Background(), wait+10*time.Second)
-		defer cancel()
-		cons, err := s.consumer(ctx, src)
-		if err != nil {
-			s.r.log.Warn("fetch: consumer", "err", err)
+		wait := time.Duration(req.WaitMS) * time.Millisecond
+		var batch []fetchedMsg
+		var ref *refusal
+		if src.Alerts {
+			batch, ref = s.fetchAlerts(p, src.Country, req, wait)
+		} else {
+			batch, ref = s.fetchMailbox(p, req, wait)
+		}
+		// The slot is free before the answer goes out, so a reader that
+		// polls again at once is not refused.
+		s.release(p.mbox)
+		if ref != nil {
+			// Never an empty batch for a failure: the reader must know to
+			// try again, not conclude that nothing waits.
+			s.refuseLater(m, ref)
 			return
 		}
-		var msgs []jetstream.Msg
-		if wait > 0 {
-			next, err := s.next(cons, wait)
-			if err != nil {
-				return
-			}
-			msgs = append(msgs, next)
-		}
-		if len(msgs) < req.Max {
-			if batch, err := cons.FetchNoWait(req.Max - len(msgs)); err == nil {
-				for msg := range batch.Messages() {
-					msgs = append(msgs, msg)
-				}
-			}
-		}
-		for _, msg := range msgs {
-			out := nats.NewMsg(m.Reply)
-			out.Data = msg.Data()
-			out.Header.Set(proto.HeaderAck, msg.Reply())
-			out.Header.Set(proto.HeaderSubject, msg.Subject())
-			s.r.nc.PublishMsg(out)
-		}
-		n = len(msgs)
+		s.send(m, batch)
 	}()
 	return nil
 }
 
-// next waits up to wait for one message, or until the relay stops.
-func (s *services) next(cons jetstream.Consumer, wait time.Duration) (jetstream.Msg, error) {
-	type result struct {
-		m   jetstream.Msg
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		m, err := cons.Next(jetstream.FetchMaxWait(wait))
-		ch <- result{m, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.m, r.err
-	case <-s.stopping:
-		// The pull finishes on its own within wait; its message, if any,
-		// is redelivered after AckWait.
-		return nil, errors.New("relay stopping")
-	}
+// A fetchedMsg is one message of a batch on its way to the reader.
+type fetchedMsg struct {
+	data    []byte
+	subject string
+	settle  string
+	seq     uint64 // mailbox messages: for the reader's cursor
 }
 
-func (s *services) end(m *nats.Msg, n int) {
-	out := nats.NewMsg(m.Reply)
-	out.Header.Set(proto.HeaderEnd, strconv.Itoa(n))
-	s.r.nc.PublishMsg(out)
+// send streams a batch and its end marker to the reader.
+func (s *services) send(m *nats.Msg, batch []fetchedMsg) {
+	for _, f := range batch {
+		out := nats.NewMsg(m.Reply)
+		out.Data = f.data
+		out.Header.Set(proto.HeaderSubject, f.subject)
+		if f.settle != "" {
+			out.Header.Set(proto.HeaderSettle, f.settle)
+		}
+		if f.seq != 0 {
+			out.Header.Set(proto.HeaderSeq, strconv.FormatUint(f.seq, 10))
+		}
+		s.r.nc.PublishMsg(out)
+	}
+	end := nats.NewMsg(m.Reply)
+	end.Header.Set(proto.HeaderEnd, strconv.Itoa(len(batch)))
+	s.r.nc.PublishMsg(end)
 }
 
-// ack acknowledges fetched messages. Each token must be a JetStream ack
-// subject of a consumer this principal reads.
-func (s *services) ack(m *nats.Msg, p *principal) *refusal {
+func mayReadAlerts(p *principal, cc string) *refusal {
+	if p.role != keys.RoleMission {
+		return refuse(proto.CodeForbidden, "only missions read alerts")
+	}
+	if !slices.Contains(p.countries, cc) {
+		return refuse(proto.CodeForbidden, "this mission does not cover that country")
+	}
+	return nil
+}
+
+// settle takes the tokens of kept messages: a mailbox token deletes the
+// message (if it is in this connection's mailbox), a consumer token
+// acknowledges it (if the consumer is one this principal reads).
+func (s *services) settle(m *nats.Msg, p *principal) *refusal {
 	lines := strings.Split(strings.TrimSpace(string(m.Data)), "\n")
-	if len(lines) == 0 || len(lines) > proto.MaxAcks || lines[0] == "" {
-		return refuse(proto.CodeBadRequest, "1–%d ack tokens, one per line", proto.MaxAcks)
+	if len(lines) == 0 || len(lines) > proto.MaxSettle || lines[0] == "" {
+		return refuse(proto.CodeBadRequest, "1–%d settle tokens, one per line", proto.MaxSettle)
 	}
+	var seqs []uint64
+	var acks []string
 	for _, tok := range lines {
-		if !mayAck(p, tok) {
-			return refuse(proto.CodeForbidden, "an ack token is not for a consumer this key reads")
+		if seq, ok := proto.ParseMailboxToken(tok); ok {
+			seqs = append(seqs, seq)
+		} else if mayAck(p, tok) {
+			acks = append(acks, tok)
+		} else {
+			return refuse(proto.CodeForbidden, "a settle token is not for something this key reads")
 		}
 	}
-	for _, tok := range lines {
+	// Every mailbox token is checked before anything is settled, so a
+	// request with one bad token settles nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
+	defer cancel()
+	if ref := s.checkMailboxTokens(ctx, p.mbox, seqs); ref != nil {
+		return ref
+	}
+	for _, tok := range acks {
 		if err := s.r.nc.Publish(tok, []byte("+ACK")); err != nil {
-			return refuse(proto.CodeUnavailable, "ack: %v", err)
+			return refuse(proto.CodeUnavailable, "settle: %v", err)
 		}
+	}
+	if ref := s.deleteFromMailbox(ctx, seqs); ref != nil {
+		return ref
 	}
 	// Acks and later pulls go out on the relay's one connection in order,
 	// so a fetch after this reply sees them applied.
@@ -288,95 +294,61 @@ func (s *services) ack(m *nats.Msg, p *principal) *refusal {
 	return nil
 }
 
-// mayAck reports whether tok is the ack subject of a message from one of
-// p's consumers. Ack subjects are $JS.ACK.<stream>.<consumer>.<7 numbers>
-// or, with a domain and account hash, $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<...>.
-func mayAck(p *principal, tok string) bool {
-	for _, c := range []byte(tok) {
-		if c <= ' ' || c == 0x7f || c == '*' || c == '>' {
-			return false
-		}
-	}
-	t := strings.Split(tok, ".")
-	if (len(t) != 9 && len(t) < 11) || len(t) > 12 || t[0] != "$JS" || t[1] != "ACK" {
-		return false
-	}
-	stream, cons, nums := t[2], t[3], t[4:]
-	if len(t) >= 11 {
-		stream, cons, nums = t[4], t[5], t[6:]
-	}
-	for _, x := range nums {
-		if _, err := strconv.ParseUint(x, 10, 64); err != nil {
-			return false
-		}
-	}
-	if stream == proto.StreamMailbox && cons == proto.MailboxConsumer(p.mbox) {
-		return true
-	}
-	if stream == proto.StreamAlerts && p.role == keys.RoleMission {
-		for _, cc := range p.countries {
-			if cons == proto.AlertConsumer(p.id, cc) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (s *services) pending(m *nats.Msg, p *principal, what string) *refusal {
-	src, ref := sourceFor(p, what)
-	if ref != nil {
-		return ref
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (s *services) pending(m *nats.Msg, p *principal, src proto.Source) *refusal {
+	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
 	defer cancel()
-	cons, err := s.consumer(ctx, src)
-	if err != nil {
-		return refuse(proto.CodeUnavailable, "consumer: %v", err)
+	var n uint64
+	if src.Alerts {
+		if ref := mayReadAlerts(p, src.Country); ref != nil {
+			return ref
+		}
+		cons, err := s.alertConsumer(ctx, p, src.Country)
+		if err != nil {
+			return refuse(proto.CodeUnavailable, "consumer: %v", err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return refuse(proto.CodeUnavailable, "consumer: %v", err)
+		}
+		n = info.NumPending + uint64(info.NumAckPending)
+	} else {
+		c, err := s.mailboxCount(ctx, p.mbox)
+		if err != nil {
+			return refuse(proto.CodeUnavailable, "mailbox: %v", err)
+		}
+		n = c
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return refuse(proto.CodeUnavailable, "consumer: %v", err)
-	}
-	s.replyJSON(m, &proto.SvcReply{Count: info.NumPending + uint64(info.NumAckPending)})
+	s.replyJSON(m, &proto.SvcReply{Count: n})
 	return nil
 }
 
-// news streams the broadcasts for a country (or all), read message by
-// message with the stream's next-by-subject lookup, so a request leaves no
-// consumer behind.
+// news streams the broadcasts for a country (or all) with one direct get,
+// so a request leaves no consumer behind.
 func (s *services) news(m *nats.Msg, cc string) *refusal {
-	filter := "bcn.bcast.>"
-	if cc != "all" {
-		if !validCountryToken(cc) {
-			return refuse(proto.CodeBadTarget, "bad country")
+	req := proto.FetchRequest{Max: proto.MaxNews, MaxBytes: proto.MaxFetchBytes}
+	if len(m.Data) > 0 {
+		var ref *refusal
+		if req, ref = parseFetch(m.Data); ref != nil {
+			return ref
 		}
+		req.Max = min(req.Max, proto.MaxNews)
+	}
+	filter := proto.BroadcastFilter
+	if cc != "" {
 		filter = proto.BroadcastSubject(cc)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
 	defer cancel()
-	stream, err := s.r.js.Stream(ctx, proto.StreamBroadcasts)
+	msgs, err := s.directGet(ctx, proto.StreamBroadcasts, directRequest{Seq: 1, NextFor: filter, Batch: req.Max, MaxBytes: req.MaxBytes})
 	if err != nil {
 		return refuse(proto.CodeUnavailable, "broadcasts: %v", err)
 	}
-	n := 0
-	for seq := uint64(1); n < proto.MaxNews; n++ {
-		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if err != nil {
-			break // ErrMsgNotFound: no more
-		}
-		out := nats.NewMsg(m.Reply)
-		out.Data = msg.Data
-		out.Header.Set(proto.HeaderSubject, msg.Subject)
-		s.r.nc.PublishMsg(out)
-		seq = msg.Sequence + 1
+	batch := make([]fetchedMsg, len(msgs))
+	for i, dm := range msgs {
+		batch[i] = fetchedMsg{data: dm.data, subject: dm.subject}
 	}
-	s.end(m, n)
+	s.send(m, batch)
 	return nil
-}
-
-func validCountryToken(cc string) bool {
-	return len(cc) == 2 && cc[0] >= 'a' && cc[0] <= 'z' && cc[1] >= 'a' && cc[1] <= 'z'
 }
 
 // directory answers with one chunk of the signed directory the relay

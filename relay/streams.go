@@ -14,15 +14,19 @@ import (
 // streamSpec is one of the streams of DESIGN.md "Subjects and streams".
 type streamSpec struct {
 	name, subject, description string
+	// direct streams are read with direct gets, without consumers.
+	direct bool
+	// deletable streams let the relay delete what their reader settled.
+	deletable bool
 }
 
 var streamSpecs = []streamSpec{
-	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority"},
-	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox"},
-	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge"},
-	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country"},
-	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id"},
-	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations"},
+	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority", false, false},
+	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox", true, true},
+	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge", false, false},
+	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false},
+	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", false, false},
+	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", false, false},
 }
 
 // streamConfig is the JetStream configuration of spec under the relay's
@@ -45,9 +49,12 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 		Replicas:    s.Replicas,
 		// Clients have no right to the stream API; deny deletes and
 		// purges at the stream level too, so a compromised client
-		// credential cannot erase what was acknowledged.
-		DenyDelete: true,
-		DenyPurge:  true,
+		// credential cannot erase what was acknowledged. The mailbox is
+		// the exception: the relay deletes a reply once its owner has
+		// settled it, so a seized relay holds only unread replies.
+		DenyDelete:  !spec.deletable,
+		DenyPurge:   true,
+		AllowDirect: spec.direct,
 	}
 }
 

@@ -332,7 +332,7 @@ func cmdMission(ts *testscript.TestScript, neg bool, args []string) {
 		var got []*client.Received
 		drain := func() {
 			for {
-				rs, err := cl.Alerts(ctx, client.FetchOptions{})
+				rs, err := receiveAlerts(ctx, cl, client.FetchOptions{})
 				ts.Check(err)
 				if len(rs) == 0 {
 					return
@@ -349,7 +349,7 @@ func cmdMission(ts *testscript.TestScript, neg bool, args []string) {
 				pending += n
 			}
 			if pending > 0 {
-				rs, err := cl.Alerts(ctx, client.FetchOptions{Wait: 3 * time.Second})
+				rs, err := receiveAlerts(ctx, cl, client.FetchOptions{Wait: 3 * time.Second})
 				ts.Check(err)
 				got = append(got, rs...)
 				drain()
@@ -451,4 +451,18 @@ func describeReceived(r *client.Received) string {
 		}
 	}
 	return b.String()
+}
+
+// receiveAlerts receives one batch of a mission's alerts into memory (the
+// script's mission keeps nothing).
+func receiveAlerts(ctx context.Context, cl *client.Client, o client.FetchOptions) ([]*client.Received, error) {
+	var out []*client.Received
+	b, err := cl.ReceiveAlerts(ctx, o, func(_ context.Context, r *client.Received) error {
+		out = append(out, r)
+		return nil
+	})
+	if err == nil {
+		err = b.Err
+	}
+	return out, err
 }

@@ -23,6 +23,9 @@ type FetchOptions struct {
 	// Wait is how long the relay may wait for the first message; 0
 	// returns what is there now.
 	Wait time.Duration
+	// After is a mailbox reader's cursor: only messages stored after this
+	// sequence are returned (see proto.FetchRequest).
+	After uint64
 }
 
 func (o FetchOptions) normal() FetchOptions {
@@ -44,6 +47,9 @@ type Fetched struct {
 	Settle string
 	// Subject is the stream subject it was stored under.
 	Subject string
+	// Seq is a mailbox message's stream sequence, for the reader's
+	// cursor; 0 for other sources.
+	Seq uint64
 }
 
 // answerGrace is how long a relay may take to answer beyond the wait it
@@ -62,7 +68,7 @@ const maxMessage = envelope.MaxSize
 // envelope, or an answer that is neither.
 func (c *Conn) Fetch(ctx context.Context, src proto.Source, o FetchOptions) ([]Fetched, error) {
 	o = o.normal()
-	body, _ := json.Marshal(proto.FetchRequest{Max: o.Max, MaxBytes: o.MaxBytes, WaitMS: int(o.Wait / time.Millisecond)})
+	body, _ := json.Marshal(proto.FetchRequest{Max: o.Max, MaxBytes: o.MaxBytes, WaitMS: int(o.Wait / time.Millisecond), After: o.After})
 	return c.batch(ctx, proto.FetchTarget(src), body, o)
 }
 
@@ -123,7 +129,13 @@ func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOpt
 			case size > o.MaxBytes+maxMessage:
 				return nil, fmt.Errorf("%w: more than the %d bytes asked for", ErrHostile, o.MaxBytes)
 			}
-			out = append(out, Fetched{Data: m.Data, Settle: m.Header.Get(proto.HeaderSettle), Subject: m.Header.Get(proto.HeaderSubject)})
+			f := Fetched{Data: m.Data, Settle: m.Header.Get(proto.HeaderSettle), Subject: m.Header.Get(proto.HeaderSubject)}
+			if s := m.Header.Get(proto.HeaderSeq); s != "" {
+				if f.Seq, err = strconv.ParseUint(s, 10, 64); err != nil || f.Seq <= o.After {
+					return nil, fmt.Errorf("%w: a mailbox message with sequence %q, asked for after %d", ErrHostile, s, o.After)
+				}
+			}
+			out = append(out, f)
 		default:
 			r, err := proto.ParseSvcReply(m.Data)
 			if err == nil {

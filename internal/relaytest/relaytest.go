@@ -6,11 +6,9 @@ package relaytest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Config returns a relay config for a test: loopback, random ports,
@@ -119,18 +119,21 @@ func (w *World) Configure(cfg *relay.Config) {
 	cfg.Directory = &relay.DirectoryConfig{File: w.DirFile, RootFingerprint: w.Root.Public().Fingerprint().String()}
 }
 
-// Conn is a client connection with its NKey and mailbox.
+// Conn is a client connection with its NKey and mailbox: the raw NATS
+// connection (for tests of what the relay permits) and the project's one
+// relay connection over it (for everything a real client does).
 type Conn struct {
 	*nats.Conn
+	Relay   *relayconn.Conn
 	NKey    nkeys.KeyPair
-	Mailbox string
+	Mailbox routing.Mailbox
 	// Errs receives the connection's asynchronous errors, such as
 	// permission violations.
 	Errs chan error
 }
 
 // Connect connects to url with kp (a fresh walk-in key if nil), using the
-// inbox prefix the relay grants that key.
+// reply prefix the relay grants that key.
 func Connect(t testing.TB, url string, kp nkeys.KeyPair, opts ...nats.Option) *Conn {
 	t.Helper()
 	c, err := Dial(url, kp, opts...)
@@ -151,11 +154,11 @@ func Dial(url string, kp nkeys.KeyPair, opts ...nats.Option) (*Conn, error) {
 		}
 	}
 	pub, _ := kp.PublicKey()
-	mbox := proto.MailboxFor(pub).String()
+	mbox := proto.MailboxFor(pub)
 	errs := make(chan error, 64)
 	all := append([]nats.Option{
 		nats.Nkey(pub, kp.Sign),
-		nats.CustomInboxPrefix(proto.InboxPrefix(mbox)),
+		nats.CustomInboxPrefix(proto.ReplyPrefix(mbox)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case errs <- err:
@@ -167,63 +170,44 @@ func Dial(url string, kp nkeys.KeyPair, opts ...nats.Option) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: nc, NKey: kp, Mailbox: mbox, Errs: errs}, nil
+	return &Conn{Conn: nc, Relay: relayconn.New(nc, mbox, nil), NKey: kp, Mailbox: mbox, Errs: errs}, nil
+}
+
+func testCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
 // Publish sends data to the ingest target and returns the relay's reply.
 func (c *Conn) Publish(target string, data []byte) (*proto.Reply, error) {
-	m, err := c.Request(proto.Ingest(c.Mailbox, target), data, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return proto.ParseReply(m.Data)
+	ctx, cancel := testCtx()
+	defer cancel()
+	return c.Relay.Publish(ctx, target, data)
 }
 
 // Fetched is one message from a relay fetch service.
-type Fetched struct {
-	Data    []byte
-	Ack     string // the token to acknowledge it with
-	Subject string // the stream subject it was stored under
-}
+type Fetched = relayconn.Fetched
 
 // Fetch asks the relay's fetch service (target proto.SvcFetchMbox or
 // proto.SvcFetchAlerts(cc)) for up to max messages, waiting up to wait for
 // the first, and returns them once the batch's end marker arrives.
 func (c *Conn) Fetch(target string, max int, wait time.Duration) ([]Fetched, error) {
-	body, _ := json.Marshal(proto.FetchRequest{Max: max, WaitMS: int(wait / time.Millisecond)})
-	inbox := c.NewRespInbox()
-	sub, err := c.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
+	return c.FetchAfter(target, max, wait, 0)
+}
+
+// FetchAfter is Fetch from a mailbox cursor: only messages stored after
+// sequence after.
+func (c *Conn) FetchAfter(target string, max int, wait time.Duration, after uint64) ([]Fetched, error) {
+	svc, err := proto.ParseService(target)
+	if err != nil || svc.Name != proto.SvcFetch {
+		return nil, fmt.Errorf("relaytest: %q is not a fetch target", target)
 	}
-	defer sub.Unsubscribe()
-	sub.SetPendingLimits(-1, -1)
-	if err := c.PublishRequest(proto.Ingest(c.Mailbox, target), inbox, body); err != nil {
-		return nil, err
-	}
-	var out []Fetched
-	for {
-		m, err := sub.NextMsg(wait + 10*time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("fetch: %w", err)
-		}
-		switch {
-		case m.Header.Get(proto.HeaderEnd) != "":
-			return out, nil
-		case m.Header.Get(proto.HeaderSubject) != "":
-			out = append(out, Fetched{Data: m.Data, Ack: m.Header.Get(proto.HeaderAck), Subject: m.Header.Get(proto.HeaderSubject)})
-		default:
-			var r proto.SvcReply
-			if err := json.Unmarshal(m.Data, &r); err != nil || r.Error == nil {
-				return nil, fmt.Errorf("fetch: unexpected reply %q", m.Data)
-			}
-			return nil, r.Error
-		}
-	}
+	ctx, cancel := testCtx()
+	defer cancel()
+	return c.Relay.Fetch(ctx, svc.Source, relayconn.FetchOptions{Max: max, Wait: wait, After: after})
 }
 
 // FetchAll fetches from target until it has n messages (waiting up to 10s
-// for each batch) and acknowledges them.
+// for each batch) and settles them.
 func (c *Conn) FetchAll(target string, n int) ([]Fetched, error) {
 	var out []Fetched
 	for len(out) < n {
@@ -234,7 +218,7 @@ func (c *Conn) FetchAll(target string, n int) ([]Fetched, error) {
 		if len(got) == 0 {
 			return out, fmt.Errorf("fetched %d of %d", len(out), n)
 		}
-		if err := c.Ack(got); err != nil {
+		if err := c.Settle(got); err != nil {
 			return out, err
 		}
 		out = append(out, got...)
@@ -242,31 +226,23 @@ func (c *Conn) FetchAll(target string, n int) ([]Fetched, error) {
 	return out, nil
 }
 
-// Ack acknowledges fetched messages.
-func (c *Conn) Ack(msgs []Fetched) error {
+// Settle settles fetched messages.
+func (c *Conn) Settle(msgs []Fetched) error {
 	toks := make([]string, len(msgs))
 	for i, m := range msgs {
-		toks[i] = m.Ack
+		toks[i] = m.Settle
 	}
-	_, err := c.Svc(proto.SvcAck, []byte(strings.Join(toks, "\n")))
-	return err
+	ctx, cancel := testCtx()
+	defer cancel()
+	return c.Relay.Settle(ctx, toks)
 }
 
 // Svc sends a service request and decodes its proto.SvcReply; a refusal is
 // returned as *proto.Error.
 func (c *Conn) Svc(target string, body []byte) (*proto.SvcReply, error) {
-	m, err := c.Request(proto.Ingest(c.Mailbox, target), body, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	var r proto.SvcReply
-	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return nil, fmt.Errorf("reply %q: %w", m.Data, err)
-	}
-	if r.Error != nil {
-		return &r, r.Error
-	}
-	return &r, nil
+	ctx, cancel := testCtx()
+	defer cancel()
+	return c.Relay.Call(ctx, target, body)
 }
 
 // ConnectAs connects with the NKey of the world's keyring id (a mission,

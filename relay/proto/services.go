@@ -147,6 +147,12 @@ type FetchRequest struct {
 	// WaitMS is how long to wait for the first message, at most
 	// MaxFetchWait; 0 returns what is there now.
 	WaitMS int `json:"wait_ms"`
+	// After, for a mailbox, is the reader's cursor: only messages stored
+	// after this stream sequence are returned. A reader keeps it for as
+	// long as it runs, so a message it could not keep (and did not settle)
+	// is not offered to it again at once; a reader that starts over sends
+	// 0 and is offered everything unsettled.
+	After uint64 `json:"after,omitempty"`
 }
 
 // Limits of the read services.
@@ -169,6 +175,7 @@ const (
 	HeaderSettle  = "Beacon-Settle"  // the token to settle this message with
 	HeaderSubject = "Beacon-Subject" // the stream subject it was stored under
 	HeaderEnd     = "Beacon-End"     // on the empty message that ends a batch: the count
+	HeaderSeq     = "Beacon-Seq"     // a mailbox message's stream sequence, for the reader's cursor
 )
 
 // A mailbox message is settled with its stream sequence: the relay checks

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/routing"
+)
+
+// Received is a message opened, authenticated and decoded.
+type Received struct {
+	ID     routing.ID
+	Header envelope.Header
+	// Sender is the authenticated author. For a defender's message it is
+	// the defender's identity, known only to the recipients.
+	Sender *keys.PublicIdentity
+	// From is the sender's directory id, or "" for a defender.
+	From string
+	// FromRole is the sender's role: defender unless the directory says
+	// otherwise.
+	FromRole keys.Role
+	Auth     envelope.Auth
+	Message  message.Message
+	// Case is the id of the case the message belongs to: its own id for
+	// an alert or request, the id it refers to otherwise.
+	Case routing.ID
+}
+
+// Reasons a fetched envelope is dropped, for the log (never with content).
+var (
+	errReplay     = errors.New("already delivered")
+	errTooOld     = errors.New("created before the seen-set's memory")
+	errUnverified = errors.New("not signed by an institution in the directory")
+)
+
+// seenRetention is how long an id stays in the seen-set. The relay keeps
+// envelopes for 30 days by default; a client refuses anything created
+// longer ago than this, so an id it has forgotten can never be replayed.
+const seenRetention = 90 * 24 * time.Hour
+
+// open opens one envelope addressed to this client and checks who wrote
+// it. It does not consult the seen-set.
+func (c *Client) open(data []byte) (*Received, error) {
+	if len(data) > envelope.MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes", envelope.ErrTooLarge, len(data))
+	}
+	o, err := envelope.Open(data, c.id, c.cfg.Keyring.InboxKeys()...)
+	if err != nil {
+		return nil, err
+	}
+	if o.Header.Created.Before(c.clock.Now().Add(-seenRetention)) {
+		return nil, errTooOld
+	}
+	r := &Received{ID: o.Header.ID, Header: o.Header, Sender: o.Sender, Auth: o.Auth, FromRole: keys.RoleDefender, Case: o.Header.ID}
+	if d, err := c.Directory(); err == nil {
+		r.From, r.FromRole = lookup(d, o.Sender)
+	}
+	// Institutions sign; a defender's writing is deniable. A mailbox only
+	// takes what an institution in the directory signed, so a stranger
+	// cannot pose as a mission to a defender.
+	if c.role == keys.RoleDefender && (o.Auth != envelope.Signed || r.From == "") {
+		return nil, errUnverified
+	}
+	if r.FromRole != keys.RoleDefender && o.Auth != envelope.Signed {
+		return nil, errUnverified
+	}
+	if r.Message, err = message.Unmarshal(o.Body); err != nil {
+		return nil, err
+	}
+	if ref, ok := refOf(r.Message); ok {
+		r.Case = ref
+	}
+	return r, nil
+}
+
+// lookup finds an identity in the directory.
+func lookup(d *keys.Directory, id *keys.PublicIdentity) (string, keys.Role) {
+	for _, m := range d.Missions {
+		if m.Identity.Equal(id) {
+			return m.ID, keys.RoleMission
+		}
+	}
+	for _, p := range d.Partners {
+		if p.Identity.Equal(id) {
+			return p.ID, keys.RolePartner
+		}
+	}
+	for _, b := range d.Bridges {
+		if b.Identity.Equal(id) {
+			return b.ID, keys.RoleBridge
+		}
+	}
+	return "", keys.RoleDefender
+}
+
+// refOf returns the case a message refers to.
+func refOf(m message.Message) (routing.ID, bool) {
+	switch m := m.(type) {
+	case *message.Update:
+		return m.Ref, true
+	case *message.Cancel:
+		return m.Ref, true
+	case *message.Ack:
+		return m.Ref, true
+	case *message.Reply:
+		return m.Ref, true
+	case *message.Receipt:
+		return m.Ref, true
+	}
+	return routing.ID{}, false
+}
+
+// Summarize renders a message as one line, as a case thread shows it.
+func Summarize(m message.Message) string {
+	switch m := m.(type) {
+	case *message.Alert:
+		return fmt.Sprintf("[%s/%s] %s", m.Priority, m.Category, m.Summary)
+	case *message.Update:
+		return m.Text
+	case *message.Cancel:
+		return strings.TrimSpace(fmt.Sprintf("cancelled (%s) %s", m.Reason, m.Text))
+	case *message.MeetingRequest:
+		return "meeting request: " + m.Purpose
+	case *message.ObservationRequest:
+		return fmt.Sprintf("trial observation: %s, %s", m.Court, m.Case)
+	case *message.Ack:
+		s := "acknowledged by " + m.By
+		if m.NextStep != "" {
+			s += "; next: " + m.NextStep
+		}
+		return s
+	case *message.Reply:
+		return m.Text
+	case *message.Receipt:
+		return fmt.Sprintf("stored at partner %s at %s", m.Partner, m.StoredAt.Format(time.RFC3339))
+	case *message.Broadcast:
+		return m.Title
+	}
+	return string(m.Kind())
+}

@@ -1,0 +1,217 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hrdbeacon/beacon/internal/relayconn"
+	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
+)
+
+// A Handler keeps one received message: it writes what it needs of r to
+// its own durable store and returns nil only once that write is durable
+// (fsynced). Only then does the client add r to its seen-set and settle
+// it with the relay; an error leaves r pending at the relay and unseen, to
+// be received again later.
+//
+// A crash after the handler's write and before the seen-set's hands r to
+// the handler again after a restart, so a handler must be idempotent on
+// r.ID: keeping the same message twice must leave its store as keeping it
+// once. A handler runs on the caller's goroutine, one message at a time,
+// in the order the relay stored them.
+type Handler func(ctx context.Context, r *Received) error
+
+// FetchOptions bound one receive.
+type FetchOptions struct {
+	// Max is the most messages to take (default 256).
+	Max int
+	// Wait is how long to wait for the first message; 0 returns what is
+	// there now.
+	Wait time.Duration
+}
+
+// A Batch says what became of one receive.
+type Batch struct {
+	// Handled messages were kept by the handler, are in the seen-set and
+	// settled.
+	Handled int
+	// Dropped messages were not for this client, not authentic, or
+	// already seen; they are settled so the relay stops offering them.
+	Dropped int
+	// Failed messages were refused by the handler: unseen, unsettled,
+	// offered again later. Err is the first handler error.
+	Failed int
+	Err    error
+}
+
+// ReceiveMailbox reads one batch from the client's mailbox (acks, replies,
+// receipts from institutions) and hands each new message to h.
+func (c *Client) ReceiveMailbox(ctx context.Context, o FetchOptions, h Handler) (Batch, error) {
+	return c.receive(ctx, proto.MailboxSource, o, h)
+}
+
+// Inbox receives a batch from the mailbox into the client's own case
+// threads ([Client.Cases]) and returns what it received. The cases are
+// the durable store: a message is settled only once it is recorded.
+func (c *Client) Inbox(ctx context.Context, o FetchOptions) ([]*Received, error) {
+	var out []*Received
+	b, err := c.ReceiveMailbox(ctx, o, func(ctx context.Context, r *Received) error {
+		if err := c.recordReceived(r); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err == nil {
+		err = b.Err
+	}
+	return out, err
+}
+
+// receive is the two-phase receive: fetch a batch, open each message,
+// hand the new ones to h, record the handled ones in the seen-set, and
+// only then settle them (and the dropped ones) with the relay.
+func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, h Handler) (Batch, error) {
+	if c.closed() {
+		return Batch{}, ErrClosed
+	}
+	if err := c.conn.WaitConnected(ctx); err != nil {
+		return Batch{}, err
+	}
+	fo := relayconn.FetchOptions{Max: o.Max, Wait: o.Wait}
+	if !src.Alerts {
+		c.cursorMu.Lock()
+		fo.After = c.cursor
+		c.cursorMu.Unlock()
+	}
+	msgs, err := c.conn.Fetch(ctx, src, fo)
+	if err != nil {
+		return Batch{}, err
+	}
+	opened, errs := c.openAll(msgs)
+
+	var b Batch
+	var settle []string
+	var keep []routing.ID
+	inBatch := map[routing.ID]bool{}
+	var lastSeq uint64
+	for i, m := range msgs {
+		lastSeq = max(lastSeq, m.Seq)
+		r, err := opened[i], errs[i]
+		if err == nil && inBatch[r.ID] {
+			err = errReplay
+		}
+		if err == nil {
+			var seen bool
+			if err := c.st.Do(func() error {
+				if err := c.seen.Sync(); err != nil {
+					return err
+				}
+				seen = c.seen.Has(r.ID)
+				return nil
+			}); err != nil {
+				return b, err // nothing settled: everything is offered again
+			}
+			if seen {
+				err = errReplay
+			}
+		}
+		if err != nil {
+			c.log.Info("dropped a message", "source", kindOf(src), "reason", err)
+			b.Dropped++
+			settle = append(settle, m.Settle)
+			continue
+		}
+		inBatch[r.ID] = true
+		if herr := h(ctx, r); herr != nil {
+			b.Failed++
+			if b.Err == nil {
+				b.Err = fmt.Errorf("keeping a received message: %w", herr)
+			}
+			continue
+		}
+		b.Handled++
+		keep = append(keep, r.ID)
+		settle = append(settle, m.Settle)
+	}
+	if len(keep) > 0 {
+		if err := c.st.Do(func() error {
+			if err := c.seen.Sync(); err != nil {
+				return err
+			}
+			return c.seen.Add(keep...)
+		}); err != nil {
+			// Not settled: the relay offers them again and the handler,
+			// being idempotent, keeps them once.
+			return b, err
+		}
+	}
+	if lastSeq > 0 {
+		c.cursorMu.Lock()
+		c.cursor = max(c.cursor, lastSeq)
+		c.cursorMu.Unlock()
+	}
+	if len(settle) > 0 {
+		// A lost settle only means the relay offers them again, which the
+		// seen-set drops.
+		if err := c.conn.Settle(ctx, settle); err != nil {
+			c.log.Info("settling with the relay", "err", err)
+		}
+	}
+	return b, nil
+}
+
+// RewindMailbox makes the next mailbox receive start from the oldest
+// unsettled message again, so that messages a handler refused are offered
+// once more.
+func (c *Client) RewindMailbox() {
+	c.cursorMu.Lock()
+	c.cursor = 0
+	c.cursorMu.Unlock()
+}
+
+// openAll opens a batch. Opening is the costly step (a KEM decapsulation
+// per stanza tried), so it is spread over the cores.
+func (c *Client) openAll(msgs []relayconn.Fetched) ([]*Received, []error) {
+	opened := make([]*Received, len(msgs))
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(len(msgs), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(msgs); i = int(next.Add(1) - 1) {
+				opened[i], errs[i] = c.open(msgs[i].Data)
+			}
+		})
+	}
+	wg.Wait()
+	return opened, errs
+}
+
+// kindOf names a source in log lines without naming a mailbox.
+func kindOf(src proto.Source) string {
+	if src.Alerts {
+		return "alerts"
+	}
+	return "mailbox"
+}
+
+// isTransient reports whether err is worth retrying unchanged: the relay
+// was unreachable, busy, or its storage failed.
+func isTransient(err error) bool {
+	var t *transientError
+	if errors.As(err, &t) {
+		return true
+	}
+	var perr *proto.Error
+	if errors.As(err, &perr) {
+		return perr.Code.Retryable()
+	}
+	return errors.Is(err, relayconn.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded)
+}
