@@ -25,21 +25,36 @@
 // consent to share, a second envelope to the partner governments) and
 // deliver it. If the relay cannot take it now, the sealed envelope goes to
 // the encrypted outbox and is delivered when the relay is back — the
-// result says Queued, which is not a failure. [Client.Inbox] reads the
-// mailbox: acks, replies and receipts, accepted only when an institution
-// in the directory signed them; [Client.Cases] shows them as threads.
+// result says Queued, which is not a failure. A message the relay refuses
+// for good stays in the outbox, marked refused with the reason
+// ([Client.Outbox]). [Client.Inbox] reads the mailbox into the case
+// threads: acks, replies and receipts, accepted only when an institution
+// in the directory signed them; [Client.Cases] shows them.
 //
 // # Missions
 //
-// [Client.Alerts] reads what defenders sent to the mission's countries,
-// [Client.Acknowledge] and [Client.Reply] answer in the case thread, signed,
-// and [Client.Broadcast] publishes to everyone in a country.
+// [Client.ReceiveAlerts] reads what defenders sent to the mission's
+// countries and hands each message to the mission's own [Handler];
+// [Client.Acknowledge] and [Client.Reply] answer in the case thread,
+// signed, and [Client.Broadcast] publishes to everyone in a country.
 //
-// # Delivery guarantees
+// # Delivery guarantees: the two-phase receive
 //
 // Every received message is opened and authenticated, dropped if its id is
-// in the persistent seen-set, recorded, and only then acknowledged to the
-// relay: a crash delivers it again rather than losing it, and the seen-set
-// makes it show once. The relay's dedup on the message id makes a resend of
-// a queued message after a lost reply store it once.
+// in the persistent seen-set, and otherwise handed to a [Handler], which
+// keeps it in its own store. Only once the handler returned nil — and so
+// what it wrote is durable — is the id added to the seen-set (fsynced)
+// and the message settled with the relay. A handler that fails leaves the
+// message pending at the relay and unseen: it is offered again later. A
+// crash at any point delivers the message again rather than losing it,
+// and the seen-set (with a handler idempotent on the message id) makes it
+// show once. The relay's dedup on the message id makes a resend of a
+// queued message after a lost reply store it once.
+//
+// # State on the device
+//
+// Everything the client keeps is in package internal/state, encrypted
+// under a key derived from the identity; several processes (a defender's
+// `beacon watch` and a `beacon alert` in another shell) may use one state
+// directory at once.
 package client

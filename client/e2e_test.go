@@ -28,7 +28,10 @@ type world struct {
 	gate, wsGate *gate
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld with the relay's config adjusted by tweak.
+func newWorldWith(t *testing.T, tweak func(*relay.Config)) *world {
 	t.Helper()
 	w := relaytest.NewWorld(t,
 		relaytest.MissionSpec{ID: "nl-kampala", Countries: []string{"ug"}},
@@ -36,6 +39,9 @@ func newWorld(t *testing.T) *world {
 		relaytest.MissionSpec{ID: "de-nairobi", Countries: []string{"ke"}})
 	cfg := relaytest.Config(t)
 	w.Configure(cfg)
+	if tweak != nil {
+		tweak(cfg)
+	}
 	return &world{World: w, relay: relaytest.Start(t, cfg), cfg: cfg}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
 
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/envelope"
@@ -30,60 +30,11 @@ import (
 
 // TestMain fails the package if goroutines outlive the tests: every client
 // and relay a test starts must be stopped by its cleanup.
-//
-// go.uber.org/goleak is in go.sum but not required by go.mod, so it cannot
-// be imported without changing go.mod; leakCheck does the same job.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := leakCheck(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if runChild() {
+		return
 	}
-	os.Exit(code)
-}
-
-// leakCheck reports goroutines other than the runtime's and the test
-// binary's own. Goroutines end asynchronously after Close and Shutdown
-// return, so it retries for a while before failing, as goleak does; there
-// is no event to wait on for "this goroutine has returned".
-func leakCheck() error {
-	var leaked []string
-	deadline := time.Now().Add(10 * time.Second)
-	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		leaked = leaked[:0]
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if !benignGoroutine(g) {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leaked goroutines:\n\n%s", strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(delay)
-	}
-}
-
-func benignGoroutine(stack string) bool {
-	for _, s := range []string{
-		"github.com/hrdbeacon/beacon/client_test.leakCheck", // this goroutine
-		"testing.(*M).", // the test runner
-		"testing.runTests",
-		"os/signal.signal_recv",
-		"runtime.ensureSigM",
-		"runtime.goexit0",
-	} {
-		if strings.Contains(stack, s) {
-			return true
-		}
-	}
-	return strings.TrimSpace(stack) == ""
+	goleak.VerifyTestMain(m)
 }
 
 // usedPorts are the fixed ports handed out in this process, so parallel

@@ -32,6 +32,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
@@ -45,11 +46,14 @@ import (
 // from.
 const childEnv = "BEACON_TEST_RELAY_CONFIG"
 
+// TestMain runs a child relay when asked to, and otherwise the tests,
+// failing the package if goroutines outlive them: every relay and
+// connection a test starts must be stopped by its cleanup.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(runChildRelay(path))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // runChildRelay is the child side: it runs a relay from the config at path,
