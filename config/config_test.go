@@ -17,7 +17,7 @@ import (
 type testConf struct {
 	Name    string `yaml:"name"`
 	Storage struct {
-		Retention time.Duration     `yaml:"retention"`
+		Retention time.Duration   `yaml:"retention"`
 		Size      config.ByteSize `yaml:"size"`
 	} `yaml:"storage"`
 	Cluster struct {
