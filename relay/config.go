@@ -249,9 +249,13 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 
 func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 	var c Config
+	base := filepath.Dir(file)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
 	prepare := func() {
 		c.applyDefaults()
-		c.resolvePaths(filepath.Dir(file))
+		c.resolvePaths(base)
 	}
 	var src *config.Source
 	var err error
