@@ -80,4 +80,3 @@ func (c *relayCmd) Run(e *env) error {
 	}
 	return nil
 }
-
