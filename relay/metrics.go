@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -162,7 +164,9 @@ func (r *Relay) startHTTP() error {
 		ln = tls.NewListener(ln, tc)
 	}
 	r.httpLn = ln
-	r.http = &http.Server{Handler: r.monitorHandler(), ReadHeaderTimeout: 5 * time.Second}
+	r.http = &http.Server{Handler: r.monitorHandler(), ReadHeaderTimeout: 5 * time.Second,
+		// net/http logs failed handshakes with the peer's address.
+		ErrorLog: log.New(redactedLog{r.log.With("component", "monitor")}, "", 0)}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -171,6 +175,15 @@ func (r *Relay) startHTTP() error {
 		}
 	}()
 	return nil
+}
+
+// redactedLog writes net/http's log lines to slog, with addresses, keys
+// and mailboxes redacted as the server's own lines are.
+type redactedLog struct{ l *slog.Logger }
+
+func (w redactedLog) Write(p []byte) (int, error) {
+	w.l.Warn(redact(strings.TrimSpace(string(p))))
+	return len(p), nil
 }
 
 // Query parameters the monitor passes on to nats-server's handlers; any

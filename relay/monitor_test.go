@@ -2,11 +2,14 @@ package relay_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,4 +172,52 @@ func TestShutdownReportsFailures(t *testing.T) {
 		t.Fatalf("the data directory was not released: %v", err)
 	}
 	r2.Shutdown(ctx)
+}
+
+// TestMonitorTLS: with monitor_tls the monitor serves HTTPS, and only to a
+// client presenting a certificate its CA signed.
+func TestMonitorTLS(t *testing.T) {
+	t.Parallel()
+	pki := newPKI(t)
+	cert, key := pki.valid(t, "monitor")
+	cfg := relaytest.Config(t)
+	cfg.Monitor = "127.0.0.1:0"
+	cfg.MonitorTLS = &relay.MutualTLSConfig{Cert: cert, Key: key, CA: pki.CAFile}
+	r := relaytest.Start(t, cfg)
+
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(pki.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	get := func(certFile, keyFile string) (int, error) {
+		tc := &tls.Config{RootCAs: pool}
+		if certFile != "" {
+			kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{kp}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("https://" + r.MonitorAddr() + "/healthz")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	scraper, scraperKey := pki.valid(t, "scraper")
+	if code, err := get(scraper, scraperKey); err != nil || code != http.StatusOK {
+		t.Fatalf("scraper with the CA's certificate: %d %v", code, err)
+	}
+	other, otherKey := newPKI(t).valid(t, "other")
+	for name, files := range map[string][2]string{"no certificate": {}, "another CA's certificate": {other, otherKey}} {
+		if code, err := get(files[0], files[1]); err == nil {
+			t.Errorf("%s: %d, want the TLS handshake refused", name, code)
+		}
+	}
+	if resp, err := http.Get("http://" + r.MonitorAddr() + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+		resp.Body.Close()
+		t.Errorf("plain HTTP served")
+	}
 }
