@@ -39,12 +39,12 @@ func Check(cfg *Config) error {
 	}
 	var errs config.Errors
 	now := time.Now()
-	var seen *keys.Seen
+	var seen *keys.DirVersion
 	if st, err := os.Stat(cfg.DataDir); err == nil && !st.IsDir() {
 		errs.Add("data_dir", "%s is not a directory", cfg.DataDir)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs.AddErr("data_dir", err)
-	} else if seen, err = readSeen(seenPath(cfg.DataDir)); err != nil {
+	} else if seen, err = readServedVersion(cfg.DataDir); err != nil {
 		errs.AddErr("data_dir", err)
 	}
 	if dc := cfg.Directory; dc != nil {
@@ -88,7 +88,7 @@ func CheckFile(path string) error {
 // loadDirectory reads the directory file dc names and verifies it against
 // the pinned root at now, and against seen, the newest version already
 // served (nil for none).
-func loadDirectory(dc *DirectoryConfig, now time.Time, seen *keys.Seen) (*keys.Directory, error) {
+func loadDirectory(dc *DirectoryConfig, now time.Time, seen *keys.DirVersion) (*keys.Directory, error) {
 	fp, err := keys.ParseFingerprint(dc.RootFingerprint)
 	if err != nil {
 		return nil, err
@@ -104,9 +104,27 @@ func loadDirectory(dc *DirectoryConfig, now time.Time, seen *keys.Seen) (*keys.D
 	return d, nil
 }
 
-// seenPath is where a data directory records the newest directory version
-// it has served.
-func seenPath(dataDir string) string { return filepath.Join(dataDir, "directory.seen") }
+// servedVersionFile is where a data directory records the newest
+// directory version it has served, as keys.DirVersion's text.
+const servedVersionFile = "directory.seen"
+
+// readServedVersion reads the newest directory version the data directory
+// has served, or nil if it has served none.
+func readServedVersion(dataDir string) (*keys.DirVersion, error) {
+	path := filepath.Join(dataDir, servedVersionFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := keys.ParseDirVersion(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", path, err)
+	}
+	return &v, nil
+}
 
 // readDirectoryFile reads at most one byte more than a directory may hold:
 // VerifyDirectory refuses an oversized file without all of it being read.
