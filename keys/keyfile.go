@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/renameio/v2"
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -322,33 +323,25 @@ func readPrivateFile(path string) ([]byte, error) {
 // renames it over path, then syncs the directory, so that path holds either
 // the old contents or the new, never a mix. Without overwrite it fails if
 // path exists, checked atomically (a hard link, not a stat then a rename).
+//
+// The temporary file is github.com/google/renameio's: created with O_EXCL
+// and exactly perm (the umask does not apply), synced before the rename,
+// removed on any failure. renameio has no way to refuse an existing path
+// and does not sync the directory; both are done here.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode, overwrite bool) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	t, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(perm))
 	if err != nil {
 		return err
 	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	defer t.Cleanup() // a no-op once the file is in place
+	if _, err := t.Write(data); err != nil {
 		return err
 	}
 	if overwrite {
-		err = os.Rename(name, path)
-	} else if err = os.Link(name, path); errors.Is(err, fs.ErrExist) {
-		err = &fs.PathError{Op: "refusing to overwrite", Path: path, Err: fs.ErrExist}
+		err = t.CloseAtomicallyReplace()
+	} else {
+		err = linkPending(t, path)
 	}
 	if err != nil {
 		return err
@@ -358,4 +351,17 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode, overwrite bool)
 		d.Close()
 	}
 	return nil
+}
+
+// linkPending syncs t and links it at path, failing if path exists. The
+// deferred Cleanup then removes the temporary name.
+func linkPending(t *renameio.PendingFile, path string) error {
+	if err := t.Sync(); err != nil {
+		return err
+	}
+	err := os.Link(t.Name(), path)
+	if errors.Is(err, fs.ErrExist) {
+		return &fs.PathError{Op: "refusing to overwrite", Path: path, Err: fs.ErrExist}
+	}
+	return err
 }

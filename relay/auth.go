@@ -2,10 +2,7 @@ package relay
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -75,14 +72,6 @@ func (a *authenticator) reload() (map[string]bool, error) {
 	byNKey := map[string]*principal{}
 	var dir *keys.Directory
 	if dc := a.cfg.Directory; dc != nil {
-		fp, err := keys.ParseFingerprint(dc.RootFingerprint)
-		if err != nil {
-			return nil, err
-		}
-		data, err := os.ReadFile(dc.File)
-		if err != nil {
-			return nil, fmt.Errorf("relay: directory: %w", err)
-		}
 		a.mu.RLock()
 		var prev *keys.DirVersion
 		if a.dir != nil {
@@ -90,17 +79,20 @@ func (a *authenticator) reload() (map[string]bool, error) {
 			prev = &v
 		}
 		a.mu.RUnlock()
+		var err error
 		if prev == nil {
 			// The newest version this data directory has served survives
 			// restarts, so an older file cannot be slipped in later.
-			if prev, err = readDirVersion(a.versionPath()); err != nil {
-				return nil, err
+			if prev, err = readServedVersion(a.cfg.DataDir); err != nil {
+				return nil, fmt.Errorf("relay: %w", err)
 			}
 		}
-		if dir, err = keys.VerifyDirectory(data, fp, a.clock.Now(), prev); err != nil {
-			return nil, fmt.Errorf("relay: directory %s: %w", dc.File, err)
+		// The same reading and verification as Check's.
+		if dir, err = loadDirectory(dc, a.clock.Now(), prev); err != nil {
+			return nil, fmt.Errorf("relay: directory %w", err)
 		}
-		if err := keys.WriteFileAtomic(a.versionPath(), []byte(dir.Version().String()+"\n"), 0o600, true); err != nil {
+		path := filepath.Join(a.cfg.DataDir, servedVersionFile)
+		if err := keys.WriteFileAtomic(path, []byte(dir.Version().String()+"\n"), 0o600, true); err != nil {
 			return nil, err
 		}
 		for _, m := range dir.Missions {
@@ -133,28 +125,6 @@ func (a *authenticator) reload() (map[string]bool, error) {
 	a.dir, a.byNKey, a.byMbox = dir, byNKey, byMbox
 	a.mu.Unlock()
 	return changed, nil
-}
-
-// versionPath is where the data directory remembers the newest directory
-// version it served.
-func (a *authenticator) versionPath() string {
-	return filepath.Join(a.cfg.DataDir, "directory.version")
-}
-
-// readDirVersion reads the version file; a missing file is nil.
-func readDirVersion(path string) (*keys.DirVersion, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	v, err := keys.ParseDirVersion(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("relay: %s is damaged: %w", path, err)
-	}
-	return &v, nil
 }
 
 func (a *authenticator) serial() uint64 {

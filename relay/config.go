@@ -11,13 +11,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hrdbeacon/beacon/config"
 	"github.com/hrdbeacon/beacon/envelope"
-	"github.com/hrdbeacon/beacon/internal/yamlconf"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
-// Config is a relay's configuration, as read from YAML by [LoadConfig].
-// Every field is documented in configs/relay.yaml.
+// Config is a relay's configuration, as read from YAML by [LoadConfig] or
+// built in code. It is a plain struct: [Config.Validate] checks it (and
+// [New] calls Validate), [Check] also reads the files it names. Every field
+// is documented in configs/relay.yaml.
+//
+// # Where TLS is required
+//
+// A listener that binds anything but loopback (127.0.0.0/8, ::1 or
+// "localhost") must say how it is protected:
+//
+//   - listen, the NATS client port: tls.
+//   - websocket: tls, or no_tls: true when a proxy in front terminates TLS
+//     (no_tls is always an explicit statement, on loopback too).
+//   - monitor: monitor_tls with a ca; scrapers present a client
+//     certificate signed by it. The metrics count alerts per country and
+//     priority, which is not for whoever reaches the port.
+//   - cluster.listen: cluster.tls with a ca; nodes authenticate each other
+//     with certificates signed by it. Plain routes are not authenticated:
+//     anyone who reaches the port could join the cluster.
 type Config struct {
 	// ServerName names this node; unique within a cluster.
 	ServerName string `yaml:"server_name"`
@@ -28,9 +45,12 @@ type Config struct {
 	// WebSocket is an optional second listener speaking NATS over
 	// WebSocket, for clients that can only get HTTPS through.
 	WebSocket *WebSocketConfig `yaml:"websocket"`
-	// Monitor is the address of the HTTP endpoint serving /metrics and
-	// /healthz; empty for none.
+	// Monitor is the address of the HTTP endpoint serving /metrics,
+	// /healthz, /varz and /jsz; empty for none.
 	Monitor string `yaml:"monitor"`
+	// MonitorTLS makes the monitor serve HTTPS to clients holding a
+	// certificate signed by its CA. Required off loopback.
+	MonitorTLS *MutualTLSConfig `yaml:"monitor_tls"`
 	// DataDir holds JetStream's storage and the lock file.
 	DataDir string `yaml:"data_dir"`
 	// Directory is the signed directory that says who is a mission, a
@@ -47,6 +67,14 @@ type Config struct {
 type TLSConfig struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// MutualTLSConfig is a certificate and key, and the CA whose certificates
+// the other side must present: both ends authenticate.
+type MutualTLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
 }
 
 // WebSocketConfig configures the WebSocket listener.
@@ -88,9 +116,9 @@ type StorageConfig struct {
 	Retention time.Duration `yaml:"retention"`
 	// MaxBytes is each stream's size limit. A full stream refuses new
 	// messages (the publisher is told); it never drops stored ones.
-	MaxBytes yamlconf.ByteSize `yaml:"max_bytes"`
+	MaxBytes config.ByteSize `yaml:"max_bytes"`
 	// MaxMessageSize is the largest message the relay accepts.
-	MaxMessageSize yamlconf.ByteSize `yaml:"max_message_size"`
+	MaxMessageSize config.ByteSize `yaml:"max_message_size"`
 	// DedupWindow is how long message ids are remembered to drop
 	// duplicates; it is also the freshness window: an envelope created
 	// longer ago than this is refused as stale.
@@ -128,6 +156,8 @@ type ClusterConfig struct {
 	Name   string   `yaml:"name"`
 	Listen string   `yaml:"listen"`
 	Routes []string `yaml:"routes"`
+	// TLS authenticates the nodes to each other. Required off loopback.
+	TLS *MutualTLSConfig `yaml:"tls"`
 }
 
 // LogConfig sets logging.
@@ -208,31 +238,48 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// LoadConfig reads and validates a relay config file. Paths in it may
-// start with "~/" (the user's home) or be relative to the file. It reports every
-// problem at once, each with its line and field.
+// LoadConfig reads a relay config file: strict decoding, defaults, paths
+// made absolute (they may start with "~/" for the user's home, or be
+// relative to the file), then [Config.Validate]. It reports every problem
+// at once, each as a [config.Error] with its file, line and field.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseConfig(path, data)
+	c, _, err := loadConfig(path, nil)
+	return c, err
 }
 
 // ParseConfig is LoadConfig on bytes already read; file names them in
-// errors. Relative paths in the config are taken relative to the file.
+// errors, and relative paths in the config are taken relative to it.
 func ParseConfig(file string, data []byte) (*Config, error) {
+	c, _, err := loadConfig(file, data)
+	return c, err
+}
+
+func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 	var c Config
-	chk, err := yamlconf.Decode(file, data, &c)
-	if chk.Fatal() {
-		return nil, err
-	}
-	c.applyDefaults()
-	c.validate(chk)
-	if err := chk.Err(); err != nil {
-		return nil, err
-	}
 	base := filepath.Dir(file)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	prepare := func() {
+		c.applyDefaults()
+		c.resolvePaths(base)
+	}
+	var src *config.Source
+	var err error
+	if data == nil {
+		src, err = config.Load(file, &c, prepare)
+	} else {
+		src, err = config.Parse(file, data, &c, prepare)
+	}
+	if err != nil {
+		return nil, src, err
+	}
+	return &c, src, nil
+}
+
+// resolvePaths makes the paths in c absolute: "~/" is the user's home,
+// anything else relative is taken relative to base.
+func (c *Config) resolvePaths(base string) {
 	home, _ := os.UserHomeDir()
 	rel := func(p *string) {
 		if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
@@ -252,7 +299,13 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			rel(&t.Key)
 		}
 	}
-	return &c, nil
+	for _, t := range []*MutualTLSConfig{c.MonitorTLS, clusterTLS(c.Cluster)} {
+		if t != nil {
+			rel(&t.Cert)
+			rel(&t.Key)
+			rel(&t.CA)
+		}
+	}
 }
 
 func wsTLS(w *WebSocketConfig) *TLSConfig {
@@ -262,67 +315,86 @@ func wsTLS(w *WebSocketConfig) *TLSConfig {
 	return w.TLS
 }
 
-func (c *Config) validate(chk *yamlconf.Checker) {
+func clusterTLS(cl *ClusterConfig) *MutualTLSConfig {
+	if cl == nil {
+		return nil
+	}
+	return cl.TLS
+}
+
+// Validate checks every field of c and returns all problems at once, as
+// [config.Errors] naming each field by its path in the YAML
+// ("storage.max_bytes", "cluster.routes[1]"). It reads no file: [Check]
+// does that too.
+func (c *Config) Validate() error {
+	var errs config.Errors
 	if c.ServerName == "" {
-		chk.Errorf("server_name", "required")
+		errs.Add("server_name", "required")
 	}
-	checkAddr(chk, "listen", c.Listen, true)
+	if checkAddr(&errs, "listen", c.Listen, true) && c.TLS == nil && !isLoopback(c.Listen) {
+		errs.Add("listen", "%s is not loopback: set tls (cert and key), clients' traffic must not cross a network in the clear", c.Listen)
+	}
 	if c.DataDir == "" {
-		chk.Errorf("data_dir", "required")
+		errs.Add("data_dir", "required")
 	}
-	checkTLS(chk, "tls", c.TLS)
+	checkTLS(&errs, "tls", c.TLS)
 	if w := c.WebSocket; w != nil {
-		checkAddr(chk, "websocket.listen", w.Listen, true)
-		checkTLS(chk, "websocket.tls", w.TLS)
+		checkAddr(&errs, "websocket.listen", w.Listen, true)
+		checkTLS(&errs, "websocket.tls", w.TLS)
 		switch {
 		case w.TLS == nil && !w.NoTLS:
-			chk.Errorf("websocket", "needs tls (cert and key), or no_tls: true behind a proxy that terminates TLS")
+			errs.Add("websocket", "needs tls (cert and key), or no_tls: true behind a proxy that terminates TLS")
 		case w.TLS != nil && w.NoTLS:
-			chk.Errorf("websocket.no_tls", "cannot be set together with tls")
+			errs.Add("websocket.no_tls", "cannot be set together with tls")
 		}
 	}
 	if c.Monitor != "" {
-		checkAddr(chk, "monitor", c.Monitor, false)
+		if checkAddr(&errs, "monitor", c.Monitor, false) && c.MonitorTLS == nil && !isLoopback(c.Monitor) {
+			errs.Add("monitor", "%s is not loopback: set monitor_tls (cert, key and the ca of the scrapers' client certificates)", c.Monitor)
+		}
+	} else if c.MonitorTLS != nil {
+		errs.Add("monitor_tls", "set without a monitor address")
 	}
+	checkMutualTLS(&errs, "monitor_tls", c.MonitorTLS)
 	if d := c.Directory; d != nil {
 		if d.File == "" {
-			chk.Errorf("directory.file", "required")
+			errs.Add("directory.file", "required")
 		}
 		if d.RootFingerprint == "" {
-			chk.Errorf("directory.root_fingerprint", "required")
+			errs.Add("directory.root_fingerprint", "required")
 		} else if _, err := keys.ParseFingerprint(d.RootFingerprint); err != nil {
-			chk.Errorf("directory.root_fingerprint", "%v", err)
+			errs.Add("directory.root_fingerprint", "%v", err)
 		}
 	}
 	s := c.Storage
 	if s.Sync != SyncAlways && s.Sync != SyncInterval {
-		chk.Errorf("storage.sync", "%q is not always or interval", s.Sync)
+		errs.Add("storage.sync", "%q is not always or interval", s.Sync)
 	}
 	if s.SyncInterval < 0 {
-		chk.Errorf("storage.sync_interval", "must be positive")
+		errs.Add("storage.sync_interval", "must be positive")
 	}
 	if s.Retention < time.Hour {
-		chk.Errorf("storage.retention", "must be at least 1h (got %s)", s.Retention)
+		errs.Add("storage.retention", "must be at least 1h (got %s)", s.Retention)
 	}
 	if s.MaxBytes < 1<<20 {
-		chk.Errorf("storage.max_bytes", "must be at least 1MiB")
+		errs.Add("storage.max_bytes", "must be at least 1MiB")
 	}
 	if s.MaxMessageSize < envelope.MaxSize {
-		chk.Errorf("storage.max_message_size", "must be at least %d bytes, the largest envelope", envelope.MaxSize)
+		errs.Add("storage.max_message_size", "must be at least %d bytes, the largest envelope", envelope.MaxSize)
 	} else if s.MaxMessageSize > 8<<20 {
-		chk.Errorf("storage.max_message_size", "must be at most 8MiB")
+		errs.Add("storage.max_message_size", "must be at most 8MiB")
 	}
 	if s.DedupWindow < time.Minute || s.DedupWindow > s.Retention {
-		chk.Errorf("storage.dedup_window", "must be between 1m and the retention")
+		errs.Add("storage.dedup_window", "must be between 1m and the retention")
 	}
 	if s.RedeliverAfter < time.Second || s.RedeliverAfter > time.Hour {
-		chk.Errorf("storage.redeliver_after", "must be between 1s and 1h")
+		errs.Add("storage.redeliver_after", "must be between 1s and 1h")
 	}
 	if s.Replicas != 1 && s.Replicas != 3 {
-		chk.Errorf("storage.replicas", "must be 1 or 3")
+		errs.Add("storage.replicas", "must be 1 or 3")
 	}
 	if s.Replicas == 3 && c.Cluster == nil {
-		chk.Errorf("storage.replicas", "3 replicas need a cluster section")
+		errs.Add("storage.replicas", "3 replicas need a cluster section")
 	}
 	l := c.Limits
 	for _, r := range []struct {
@@ -332,63 +404,94 @@ func (c *Config) validate(chk *yamlconf.Checker) {
 	}{{"publish", l.PublishRate, l.PublishBurst}, {"institution_publish", l.InstitutionPublishRate, l.InstitutionPublishBurst},
 		{"service", l.ServiceRate, l.ServiceBurst}} {
 		if r.rate < 0 {
-			chk.Errorf("limits."+r.field+"_rate", "must be positive")
+			errs.Add("limits."+r.field+"_rate", "must be positive")
 		}
 		if r.burst < 1 {
-			chk.Errorf("limits."+r.field+"_burst", "must be at least 1")
+			errs.Add("limits."+r.field+"_burst", "must be at least 1")
 		}
 	}
 	if l.MaxConnections < 1 {
-		chk.Errorf("limits.max_connections", "must be at least 1")
+		errs.Add("limits.max_connections", "must be at least 1")
 	}
 	if cl := c.Cluster; cl != nil {
 		if cl.Name == "" {
-			chk.Errorf("cluster.name", "required")
+			errs.Add("cluster.name", "required")
 		}
-		checkAddr(chk, "cluster.listen", cl.Listen, true)
+		if checkAddr(&errs, "cluster.listen", cl.Listen, true) && cl.TLS == nil && !isLoopback(cl.Listen) {
+			errs.Add("cluster.listen", "%s is not loopback: set cluster.tls (cert, key and the ca that signs every node's certificate); plain routes let anyone who reaches the port join", cl.Listen)
+		}
+		checkMutualTLS(&errs, "cluster.tls", cl.TLS)
 		for i, r := range cl.Routes {
 			if u, err := url.Parse(r); err != nil || u.Scheme != "nats" || u.Host == "" {
-				chk.Errorf(fmt.Sprintf("cluster.routes[%d]", i), "%q is not a nats://host:port URL", r)
+				errs.Add(fmt.Sprintf("cluster.routes[%d]", i), "%q is not a nats://host:port URL", r)
 			}
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		chk.Errorf("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		errs.Add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		chk.Errorf("log.format", "%q is not text or json", c.Log.Format)
+		errs.Add("log.format", "%q is not text or json", c.Log.Format)
 	}
+	return errs.Err()
 }
 
-func checkAddr(chk *yamlconf.Checker, field, addr string, required bool) {
+// checkAddr reports whether addr is a usable host:port.
+func checkAddr(errs *config.Errors, field, addr string, required bool) bool {
 	if addr == "" {
 		if required {
-			chk.Errorf(field, "required (host:port)")
+			errs.Add(field, "required (host:port)")
 		}
-		return
+		return false
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		chk.Errorf(field, "%q is not host:port", addr)
-		return
+		errs.Add(field, "%q is not host:port", addr)
+		return false
 	}
+	ok := true
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		chk.Errorf(field, "port %q is not 0–65535", port)
+		errs.Add(field, "port %q is not 0–65535", port)
+		ok = false
 	}
 	if host == "" {
-		chk.Errorf(field, "give the host explicitly (127.0.0.1 for loopback, 0.0.0.0 for every interface)")
+		errs.Add(field, "give the host explicitly (127.0.0.1 for loopback, 0.0.0.0 for every interface)")
+		ok = false
 	}
+	return ok
 }
 
-func checkTLS(chk *yamlconf.Checker, field string, t *TLSConfig) {
+// isLoopback reports whether a validated host:port binds loopback only.
+// A host name other than localhost is taken as not loopback: what it
+// resolves to is not the config's to promise.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkTLS(errs *config.Errors, field string, t *TLSConfig) {
 	if t == nil {
 		return
 	}
 	if t.Cert == "" {
-		chk.Errorf(field+".cert", "required")
+		errs.Add(field+".cert", "required")
 	}
 	if t.Key == "" {
-		chk.Errorf(field+".key", "required")
+		errs.Add(field+".key", "required")
+	}
+}
+
+func checkMutualTLS(errs *config.Errors, field string, t *MutualTLSConfig) {
+	if t == nil {
+		return
+	}
+	checkTLS(errs, field, &TLSConfig{Cert: t.Cert, Key: t.Key})
+	if t.CA == "" {
+		errs.Add(field+".ca", "required: the CA that signs the other side's certificates")
 	}
 }
 

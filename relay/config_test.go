@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/config"
 	"github.com/hrdbeacon/beacon/relay"
 )
 
@@ -100,17 +100,17 @@ type wantErr struct {
 }
 
 // assertConfigErrors checks that err lists exactly the problems in want,
-// one *yamlconf.Error each, with the field and line, for file.
+// one *config.Error each, with the field and line, for file.
 func assertConfigErrors(t *testing.T, file string, err error, want []wantErr) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("%s accepted; want %d errors", file, len(want))
 	}
-	var es yamlconf.Errors
+	var es config.Errors
 	if !errors.As(err, &es) {
-		t.Fatalf("%s: error %T is not yamlconf.Errors: %v", file, err, err)
+		t.Fatalf("%s: error %T is not config.Errors: %v", file, err, err)
 	}
-	got := map[string]*yamlconf.Error{}
+	got := map[string]*config.Error{}
 	for _, e := range es {
 		k := fmt.Sprintf("%s@%d", e.Field, e.Line)
 		if got[k] != nil {
@@ -195,9 +195,9 @@ func TestConfigNotYAML(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := relay.LoadConfig(tc.file)
-			var es yamlconf.Errors
+			var es config.Errors
 			if !errors.As(err, &es) || len(es) != 1 {
-				t.Fatalf("LoadConfig = %v; want one yamlconf.Error", err)
+				t.Fatalf("LoadConfig = %v; want one config.Error", err)
 			}
 			if msg := es[0].Error(); !strings.Contains(msg, tc.file) || !strings.Contains(msg, tc.text) {
 				t.Errorf("%q does not name the file and %q", msg, tc.text)
@@ -206,22 +206,22 @@ func TestConfigNotYAML(t *testing.T) {
 	}
 	t.Run("two documents line", func(t *testing.T) {
 		_, err := relay.LoadConfig("testdata/two-documents.yaml")
-		var es yamlconf.Errors
+		var es config.Errors
 		if errors.As(err, &es) && es[0].Line != 4 {
 			t.Errorf("line %d, want 4 (the second ---)", es[0].Line)
 		}
 	})
 	t.Run("binary", func(t *testing.T) {
 		_, err := relay.ParseConfig("garbage.yaml", []byte("\x00\x01\x02\xff\xfe"))
-		var es yamlconf.Errors
+		var es config.Errors
 		if !errors.As(err, &es) || len(es) == 0 {
-			t.Fatalf("ParseConfig = %v; want yamlconf.Errors", err)
+			t.Fatalf("ParseConfig = %v; want config.Errors", err)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
-		_, err := relay.ParseConfig("huge.yaml", []byte("# "+strings.Repeat("x", yamlconf.MaxSize)+"\n"))
-		var es yamlconf.Errors
-		if !errors.As(err, &es) || len(es) != 1 || !strings.Contains(es[0].Msg, "larger than") {
+		_, err := relay.ParseConfig("huge.yaml", []byte("# "+strings.Repeat("x", config.MaxSize)+"\n"))
+		var es config.Errors
+		if !errors.As(err, &es) || len(es) != 1 || !strings.Contains(es[0].Err.Error(), "larger than") {
 			t.Fatalf("ParseConfig = %v; want one error about the size", err)
 		}
 	})

@@ -5,14 +5,18 @@
 // # Running one
 //
 //	cfg, err := relay.LoadConfig("configs/relay.yaml") // or relay.DefaultConfig(dir)
+//	err = relay.Check(cfg) // optional: reads the directory and TLS files, as a start will
 //	r, err := relay.New(cfg, relay.WithLogger(log))
 //	err = r.Start(ctx)   // returns once it serves
 //	...
 //	r.ReloadDirectory()  // on SIGHUP
 //	r.Shutdown(ctx)      // drains, then stops
 //
-// [New] locks the data directory (a second relay on it fails with
-// [ErrDataDirLocked]) and verifies the signed directory; [Relay.Start]
+// [Config] is a plain struct; [Config.Validate] checks it and [New] calls
+// Validate. [Check] makes every check a start makes, without binding a port
+// or taking the lock, so it can run beside a running relay. [New] locks the
+// data directory (a second relay on it fails with [ErrDataDirLocked]) and
+// verifies the signed directory; [Relay.Start]
 // starts the server, waits until JetStream answers (seconds in a
 // cluster), creates or updates the streams and starts the ingest. The
 // server installs no signal handlers; the command does.
@@ -42,5 +46,9 @@
 // log/slog lines carry no payload, key, mailbox or message id; the
 // server's own lines are redacted. Prometheus metrics on the monitor
 // address: received and refused (by reason) publishes, stored and held
-// messages per stream, country and priority, connections, stream sizes.
+// messages per stream, country and priority, connections, stream sizes,
+// beacon_build_info and the Go and process collectors. The monitor also
+// serves nats-server's /varz, /jsz (never with consumers, whose names hold
+// mailboxes) and /healthz, and no endpoint that names clients (/connz and
+// the like).
 package relay

@@ -2,17 +2,24 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hrdbeacon/beacon/internal/buildinfo"
 	"github.com/hrdbeacon/beacon/relay/proto"
 )
 
@@ -26,6 +33,11 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "beacon_build_info", Help: "Always 1; the labels say which build of Beacon is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	build.Set(1)
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -35,7 +47,9 @@ func newMetrics() *metrics {
 			Name: "beacon_relay_refused_total", Help: "Publishes refused, by reason."},
 			[]string{"reason"}),
 	}
-	m.reg.MustRegister(m.received, m.refused)
+	m.reg.MustRegister(m.received, m.refused, build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range proto.Codes {
 		m.refused.WithLabelValues(string(c))
 	}
@@ -120,27 +134,37 @@ func (r *Relay) heldBySubject() map[string]map[string]uint64 {
 	return out
 }
 
-// startHTTP serves /metrics and /healthz on the monitor address.
+// startHTTP serves the monitor: /metrics (Prometheus), /healthz, and
+// nats-server's own /varz and /jsz, which the NATS Prometheus exporter and
+// dashboards read. Every other nats-server endpoint is left out on
+// purpose: /connz lists each client's address, NKey and subscriptions,
+// /subsz and /accountz list subjects that hold mailboxes, /routez,
+// /leafz and /gatewayz list peers' addresses. /jsz never includes
+// consumers (their names hold mailboxes), and /healthz does not answer for
+// a named stream or consumer (it would tell whether a mailbox was ever
+// read).
 func (r *Relay) startHTTP() error {
 	if r.cfg.Monitor == "" {
 		return nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		select {
-		case <-r.ready:
-			fmt.Fprintln(w, "ok")
-		default:
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+	var tc *tls.Config
+	if t := r.cfg.MonitorTLS; t != nil {
+		var err error
+		if tc, err = loadMutualTLS("monitor_tls", t, r.clock.Now()); err != nil {
+			return fmt.Errorf("relay: %w", err)
 		}
-	})
+	}
 	ln, err := net.Listen("tcp", r.cfg.Monitor)
 	if err != nil {
 		return fmt.Errorf("relay: monitor: %w", err)
 	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
 	r.httpLn = ln
-	r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.http = &http.Server{Handler: r.monitorHandler(), ReadHeaderTimeout: 5 * time.Second,
+		// net/http logs failed handshakes with the peer's address.
+		ErrorLog: log.New(redactedLog{r.log.With("component", "monitor")}, "", 0)}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -149,6 +173,57 @@ func (r *Relay) startHTTP() error {
 		}
 	}()
 	return nil
+}
+
+// redactedLog writes net/http's log lines to slog, with addresses, keys
+// and mailboxes redacted as the server's own lines are.
+type redactedLog struct{ l *slog.Logger }
+
+func (w redactedLog) Write(p []byte) (int, error) {
+	w.l.Warn(redact(strings.TrimSpace(string(p))))
+	return len(p), nil
+}
+
+// Query parameters the monitor passes on to nats-server's handlers; any
+// other is dropped. A parameter left out takes the handler's default.
+var (
+	jszParams     = []string{"acc", "accounts", "streams", "config", "leader-only", "offset", "limit", "raft"}
+	healthzParams = []string{"js-enabled-only", "js-server-only", "js-meta-only"}
+)
+
+func (r *Relay) monitorHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /varz", r.srv.HandleVarz)
+	mux.HandleFunc("GET /jsz", onlyParams(jszParams, r.srv.HandleJsz))
+	mux.HandleFunc("GET /healthz", onlyParams(healthzParams, func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-r.ready:
+			r.srv.HandleHealthz(w, req)
+		default:
+			// The same shape as nats-server's own answer while unhealthy.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"unavailable","status_code":503,"error":"relay starting"}`)
+		}
+	}))
+	return mux
+}
+
+// onlyParams passes a request on with only the allowed query parameters.
+func onlyParams(allowed []string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		kept := url.Values{}
+		for _, k := range allowed {
+			if v, ok := q[k]; ok {
+				kept[k] = v
+			}
+		}
+		req2 := req.Clone(req.Context())
+		req2.URL.RawQuery = kept.Encode()
+		h(w, req2)
+	}
 }
 
 // Gather returns the current metrics, for tests and the bench command.

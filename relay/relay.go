@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,9 +59,13 @@ func WithLogger(l *slog.Logger) Option { return func(r *Relay) { r.log = l } }
 // clockwork.FakeClock.
 func WithClock(c clockwork.Clock) Option { return func(r *Relay) { r.clock = c } }
 
-// New prepares a relay from a validated config. It locks the data
-// directory and loads the directory file, but opens no port.
+// New prepares a relay from cfg, which it validates ([Config.Validate]).
+// It locks the data directory and loads the directory file, but opens no
+// port. [Check] makes the same checks without the lock.
 func New(cfg *Config, opts ...Option) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relay: config: %w", err)
+	}
 	r := &Relay{cfg: cfg, log: slog.New(slog.DiscardHandler), clock: clockwork.NewRealClock(), ready: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
@@ -188,9 +191,9 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 		o.SyncInterval = 0
 	}
 	if c.TLS != nil {
-		tc, err := loadTLS(c.TLS)
+		tc, err := loadTLS("tls", c.TLS, r.clock.Now())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("relay: %w", err)
 		}
 		o.TLSConfig, o.TLS, o.TLSVerify = tc, true, false
 	}
@@ -198,9 +201,9 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 		o.Websocket.Host, o.Websocket.Port = splitAddr(w.Listen)
 		o.Websocket.NoTLS = w.NoTLS
 		if w.TLS != nil {
-			tc, err := loadTLS(w.TLS)
+			tc, err := loadTLS("websocket.tls", w.TLS, r.clock.Now())
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("relay: %w", err)
 			}
 			o.Websocket.TLSConfig = tc
 		}
@@ -208,6 +211,15 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 	if cl := c.Cluster; cl != nil {
 		o.Cluster.Name = cl.Name
 		o.Cluster.Host, o.Cluster.Port = splitAddr(cl.Listen)
+		if cl.TLS != nil {
+			tc, err := loadMutualTLS("cluster.tls", cl.TLS, r.clock.Now())
+			if err != nil {
+				return nil, fmt.Errorf("relay: %w", err)
+			}
+			// Every route, dialled or accepted, presents a certificate
+			// signed by the cluster's CA and verifies the other side's.
+			o.Cluster.TLSConfig = tc
+		}
 		for _, s := range cl.Routes {
 			u, err := url.Parse(s)
 			if err != nil {
@@ -240,14 +252,6 @@ func checkPorts(c *Config) error {
 		ln.Close()
 	}
 	return nil
-}
-
-func loadTLS(t *TLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-	if err != nil {
-		return nil, fmt.Errorf("relay: TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, nil
 }
 
 // ClientURL is the nats:// URL clients connect to.
@@ -296,19 +300,22 @@ func (r *Relay) Server() *server.Server { return r.srv }
 
 // Shutdown stops the ingest (letting in-flight publishes finish), closes
 // the relay's connection, drains and stops the server and releases the
-// data directory. It returns what failed on the way; the relay is stopped
-// either way. It is safe to call more than once.
+// data directory. It always does all of that, and returns what failed
+// (the monitor or the ingest not done by ctx's deadline, the lock not
+// released), joined. It is safe to call more than once; later calls
+// return nil.
 func (r *Relay) Shutdown(ctx context.Context) error {
-	var err error
+	var errs []error
 	r.stopOnce.Do(func() {
-		var errs []error
 		if r.http != nil {
-			if e := r.http.Shutdown(ctx); e != nil {
-				errs = append(errs, fmt.Errorf("relay: monitor: %w", e))
+			if err := r.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("relay: monitor: %w", err))
 			}
 		}
 		if r.ingest != nil {
-			errs = append(errs, r.ingest.stop(ctx))
+			if err := r.ingest.stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if r.nc != nil {
 			r.nc.Close()
@@ -318,11 +325,12 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 			r.srv.WaitForShutdown()
 		}
 		r.wg.Wait()
-		r.lock.release()
-		err = errors.Join(errs...)
-		r.log.Info("relay stopped", "err", err)
+		if err := r.lock.release(); err != nil {
+			errs = append(errs, err)
+		}
+		r.log.Info("relay stopped", "err", errors.Join(errs...))
 	})
-	return err
+	return errors.Join(errs...)
 }
 
 // ReloadDirectory re-reads the directory file (SIGHUP). A version older

@@ -12,15 +12,22 @@ import (
 )
 
 type dirCmd struct {
+	Add    dirAddCmd    `cmd:"" help:"Add a mission, partner or bridge to a roster, from its 'beacon keys show' output."`
+	Remove dirRemoveCmd `cmd:"" help:"Remove a mission, partner, bridge or relay from a roster."`
 	Sign   dirSignCmd   `cmd:"" help:"Sign a roster with the offline root key."`
 	Verify dirVerifyCmd `cmd:"" help:"Verify a signed directory against the root fingerprint."`
 }
 
+// expiryWarning is how close to its expiry a newly signed directory earns
+// a warning: clients refuse it once expired, and a day is about the least
+// it takes to hand a new one to every relay.
+const expiryWarning = 24 * time.Hour
+
 type dirSignCmd struct {
-	Roster   string        `arg:"" help:"Roster YAML (see configs/roster.yaml)."`
-	Root     string        `required:"" help:"Root key file." placeholder:"KEY"`
-	Out      string        `required:"" help:"Signed directory to write." placeholder:"FILE"`
-	Previous string        `help:"The previous signed directory: its hash is chained in and the serial follows it." placeholder:"FILE"`
+	Roster   string        `arg:"" help:"Roster YAML (see configs/roster.yaml)." predictor:"file"`
+	Root     string        `required:"" help:"Root key file." placeholder:"KEY" predictor:"file"`
+	Out      string        `required:"" help:"Signed directory to write." placeholder:"FILE" predictor:"file"`
+	Previous string        `help:"The previous signed directory: its hash is chained in and the serial follows it." placeholder:"FILE" predictor:"file"`
 	Serial   uint64        `help:"Serial number (default: the roster's, else the previous one's plus one, else 1)."`
 	ValidFor time.Duration `name:"valid-for" default:"2160h" help:"How long clients trust this version when the roster sets no expiry."`
 	passphraseFlags
@@ -77,6 +84,13 @@ func (c *dirSignCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "signed directory serial %d (%d missions), valid until %s\nroot fingerprint: %s\n",
 		r.Serial, len(r.Missions), r.Expires.UTC().Format(time.RFC3339), kr.Identity.Public().Fingerprint())
+	switch left := time.Until(r.Expires); {
+	case left <= 0:
+		fmt.Fprintf(e.stderr, "warning: this directory expired at %s: clients and relays will refuse it\n",
+			r.Expires.UTC().Format(time.RFC3339))
+	case left < expiryWarning:
+		fmt.Fprintf(e.stderr, "warning: this directory expires in %s: sign the next one before then\n", left.Round(time.Minute))
+	}
 	return nil
 }
 

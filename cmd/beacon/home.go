@@ -11,7 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hrdbeacon/beacon/client"
-	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"github.com/hrdbeacon/beacon/config"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
@@ -49,21 +49,23 @@ func loadHomeConfig(home string) (*homeConfig, keys.Fingerprint, error) {
 		return nil, keys.Fingerprint{}, err
 	}
 	var hc homeConfig
-	chk, err := yamlconf.Decode(path, data, &hc)
-	if err != nil {
+	if _, err := config.Parse(path, data, &hc, nil); err != nil {
 		return nil, keys.Fingerprint{}, err
 	}
-	if len(hc.Relays) == 0 {
-		chk.Errorf("relays", "at least one relay URL")
-	}
-	fp, err := keys.ParseFingerprint(hc.RootFingerprint)
-	if err != nil {
-		chk.Errorf("root_fingerprint", "%v", err)
-	}
-	if err := chk.Err(); err != nil {
-		return nil, keys.Fingerprint{}, err
-	}
+	fp, _ := keys.ParseFingerprint(hc.RootFingerprint)
 	return &hc, fp, nil
+}
+
+// Validate implements config.Validator.
+func (hc *homeConfig) Validate() error {
+	var errs config.Errors
+	if len(hc.Relays) == 0 {
+		errs.Add("relays", "at least one relay URL")
+	}
+	if _, err := keys.ParseFingerprint(hc.RootFingerprint); err != nil {
+		errs.Add("root_fingerprint", "%v", err)
+	}
+	return errs.Err()
 }
 
 // clientFlags are shared by the commands that talk to the relay.

@@ -1,6 +1,15 @@
 // Command beacon is Beacon's one binary: the relay, the defender's client,
 // key and directory tools, and a demo. Run "beacon --help" for the
 // subcommands.
+//
+// Exit codes: 0 on success, 1 when a command fails, 2 for a usage error.
+// A bare "beacon", with no command, prints the usage to standard error and
+// exits 2: it did nothing, and a script that ran it should know.
+//
+// "beacon --version" prints the build: module version, VCS revision and
+// time, local changes, Go version. "beacon completion bash|zsh|fish"
+// prints the line that turns on completion in that shell; completions are
+// answered by the binary itself (github.com/willabides/kongplete).
 package main
 
 import (
@@ -8,8 +17,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
+	"github.com/willabides/kongplete"
+
+	"github.com/hrdbeacon/beacon/config"
+	"github.com/hrdbeacon/beacon/internal/buildinfo"
 )
 
 // cli is the command tree. Each subcommand is a struct with a Run method.
@@ -21,6 +36,9 @@ type cli struct {
 	Open openCmd `cmd:"" help:"Open an envelope from stdin, body to stdout (low level)."`
 
 	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
+
+	Version    kong.VersionFlag `help:"Print the build (version, revision, Go version) and exit."`
+	Completion completionCmd    `cmd:"" help:"Print the shell code that turns on completion: eval \"$$(beacon completion bash)\"."`
 
 	Init     initCmd     `cmd:"" help:"Set up this device: an identity, the relay, the pinned directory." group:"Defender"`
 	Alert    alertCmd    `cmd:"" help:"Send an alert to every mission covering a country." group:"Defender"`
@@ -70,9 +88,21 @@ func run(args []string, e *env) (code int) {
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.BindTo(e, (*env)(nil)),
+		kong.Vars{"version": strings.TrimSuffix(buildinfo.Read().String(), "\n")},
 	)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "error: %v\n", err)
+		return 2
+	}
+	// When a shell asks for completions (COMP_LINE is set), answer and exit.
+	kongplete.Complete(parser, kongplete.WithPredictor("file", complete.PredictFiles("*")))
+	if len(args) == 0 {
+		ctx, err := kong.Trace(parser, nil)
+		if err != nil {
+			return 2
+		}
+		parser.Stdout = e.stderr
+		ctx.PrintUsage(false)
 		return 2
 	}
 	ctx, err := parser.Parse(args)
@@ -102,9 +132,46 @@ func withHint(err error, format string, args ...any) error {
 }
 
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "error: %v\n", err)
+	// A config's problems are reported all at once, one line each.
+	var es config.Errors
+	if errors.As(err, &es) && len(es) > 1 {
+		for _, e := range es {
+			fmt.Fprintf(w, "error: %v\n", e)
+		}
+	} else {
+		fmt.Fprintf(w, "error: %v\n", err)
+	}
 	var h *hintError
 	if errors.As(err, &h) && h.hint != "" {
 		fmt.Fprintf(w, "hint: %s\n", h.hint)
 	}
+}
+
+// completionCmd prints the shell code that has the shell ask beacon itself
+// for completions (kongplete answers when COMP_LINE is set).
+type completionCmd struct {
+	Shell string `arg:"" enum:"bash,zsh,fish" help:"bash, zsh or fish."`
+}
+
+func (c *completionCmd) Run(e *env) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	switch c.Shell {
+	case "bash":
+		fmt.Fprintf(e.stdout, "complete -C %q beacon\n", bin)
+	case "zsh":
+		fmt.Fprintf(e.stdout, "autoload -U +X bashcompinit && bashcompinit\ncomplete -C %q beacon\n", bin)
+	case "fish":
+		fmt.Fprintf(e.stdout, `function __complete_beacon
+    set -lx COMP_LINE (commandline -cp)
+    test -z (commandline -ct)
+    and set COMP_LINE "$COMP_LINE "
+    %q
+end
+complete -f -c beacon -a "(__complete_beacon)"
+`, bin)
+	}
+	return nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 type relayCmd struct {
-	Config string `short:"c" help:"Relay config (YAML, see configs/relay.yaml). Without it: a local trial on loopback, data under your state directory, no directory of missions." placeholder:"FILE"`
-	Check  bool   `help:"Validate the config and exit."`
+	Config string `short:"c" help:"Relay config (YAML, see configs/relay.yaml). Without it: a local trial on loopback, data under your state directory, no directory of missions." placeholder:"FILE" predictor:"file"`
+	Check  bool   `help:"Check the config and every file it names (directory, TLS) as a start would, and exit. Safe beside the running relay: it binds no port and takes no lock."`
 }
 
 // shutdownGrace bounds how long a stopping relay waits for in-flight
@@ -21,11 +21,18 @@ type relayCmd struct {
 const shutdownGrace = 30 * time.Second
 
 func (c *relayCmd) Run(e *env) error {
+	if c.Check && c.Config != "" {
+		if err := relay.CheckFile(c.Config); err != nil {
+			return withHint(err, "configs/relay.yaml documents every field")
+		}
+		fmt.Fprintf(e.stdout, "config ok: %s\n", c.Config)
+		return nil
+	}
 	var cfg *relay.Config
 	if c.Config != "" {
 		var err error
 		if cfg, err = relay.LoadConfig(c.Config); err != nil {
-			return withHint(err, "configs/relay.yaml documents every field")
+			return withHint(err, "configs/relay.yaml documents every field; beacon relay --check -c %s checks the files it names too", c.Config)
 		}
 	} else {
 		dir, err := relay.DefaultDataDir()
@@ -35,7 +42,10 @@ func (c *relayCmd) Run(e *env) error {
 		cfg = relay.DefaultConfig(dir)
 	}
 	if c.Check {
-		fmt.Fprintf(e.stdout, "config ok: %s\n", orDefault(c.Config, "(built-in local trial)"))
+		if err := relay.Check(cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, "config ok: (built-in local trial)")
 		return nil
 	}
 	log := relay.NewLogger(cfg.Log, e.stderr)
@@ -69,11 +79,4 @@ func (c *relayCmd) Run(e *env) error {
 		return err
 	}
 	return nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

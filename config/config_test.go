@@ -1,21 +1,24 @@
-package yamlconf_test
+package config_test
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hrdbeacon/beacon/internal/yamlconf"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hrdbeacon/beacon/config"
 )
 
 type testConf struct {
 	Name    string `yaml:"name"`
 	Storage struct {
-		Retention time.Duration     `yaml:"retention"`
-		Size      yamlconf.ByteSize `yaml:"size"`
+		Retention time.Duration   `yaml:"retention"`
+		Size      config.ByteSize `yaml:"size"`
 	} `yaml:"storage"`
 	Cluster struct {
 		Routes []string `yaml:"routes"`
@@ -35,10 +38,10 @@ cluster:
   peers: [p, q]
 `
 
-func decodeGood(t *testing.T) (*yamlconf.Checker, *testConf) {
+func decodeGood(t *testing.T) (*config.Source, *testConf) {
 	t.Helper()
 	var c testConf
-	chk, err := yamlconf.Decode("good.yaml", []byte(goodConf), &c)
+	chk, err := config.Decode("good.yaml", []byte(goodConf), &c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +56,7 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestCheckerLine(t *testing.T) {
+func TestSourceLine(t *testing.T) {
 	chk, _ := decodeGood(t)
 	for _, tc := range []struct {
 		path string
@@ -85,22 +88,30 @@ func TestCheckerLine(t *testing.T) {
 	}
 }
 
-func TestCheckerErrorf(t *testing.T) {
+// TestLocate: problems a Validate method names by field path are given
+// the file and the line of their field (or of its nearest present parent).
+func TestLocate(t *testing.T) {
 	chk, _ := decodeGood(t)
-	if chk.Err() != nil {
-		t.Fatalf("Err() = %v before any Errorf", chk.Err())
+	if err := chk.Locate(nil); err != nil {
+		t.Fatalf("Locate(nil) = %v", err)
 	}
-	chk.Errorf("cluster.routes[1]", "%q is not a route", "b")
-	chk.Errorf("storage.absent", "required")
-	chk.Errorf("top", "required")
-	var es yamlconf.Errors
-	if !errors.As(chk.Err(), &es) || len(es) != 3 {
-		t.Fatalf("Err() = %v; want three yamlconf.Errors", chk.Err())
+	var errs config.Errors
+	if errs.Err() != nil {
+		t.Fatalf("empty Errors.Err() = %v, want nil", errs.Err())
+	}
+	errs.Add("cluster.routes[1]", "%q is not a route", "b")
+	errs.Add("storage.absent", "required")
+	errs.Add("top", "required")
+	err := chk.Locate(errors.Join(errs.Err(), errors.New("no field")))
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != 4 {
+		t.Fatalf("Locate = %v; want four config.Errors", err)
 	}
 	want := []string{
 		`good.yaml:9: cluster.routes[1]: "b" is not a route`,
 		`good.yaml:2: storage.absent: required`,
 		`good.yaml: top: required`,
+		`good.yaml: no field`,
 	}
 	for i, e := range es {
 		if e.Error() != want[i] {
@@ -109,32 +120,76 @@ func TestCheckerErrorf(t *testing.T) {
 	}
 }
 
+// TestAddErr: a nested config's field errors keep their paths under the
+// parent's, and a plain error becomes a problem of the parent field.
+func TestAddErr(t *testing.T) {
+	var inner config.Errors
+	inner.Add("cert", "required")
+	inner.Add("[2]", "bad")
+	var errs config.Errors
+	errs.AddErr("tls", inner)
+	errs.AddErr("directory.file", fmt.Errorf("wrapped: %w", io.ErrUnexpectedEOF))
+	want := []string{"tls.cert: required", "tls[2]: bad", "directory.file: wrapped: unexpected EOF"}
+	if len(errs) != len(want) {
+		t.Fatalf("errs = %v", errs)
+	}
+	for i, e := range errs {
+		if e.Error() != want[i] {
+			t.Errorf("error %d = %q, want %q", i, e.Error(), want[i])
+		}
+	}
+	if !errors.Is(errs.Err(), io.ErrUnexpectedEOF) {
+		t.Errorf("errors.Is does not find the wrapped sentinel through Errors")
+	}
+}
+
+// TestLocateAfterDecodeErrors: a field that failed to decode is not
+// reported again by validation.
+func TestLocateAfterDecodeErrors(t *testing.T) {
+	var c testConf
+	src, err := config.Decode("f.yaml", []byte("name: x\nstorage:\n  retention: soon\n"), &c)
+	if src == nil || err == nil {
+		t.Fatalf("Decode = %v, %v; want a Source and an error", src, err)
+	}
+	var v config.Errors
+	v.Add("storage.retention", "must be at least 1h")
+	v.Add("name", "too short")
+	var es config.Errors
+	if !errors.As(src.Locate(v), &es) || len(es) != 2 {
+		t.Fatalf("Locate = %v; want two errors", src.Locate(v))
+	}
+	if es[0].Field != "storage.retention" || !strings.Contains(es[0].Error(), "soon") || es[1].Field != "name" {
+		t.Errorf("Locate = %v; want the decode error for retention, then name", es)
+	}
+}
+
 func TestErrorFormat(t *testing.T) {
 	for _, tc := range []struct {
-		e    yamlconf.Error
+		e    config.Error
 		want string
 	}{
-		{yamlconf.Error{File: "r.yaml", Line: 3, Field: "storage.retention", Msg: "too short"}, "r.yaml:3: storage.retention: too short"},
-		{yamlconf.Error{File: "r.yaml", Field: "server_name", Msg: "required"}, "r.yaml: server_name: required"},
-		{yamlconf.Error{File: "r.yaml", Line: 7, Msg: "more than one YAML document"}, "r.yaml:7: more than one YAML document"},
-		{yamlconf.Error{File: "r.yaml", Msg: "larger than 1 bytes"}, "r.yaml: larger than 1 bytes"},
+		{config.Error{File: "r.yaml", Line: 3, Field: "storage.retention", Err: errors.New("too short")}, "r.yaml:3: storage.retention: too short"},
+		{config.Error{File: "r.yaml", Field: "server_name", Err: errors.New("required")}, "r.yaml: server_name: required"},
+		{config.Error{File: "r.yaml", Line: 7, Err: errors.New("more than one YAML document")}, "r.yaml:7: more than one YAML document"},
+		{config.Error{File: "r.yaml", Err: errors.New("larger than 1 bytes")}, "r.yaml: larger than 1 bytes"},
+		{config.Error{Field: "listen", Err: errors.New("required")}, "listen: required"},
 	} {
 		if got := tc.e.Error(); got != tc.want {
 			t.Errorf("Error() = %q, want %q", got, tc.want)
 		}
 	}
-	a := &yamlconf.Error{File: "r.yaml", Line: 1, Field: "a", Msg: "x"}
-	b := &yamlconf.Error{File: "r.yaml", Line: 2, Field: "b", Msg: "y"}
-	var err error = yamlconf.Errors{a, b}
+	a := &config.Error{File: "r.yaml", Line: 1, Field: "a", Err: errors.New("x")}
+	b := &config.Error{File: "r.yaml", Line: 2, Field: "b", Err: errors.New("y")}
+	var err error = config.Errors{a, b}
 	if got, want := err.Error(), "r.yaml:1: a: x\nr.yaml:2: b: y"; got != want {
 		t.Errorf("Errors.Error() = %q, want %q", got, want)
 	}
 	wrapped := fmt.Errorf("loading: %w", err)
-	var one *yamlconf.Error
+	var one *config.Error
 	if !errors.As(wrapped, &one) || one != a {
 		t.Errorf("errors.As(*Error) = %v, want the first error", one)
 	}
-	var all yamlconf.Errors
+	var all config.Errors
 	if !errors.As(wrapped, &all) || len(all) != 2 {
 		t.Errorf("errors.As(Errors) = %v", all)
 	}
@@ -153,10 +208,13 @@ cluster:
   routes: not-a-list
 `
 	var c testConf
-	_, err := yamlconf.Decode("bad.yaml", []byte(data), &c)
-	var es yamlconf.Errors
+	src, err := config.Decode("bad.yaml", []byte(data), &c)
+	if src == nil {
+		t.Fatalf("Decode = %v with no Source; type errors are not fatal", err)
+	}
+	var es config.Errors
 	if !errors.As(err, &es) {
-		t.Fatalf("Decode = %v; want yamlconf.Errors", err)
+		t.Fatalf("Decode = %v; want config.Errors", err)
 	}
 	want := []struct {
 		field string
@@ -169,7 +227,7 @@ cluster:
 		{"storage.shape", 6, "unknown field"},
 		{"cluster.routes", 8, "not-a-list"},
 	}
-	got := map[string]*yamlconf.Error{}
+	got := map[string]*config.Error{}
 	for _, e := range es {
 		got[fmt.Sprintf("%s@%d", e.Field, e.Line)] = e
 	}
@@ -201,16 +259,16 @@ func TestDecodeDocuments(t *testing.T) {
 	}{
 		{"two documents", "name: a\n---\nname: b\n", 2, "more than one YAML document"},
 		{"syntax", "name: a\nstorage: [\n", 0, "did not find expected"},
-		{"too large", strings.Repeat("#", yamlconf.MaxSize+1), 0, "larger than"},
+		{"too large", strings.Repeat("#", config.MaxSize+1), 0, "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c testConf
-			_, err := yamlconf.Decode("f.yaml", []byte(tc.data), &c)
-			var es yamlconf.Errors
+			_, err := config.Decode("f.yaml", []byte(tc.data), &c)
+			var es config.Errors
 			if !errors.As(err, &es) || len(es) != 1 {
 				t.Fatalf("Decode = %v; want one error", err)
 			}
-			if es[0].File != "f.yaml" || !strings.Contains(es[0].Msg, tc.text) {
+			if es[0].File != "f.yaml" || !strings.Contains(es[0].Err.Error(), tc.text) {
 				t.Errorf("error %+v; want file f.yaml and %q", es[0], tc.text)
 			}
 			if tc.line != 0 && es[0].Line != tc.line {
@@ -220,7 +278,7 @@ func TestDecodeDocuments(t *testing.T) {
 	}
 	t.Run("empty", func(t *testing.T) {
 		var c testConf
-		chk, err := yamlconf.Decode("f.yaml", nil, &c)
+		chk, err := config.Decode("f.yaml", nil, &c)
 		if err != nil {
 			t.Fatalf("empty file: %v (missing fields are the caller's to report)", err)
 		}
@@ -233,7 +291,7 @@ func TestDecodeDocuments(t *testing.T) {
 func TestParseByteSize(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want yamlconf.ByteSize
+		want config.ByteSize
 	}{
 		{"0", 0},
 		{"1024", 1024},
@@ -243,27 +301,31 @@ func TestParseByteSize(t *testing.T) {
 		{"1GiB", 1 << 30},
 		{"2TiB", 2 << 40},
 		{"1KB", 1000},
+		{"1kB", 1000},
+		{"1kib", 1 << 10},
 		{"5MB", 5e6},
 		{"1GB", 1e9},
 		{"3TB", 3e12},
 		{" 64 MiB ", 64 << 20},
+		{"1.5GiB", 3 << 29},
+		{"0.5KiB", 512},
 		{"9223372036854775807", math.MaxInt64},
-		{"4194304TiB", 1 << 62}, // the largest size with a unit
+		{"8388607TiB", 8388607 << 40},
 	} {
-		got, err := yamlconf.ParseByteSize(tc.in)
+		got, err := config.ParseByteSize(tc.in)
 		if err != nil || got != tc.want {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
 	for _, in := range []string{
-		"", "lots", "-1", "-1KiB", "1.5GiB", "1 GiB extra", "KiB", "0x10", "1e3",
-		"1kib", "1K", "1iB",
+		"", "lots", "-1", "-1KiB", "1 GiB extra", "KiB", "0x10", "1e3", "1,000",
+		"1.5B", "0.1KiB", "1.", ".5KiB", "1iB", "1 2",
 		"9223372036854775808", // overflows int64
-		"4194305TiB",          // over 2^62
+		"8388608TiB",          // 2^63
 		"9999999999999999TB",
 		"99999999999999999999GiB",
 	} {
-		if got, err := yamlconf.ParseByteSize(in); err == nil {
+		if got, err := config.ParseByteSize(in); err == nil {
 			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
 		} else if !strings.Contains(err.Error(), "not a size") {
 			t.Errorf("ParseByteSize(%q): %v does not say it is not a size", in, err)
@@ -273,7 +335,7 @@ func TestParseByteSize(t *testing.T) {
 
 func TestByteSizeString(t *testing.T) {
 	for _, tc := range []struct {
-		in   yamlconf.ByteSize
+		in   config.ByteSize
 		want string
 	}{
 		{0, "0"},
@@ -289,8 +351,17 @@ func TestByteSizeString(t *testing.T) {
 		if got := tc.in.String(); got != tc.want {
 			t.Errorf("ByteSize(%d).String() = %q, want %q", int64(tc.in), got, tc.want)
 		}
-		if back, err := yamlconf.ParseByteSize(tc.in.String()); err != nil || back != tc.in {
+		if back, err := config.ParseByteSize(tc.in.String()); err != nil || back != tc.in {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", tc.in.String(), back, err, tc.in)
+		}
+		// Through YAML and back.
+		b, err := yaml.Marshal(struct{ S config.ByteSize }{tc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back struct{ S config.ByteSize }
+		if err := yaml.Unmarshal(b, &back); err != nil || back.S != tc.in {
+			t.Errorf("YAML %q read back as %d, %v; want %d", b, back.S, err, tc.in)
 		}
 	}
 }
