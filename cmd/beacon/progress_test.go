@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// fakeTimer is one call to the injected After: how long it was asked to
+// wait, and the channel the test fires.
+type fakeTimer struct {
+	d time.Duration
+	c chan time.Time
+}
+
+func fakeAfter() (func(time.Duration) <-chan time.Time, chan fakeTimer) {
+	calls := make(chan fakeTimer)
+	return func(d time.Duration) <-chan time.Time {
+		c := make(chan time.Time, 1)
+		calls <- fakeTimer{d, c}
+		return c
+	}, calls
+}
+
+// TestProgress: nothing is said in the first second; then what the wait is
+// for, with its limit and the note; then every five seconds how long it has
+// lasted; and nothing once stopped.
+func TestProgress(t *testing.T) {
+	var out bytes.Buffer
+	after, calls := fakeAfter()
+	note := "the alert is already stored on this device"
+	stop := startProgress(&out, "connecting to the relay", 15*time.Second, func() string { return note }, after)
+	want := ""
+	for i, step := range []struct {
+		wait time.Duration
+		line string
+	}{
+		{time.Second, "connecting to the relay (up to 15s)…\nthe alert is already stored on this device\n"},
+		{4 * time.Second, "still connecting to the relay (5s)…\n"},
+		{5 * time.Second, "still connecting to the relay (10s)…\n"},
+	} {
+		tm := <-calls
+		if tm.d != step.wait {
+			t.Fatalf("step %d: waits %v, want %v", i, tm.d, step.wait)
+		}
+		if out.String() != want {
+			t.Fatalf("step %d: before the timer fires, printed %q, want %q", i, out.String(), want)
+		}
+		tm.c <- time.Time{}
+		want += step.line
+	}
+	tm := <-calls // the next five seconds
+	if out.String() != want {
+		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+	stop()
+	stop() // twice is harmless
+	tm.c <- time.Time{}
+	if out.String() != want {
+		t.Fatalf("printed %q after stop", out.String()[len(want):])
+	}
+}
+
+func TestProgressQuietWhenQuick(t *testing.T) {
+	var out bytes.Buffer
+	after, calls := fakeAfter()
+	stop := startProgress(&out, "sending to the relay", 0, func() string { return "never asked" }, after)
+	<-calls
+	stop()
+	if out.Len() != 0 {
+		t.Fatalf("a wait under a second printed %q", out.String())
+	}
+}
