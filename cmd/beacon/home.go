@@ -108,7 +108,7 @@ func loadHomeConfig(home string) (*homeConfig, keys.Fingerprint, error) {
 
 // clientFlags are shared by the commands that talk to the relay.
 type clientFlags struct {
-	Timeout time.Duration `default:"10s" help:"How long to try to reach the relay before queueing."`
+	Timeout time.Duration `default:"10s" help:"How long to try to reach the relay. A message it cannot take at once is queued on the device first."`
 	passphraseFlags
 }
 
@@ -124,6 +124,13 @@ func (f *clientFlags) openClient(e *env) (*client.Client, error) {
 	}
 	hc, fp, err := loadHomeConfig(home)
 	if err != nil {
+		return nil, err
+	}
+	// Checked before the passphrase is asked for, which would be in vain.
+	if key, err := hasKey(home); err != nil || !key {
+		if err == nil {
+			err = withHint(fmt.Errorf("%w: %s has a config.yaml but no key file", errNotInitialised, home), "run: beacon init --relay URL --root-fp FP")
+		}
 		return nil, err
 	}
 	kr, err := f.loadKeyring(e, filepath.Join(home, "key"))
