@@ -294,6 +294,26 @@ func (c *alertCmd) Run(e *env) error {
 	return nil
 }
 
+// checkUTF8 refuses an argument that is not UTF-8 before the parser sees
+// it: kong turns such bytes into U+FFFD, text that says something other
+// than what was typed, and the command would send it. The error names the
+// flag or the position, never the text.
+func checkUTF8(args []string) error {
+	for i, a := range args {
+		if utf8.ValidString(a) {
+			continue
+		}
+		what := fmt.Sprintf("argument %d", i+1)
+		if name, _, ok := strings.Cut(a, "="); ok && strings.HasPrefix(name, "--") && utf8.ValidString(name) {
+			what = name
+		} else if i > 0 && strings.HasPrefix(args[i-1], "--") && !strings.Contains(args[i-1], "=") {
+			what = args[i-1]
+		}
+		return withHint(fmt.Errorf("%s: not valid UTF-8 text", what), "set your terminal to UTF-8; text in another encoding would reach the missions garbled")
+	}
+	return nil
+}
+
 // readDetails reads a --details-file: UTF-8 text, trailing newlines dropped.
 func readDetails(path string) (string, error) {
 	b, err := os.ReadFile(path)
@@ -396,17 +416,23 @@ func (f *clientFlags) send(e *env, cl *client.Client, what string, do func(conte
 		return s, sendError(err)
 	}
 	queued.Store(true)
-	own := inOutbox(cl, s.ID)
+	own, _ := inOutbox(cl, s.ID)
 	reached := reach(ctx, cl) == nil || cl.Connected()
 	stop()
-	if reached {
-		flush(ctx, e, cl, f.Timeout, func() int {
-			left := inOutbox(cl, s.ID)
-			if left == 0 {
-				s.Queued = false
-			}
-			return own - left
-		})
+	if !reached {
+		return s, nil
+	}
+	var refusal *client.Refusal
+	flush(ctx, e, cl, f.Timeout, func() int {
+		left, r := inOutbox(cl, s.ID)
+		if left == 0 {
+			s.Queued = false
+		}
+		refusal = r
+		return own - left
+	})
+	if refusal != nil {
+		return nil, withHint(fmt.Errorf("the relay refused the %s %s for good: %s (%s)", what, s.ID, refusal.Reason, refusal.Code), "it stays in beacon outbox, unsent, until you discard it")
 	}
 	return s, nil
 }
@@ -423,19 +449,21 @@ func answersSoon(ctx context.Context, cl *client.Client) bool {
 }
 
 // inOutbox counts the outbox entries of message id (an alert shared with
-// partners has two).
-func inOutbox(cl *client.Client, id routing.ID) int {
+// partners has two), and returns the relay's refusal if it refused one.
+func inOutbox(cl *client.Client, id routing.ID) (n int, refused *client.Refusal) {
 	q, err := cl.Outbox()
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	n := 0
 	for _, m := range q {
 		if m.ID == id {
 			n++
+			if m.Refused != nil {
+				refused = m.Refused
+			}
 		}
 	}
-	return n
+	return n, refused
 }
 
 // sendError explains the failures of a send that the device can do
@@ -707,7 +735,10 @@ func printCase(e *env, k *client.Case) {
 	fmt.Fprintf(e.stdout, "case %s  %s  (%s, %s)\n", k.ID, k.Title, k.Country, k.Priority)
 	for _, en := range k.Thread {
 		state := ""
-		if en.Queued {
+		switch {
+		case en.Refused != "":
+			state = "  [refused by the relay: " + en.Refused + "]"
+		case en.Queued:
 			state = "  [queued]"
 		}
 		fmt.Fprintf(e.stdout, "  %s  %-12s %s%s\n", en.At.Local().Format("2006-01-02 15:04:05"), en.From, en.Text, state)
@@ -715,16 +746,28 @@ func printCase(e *env, k *client.Case) {
 }
 
 type outboxCmd struct {
-	Send bool `help:"Try to send what is queued now."`
+	Send    bool   `help:"Try to send what is queued now."`
+	Discard string `help:"Delete a message the relay refused for good, once you have read why." placeholder:"ID"`
 	clientFlags
 }
 
 func (c *outboxCmd) Run(e *env) error {
+	var discard routing.ID
+	if c.Discard != "" {
+		id, err := routing.ParseID(c.Discard)
+		if err != nil {
+			return fmt.Errorf("--discard: %w", err)
+		}
+		discard = id
+	}
 	cl, err := c.openClient(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	if !discard.IsZero() {
+		return discardRefused(e, cl, discard)
+	}
 	if c.Send { // listing needs no relay
 		c.connect(e, cl)
 	}
@@ -732,18 +775,55 @@ func (c *outboxCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	if len(q) == 0 {
-		fmt.Fprintln(e.stdout, "outbox empty: everything has reached the relay")
-		return nil
-	}
-	fmt.Fprintf(e.stdout, "%d message(s) waiting for the relay:\n", len(q))
+	var waiting, refused []client.Queued
 	for _, m := range q {
-		shared := ""
-		if m.Shared {
-			shared = " (copy for partner governments)"
+		if m.Refused != nil {
+			refused = append(refused, m)
+		} else {
+			waiting = append(waiting, m)
 		}
-		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s\n", m.ID, m.Kind, m.Country, m.Priority, shared, m.Since.Local().Format("2006-01-02 15:04:05"))
 	}
+	if len(waiting) == 0 {
+		fmt.Fprintln(e.stdout, "outbox empty: everything has reached the relay")
+	} else {
+		fmt.Fprintf(e.stdout, "%d message(s) waiting for the relay:\n", len(waiting))
+	}
+	for _, m := range waiting {
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Since.Local().Format("2006-01-02 15:04:05"))
+	}
+	if len(refused) > 0 {
+		fmt.Fprintf(e.stdout, "%d message(s) the relay refused for good; they will not be sent:\n", len(refused))
+	}
+	for _, m := range refused {
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s: %s (%s)\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Refused.Reason, m.Refused.Code)
+	}
+	if len(refused) > 0 {
+		fmt.Fprintln(e.stdout, "beacon outbox --discard ID deletes one; send what it said again with a new command")
+	}
+	return nil
+}
+
+func sharedCopy(m client.Queued) string {
+	if m.Shared {
+		return " (copy for partner governments)"
+	}
+	return ""
+}
+
+// discardRefused deletes a refused message, and only a refused one: a
+// message still waiting is never dropped by mistake.
+func discardRefused(e *env, cl *client.Client, id routing.ID) error {
+	q, err := cl.Outbox()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(q, func(m client.Queued) bool { return m.ID == id && m.Refused != nil }) {
+		return withHint(fmt.Errorf("no refused message %s in the outbox", id), "beacon outbox lists them; a message still waiting cannot be discarded")
+	}
+	if err := cl.DiscardRefused(id); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "discarded %s\n", id)
 	return nil
 }
 

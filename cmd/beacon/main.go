@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 )
@@ -91,26 +89,6 @@ func run(args []string, e *env) (code int) {
 		return 1
 	}
 	return 0
-}
-
-// checkUTF8 refuses an argument that is not UTF-8 before the parser sees
-// it: kong turns such bytes into U+FFFD, text that says something other
-// than what was typed, and the command would send it. The error names the
-// flag or the position, never the text.
-func checkUTF8(args []string) error {
-	for i, a := range args {
-		if utf8.ValidString(a) {
-			continue
-		}
-		what := fmt.Sprintf("argument %d", i+1)
-		if name, _, ok := strings.Cut(a, "="); ok && strings.HasPrefix(name, "--") && utf8.ValidString(name) {
-			what = name
-		} else if i > 0 && strings.HasPrefix(args[i-1], "--") && !strings.Contains(args[i-1], "=") {
-			what = args[i-1]
-		}
-		return withHint(fmt.Errorf("%s: not valid UTF-8 text", what), "set your terminal to UTF-8; text in another encoding would reach the missions garbled")
-	}
-	return nil
 }
 
 // hintError carries a suggestion for the user beside the error.
