@@ -45,12 +45,17 @@ func Unmarshal(b []byte) (Message, error) {
 	if len(b) > MaxBodySize {
 		return nil, errTooLarge
 	}
-	if !utf8.Valid(b) {
-		// encoding/json would quietly turn bad bytes into U+FFFD.
-		return nil, errNotUTF8
-	}
+	// Invalid UTF-8 is refused, but once the structure is known, so that
+	// the refusal names the field holding it, as Validate does for a Go
+	// value: decodeString checks each string before encoding/json could
+	// turn bad bytes into U+FFFD. A body whose structure cannot be read is
+	// refused for its encoding, the first thing wrong with it.
+	valid := utf8.Valid(b)
 	keys, err := scan(b)
 	if err != nil {
+		if !valid {
+			return nil, errNotUTF8
+		}
 		return nil, err
 	}
 	// After scan the keys are unique, so a map loses nothing. Matching keys
@@ -80,6 +85,11 @@ func Unmarshal(b []byte) (Message, error) {
 			fe.Kind = k
 			return nil, fe
 		}
+	}
+	if !valid {
+		// Every string was checked above; kept so that bytes outside them
+		// could never be accepted as U+FFFD.
+		return nil, errNotUTF8
 	}
 	// Last, so that a mistake a person made is reported by field name
 	// above, and only an encoding difference is reported here.

@@ -17,8 +17,10 @@ func TestUnmarshalRefusesBody(t *testing.T) {
 		name, body, want string
 	}{
 		{"too large", valid + strings.Repeat(" ", MaxBodySize-len(valid)+1), "message: body is larger than 60000 bytes"},
-		{"invalid UTF-8", alertBody.set("summary", "\"a\xffb\"").String(), "message: body is not valid UTF-8"},
-		{"overlong UTF-8", alertBody.set("summary", "\"\xc0\xaf\"").String(), "message: body is not valid UTF-8"},
+		// Outside any string, so no field can be blamed (inside one, see
+		// TestUnmarshalRefusesField).
+		{"invalid UTF-8 between fields", strings.Replace(valid, `,"share"`, ",\xff\"share\"", 1), "message: body is not valid UTF-8"},
+		{"invalid UTF-8 alone", "\xff", "message: body is not valid UTF-8"},
 		{"empty", "", "message: body is not a JSON object"},
 		{"only whitespace", " ", "message: body is not a JSON object"},
 		{"list", `[` + valid + `]`, "message: body is not a JSON object"},
@@ -188,6 +190,21 @@ func TestUnmarshalRefusesField(t *testing.T) {
 		{"no times", meetingBody.set("times", `[]`).String(), KindMeetingRequest, "times", "empty"},
 		{"empty court", observationBody.set("court", `""`).String(), KindObservationRequest, "court", "empty"},
 		{"empty defendant", observationBody.set("defendants", `[""]`).String(), KindObservationRequest, "defendants[0]", "empty"},
+
+		// Text that shows nothing is as empty as "", required or not.
+		{"summary of spaces", alertBody.set("summary", `"   "`).String(), KindAlert, "summary", "only whitespace"},
+		{"summary of ideographic spaces", alertBody.set("summary", "\"\u3000\u00a0\"").String(), KindAlert, "summary", "only whitespace"},
+		{"summary of a joiner", alertBody.set("summary", "\"\u200d\"").String(), KindAlert, "summary", "only whitespace or invisible characters"},
+		{"summary of Hangul fillers", alertBody.set("summary", "\"\u3164 \u115f\"").String(), KindAlert, "summary", "only whitespace or invisible characters"},
+		{"summary of a blank Braille pattern", alertBody.set("summary", "\"\u2800\"").String(), KindAlert, "summary", "only whitespace or invisible characters"},
+		{"summary of a variation selector", alertBody.set("summary", "\"\ufe0f\"").String(), KindAlert, "summary", "only whitespace or invisible characters"},
+		{"isolated space", alertBody.set("summary", "\"\u2067 \u2069\"").String(), KindAlert, "summary", "only whitespace or invisible characters"},
+		{"details of blank lines", alertBody.set("details", `"\n \n"`).String(), KindAlert, "details", "only whitespace"},
+		{"location of spaces", alertBody.set("location", `" "`).String(), KindAlert, "location", "only whitespace"},
+		{"defendant of spaces", observationBody.set("defendants", `["a"," "]`).String(), KindObservationRequest, "defendants[1]", "only whitespace"},
+		{"update of spaces", updateBody.set("text", `"\n"`).String(), KindUpdate, "text", "only whitespace"},
+		{"title of spaces", broadcastBody.set("title", `" "`).String(), KindBroadcast, "title", "only whitespace"},
+		{"long blank summary", alertBody.set("summary", rep(" ", maxSummary+1)).String(), KindAlert, "summary", "only whitespace"},
 		{"empty by", ackBody.set("by", `""`).String(), KindAck, "by", "empty"},
 		{"empty reply", replyBody.set("text", `""`).String(), KindReply, "text", "empty"},
 		{"empty partner", receiptBody.set("partner", `""`).String(), KindReceipt, "partner", "empty"},
@@ -218,8 +235,25 @@ func TestUnmarshalRefusesField(t *testing.T) {
 		{"ALM", replyBody.set("text", "\"\u061c\"").String(), KindReply, "text", "contains bidirectional control U+061C"},
 		{"LRM", replyBody.set("text", "\"\u200e\"").String(), KindReply, "text", "contains bidirectional control U+200E"},
 		{"RLM", observationBody.set("defendants", "[\"a\u200f\"]").String(), KindObservationRequest, "defendants[0]", "contains bidirectional control U+200F"},
-		{"LRI", broadcastBody.set("title", "\"\u2066\"").String(), KindBroadcast, "title", "contains bidirectional control U+2066"},
-		{"PDI", broadcastBody.set("title", `"\u2069"`).String(), KindBroadcast, "title", "contains bidirectional control U+2069"},
+		{"RLE", alertBody.set("summary", "\"a\u202bb\u202c\"").String(), KindAlert, "summary", "contains bidirectional control U+202B"},
+		{"LRO inside an isolate", alertBody.set("summary", "\"a\u2067\u202db\u2069\"").String(), KindAlert, "summary", "contains bidirectional control U+202D"},
+
+		// Isolates, which only balanced ones pass.
+		{"LRI alone", broadcastBody.set("title", "\"\u2066\"").String(), KindBroadcast, "title", "contains bidirectional control U+2066 not closed by U+2069 on its line"},
+		{"PDI alone", broadcastBody.set("title", `"\u2069"`).String(), KindBroadcast, "title", "contains bidirectional control U+2069 with no isolate to close"},
+		{"RLI not closed", alertBody.set("summary", "\"\u2067abc\"").String(), KindAlert, "summary", "contains bidirectional control U+2067 not closed by U+2069 on its line"},
+		{"PDI before its opener", alertBody.set("summary", "\"\u2069abc\u2066\"").String(), KindAlert, "summary", "contains bidirectional control U+2069 with no isolate to close"},
+		{"inner isolate not closed", alertBody.set("summary", "\"\u2066a\u2067b\u2069\"").String(), KindAlert, "summary", "contains bidirectional control U+2066 not closed by U+2069 on its line"},
+		{"isolate across lines", alertBody.set("details", "\"a \u2068b\\nc\u2069\"").String(), KindAlert, "details", "contains bidirectional control U+2068 not closed by U+2069 on its line"},
+		{"empty isolate", replyBody.set("text", "\"ab\u2066\u2069c\"").String(), KindReply, "text", "contains an empty bidirectional isolate (U+2066 then U+2069)"},
+		{"isolates too deep", alertBody.set("summary", str(strings.Repeat("\u2066a", 5)+strings.Repeat("\u2069", 5))).String(), KindAlert, "summary", "contains bidirectional isolates nested more than 4 deep"},
+
+		// Invalid UTF-8 in a string, named as Validate names it.
+		{"invalid UTF-8", alertBody.set("summary", "\"a\xffb\"").String(), KindAlert, "summary", "not valid UTF-8"},
+		{"overlong UTF-8", alertBody.set("summary", "\"\xc0\xaf\"").String(), KindAlert, "summary", "not valid UTF-8"},
+		{"invalid UTF-8 in a list", observationBody.set("defendants", "[\"a\",\"b\xed\xa0\x80\"]").String(), KindObservationRequest, "defendants[1]", "not valid UTF-8"},
+		{"invalid UTF-8 in the kind", alertBody.set("kind", "\"alert\xff\"").String(), "", "kind", "not valid UTF-8"},
+		{"invalid UTF-8 in a key", alertBody.set("summ\xffary", `"a"`).String(), KindAlert, "(unprintable)", "unknown field"},
 
 		// Invisible formatting.
 		{"zero-width space", alertBody.set("location", "\"Kam\u200bpala\"").String(), KindAlert, "location", "contains invisible formatting character U+200B"},
@@ -301,6 +335,16 @@ func TestUnmarshalAcceptsLimits(t *testing.T) {
 		alertBody.set("location", rep("😀", maxLocation)),
 		alertBody.set("details", `"line one\nline two\n\n\"quoted\" <b> & \\ 'single' ✓ نص עברית"`),
 		updateBody.set("text", `"فارسی و English"`), // mixed scripts need no bidi controls
+		// Balanced isolates around names in another script, nested, and
+		// on several lines of multi-line text.
+		alertBody.set("summary", "\"Lawyer \u2067محمد رضا\u2069 taken\""),
+		alertBody.set("summary", "\"\u2068\u05e9\u05dc\u05d5\u05dd\u2069, \u2066Kampala\u2069\""),
+		alertBody.set("summary", str(strings.Repeat("\u2066a", maxIsolateDepth)+strings.Repeat("\u2069", maxIsolateDepth))),
+		alertBody.set("details", "\"one \u2067دو\u2069\\nthree \u2066\u2067four\u2069 five\u2069\""),
+		observationBody.set("defendants", "[\"\u2067علی\u2069\"]"),
+		// Text with something visible besides spaces.
+		alertBody.set("summary", "\" a \""),
+		alertBody.set("summary", "\"\u00a0x\u3000\""),
 		meetingBody.set("times", `["2020-01-01T00:00:00Z","2099-12-31T23:59:59Z","2026-12-01T09:00:00Z","2026-12-01T09:00:01Z","2026-12-01T09:00:02Z"]`),
 		observationBody.set("defendants", "["+strings.TrimSuffix(strings.Repeat(`"a",`, maxDefendants), ",")+"]"),
 		receiptBody.set("partner", `"0-a"`),

@@ -60,19 +60,29 @@
 //     without "share" is refused rather than taken as no consent;
 //   - an enum value or country code that is not known ("UG" included: codes
 //     are lower case, see package country);
-//   - empty required text, text over its limit, a line break in a one-line
-//     field, control characters (C0 other than "\n" in multi-line text, DEL,
-//     C1), Unicode bidirectional controls, and invisible characters such as
-//     zero-width spaces that let one text pass for another (the zero-width
-//     non-joiner and joiner are allowed: Persian and Indic scripts need
-//     them; [StripBidiMarks] removes the implicit bidi marks keyboards add);
+//   - empty required text, text of only white space or invisible
+//     characters (it would read as empty), text over its limit, a line
+//     break in a one-line field, control characters (C0 other than "\n" in
+//     multi-line text, DEL, C1), Unicode bidirectional embeddings, overrides
+//     and marks, and invisible characters such as zero-width spaces that let
+//     one text pass for another (the zero-width non-joiner and joiner are
+//     allowed: Persian and Indic scripts need them; [StripBidiMarks] removes
+//     the implicit bidi marks keyboards add);
+//   - bidirectional isolates (U+2066, U+2067 and U+2068, each closed by
+//     U+2069) unless balanced: closed on the line they open, properly
+//     nested at most four deep, and not empty. Balanced, they keep a name
+//     in another script from reordering the text around it, and reorder
+//     nothing outside themselves;
 //   - the zero time and any time before 2020-01-01 or from 2100-01-01 on;
 //     repeated meeting times;
 //   - an optional field that is present but empty: leave it out instead.
 //
 // Every refusal wraps [ErrInvalid]. One that can be pinned on a field is a
 // *[FieldError], whose message names it ("message: alert.summary: longer than
-// 280 characters"); an unknown kind also wraps [ErrUnknownKind]. Errors never
+// 280 characters"), invalid UTF-8 inside a string included; an unknown kind
+// also wraps [ErrUnknownKind], text over its limit [ErrTooLong] and a line
+// break in a one-line field [ErrLineBreak]. [Marshal] and [Unmarshal]
+// refuse the same text with the same error. Errors never
 // quote the body's content, so they are safe to log.
 //
 // # Canonical form

@@ -15,6 +15,15 @@ var ErrInvalid = errors.New("message: invalid")
 // want to say rather than call the body broken.
 var ErrUnknownKind = errors.New("message: unknown kind")
 
+// ErrTooLong is wrapped (besides [ErrInvalid]) when text is over its
+// field's limit, and ErrLineBreak when a one-line field holds a line break,
+// so that a writer's tool can point to a field that takes more (an alert's
+// details rather than its summary).
+var (
+	ErrTooLong   = errors.New("message: text too long")
+	ErrLineBreak = errors.New("message: line break in a one-line field")
+)
+
 // FieldError is a refusal that names the field at fault, so the person who
 // wrote the message can be told what to fix. It wraps [ErrInvalid].
 //
@@ -25,7 +34,7 @@ type FieldError struct {
 	Field   string // the JSON field name; "times[2]" for an element of a list
 	Problem string // what is wrong, e.g. "longer than 280 characters"
 
-	also error // a second sentinel, such as ErrUnknownKind
+	also error // a second sentinel: ErrUnknownKind, ErrTooLong, ErrLineBreak
 }
 
 func (e *FieldError) Error() string {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hrdbeacon/beacon/country"
@@ -67,24 +68,122 @@ func checkText(name, s string, min, max int, multiline bool) *FieldError {
 		return nil
 	}
 	n := 0
+	var iso isolates
+	visible, spaces := false, true
 	for _, r := range s {
 		n++
 		if problem := refusedRune(r, multiline); problem != "" {
+			fe := bad(name, problem)
+			if r == '\n' {
+				fe.also = ErrLineBreak
+			}
+			return fe
+		}
+		if problem := iso.next(r); problem != "" {
 			return bad(name, problem)
 		}
+		switch {
+		case visible:
+		case !blank(r):
+			visible = true
+		case !unicode.IsSpace(r):
+			spaces = false
+		}
+	}
+	if problem := iso.end(); problem != "" {
+		return bad(name, problem)
+	}
+	switch {
+	case visible:
+	case spaces:
+		// A summary of spaces is an empty alert that looks sent.
+		return bad(name, "only whitespace")
+	default:
+		return bad(name, "only whitespace or invisible characters")
 	}
 	if n > max {
-		return badf(name, "longer than %d characters", max)
+		return &FieldError{Field: name, Problem: fmt.Sprintf("longer than %d characters", max), also: ErrTooLong}
 	}
 	return nil
+}
+
+// blank reports whether r shows nothing on its own: white space, format
+// characters (the joiners and isolates checkText allows), the
+// default-ignorable fillers (Hangul fillers, U+034F) and variation
+// selectors, and the blank Braille pattern that messengers' "empty name"
+// tricks use. Text of nothing else reads as empty.
+func blank(r rune) bool {
+	return unicode.IsSpace(r) || r == 0x2800 ||
+		unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+}
+
+// The bidirectional isolates: left-to-right, right-to-left and
+// first-strong isolate, each closed by the pop directional isolate.
+const (
+	lri = 0x2066
+	rli = 0x2067
+	fsi = 0x2068
+	pdi = 0x2069
+)
+
+// maxIsolateDepth bounds how deeply isolates nest. A name in another script
+// needs one level and a quoted name inside it a second; the Unicode
+// bidirectional algorithm stops honouring isolates past depth 125, and
+// renderers are least alike near that edge.
+const maxIsolateDepth = 4
+
+// isolates checks that the bidirectional isolates in one text are balanced:
+// each opened and closed on the same line, properly nested, and not empty.
+// An isolate keeps the direction of its content from leaking into the text
+// around it, which is what mixed-script names need, and, balanced, it
+// cannot reorder anything outside itself. Unbalanced, it can (the "Trojan
+// Source" attack), and a line break ends every open isolate in some
+// renderers and not in others.
+type isolates struct {
+	open     []rune // the openers not yet closed, innermost last
+	justOpen bool   // the last rune opened an isolate
+}
+
+func (iso *isolates) next(r rune) string {
+	was := iso.justOpen
+	iso.justOpen = false
+	switch r {
+	case lri, rli, fsi:
+		if len(iso.open) == maxIsolateDepth {
+			return fmt.Sprintf("contains bidirectional isolates nested more than %d deep", maxIsolateDepth)
+		}
+		iso.open = append(iso.open, r)
+		iso.justOpen = true
+	case pdi:
+		switch {
+		case len(iso.open) == 0:
+			return "contains bidirectional control U+2069 with no isolate to close"
+		case was:
+			return fmt.Sprintf("contains an empty bidirectional isolate (U+%04X then U+2069)", iso.open[len(iso.open)-1])
+		}
+		iso.open = iso.open[:len(iso.open)-1]
+	case '\n':
+		return iso.end()
+	}
+	return ""
+}
+
+// end reports an isolate still open at the end of a line or of the text.
+func (iso *isolates) end() string {
+	if len(iso.open) > 0 {
+		return fmt.Sprintf("contains bidirectional control U+%04X not closed by U+2069 on its line", iso.open[len(iso.open)-1])
+	}
+	return ""
 }
 
 // refusedRune says why r may not appear in text, or "".
 //
 // Control characters can rewrite a terminal or a log line. Bidirectional
-// controls reorder what an officer sees (a "Trojan Source" attack: the text
-// read differs from the text stored), and invisible characters hide words or
-// make two different strings look the same. Tab and CR are refused too:
+// embeddings and overrides reorder what an officer sees (a "Trojan Source"
+// attack: the text read differs from the text stored), and invisible
+// characters hide words or make two different strings look the same. The
+// isolates (U+2066 to U+2069) pass here; [isolates] accepts them only
+// balanced. Tab and CR are refused too:
 // line breaks are "\n" only, so text has one form.
 //
 // The zero-width non-joiner and joiner (U+200C, U+200D) are allowed: Persian,
@@ -103,7 +202,7 @@ func refusedRune(r rune, multiline bool) string {
 	case r < 0x20, r == 0x7f, 0x80 <= r && r <= 0x9f:
 		return fmt.Sprintf("contains control character U+%04X", r)
 	case r == 0x061c, r == 0x200e, r == 0x200f,
-		0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069:
+		0x202a <= r && r <= 0x202e:
 		return fmt.Sprintf("contains bidirectional control U+%04X", r)
 	case r == 0x200b, // zero-width space
 		r == 0x2028, r == 0x2029, // line and paragraph separators
@@ -486,6 +585,10 @@ func decodeString(name string, raw json.RawMessage) (string, *FieldError) {
 		return "", bad(name, "null")
 	case len(raw) == 0 || raw[0] != '"':
 		return "", bad(name, "not a string")
+	case !utf8.Valid(raw):
+		// Before encoding/json, which would turn the bad bytes into U+FFFD;
+		// named here as Validate names it in a Go value.
+		return "", bad(name, "not valid UTF-8")
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -529,15 +632,25 @@ func decodeTime(name string, raw json.RawMessage) (time.Time, *FieldError) {
 
 // StripBidiMarks removes the implicit bidirectional marks U+061C, U+200E
 // and U+200F, which keyboards insert in mixed right-to-left text and which
-// [Marshal] refuses, and reports whether it removed any. It leaves the
-// explicit overrides and isolates alone: text containing those is refused,
-// not silently changed.
+// [Marshal] refuses, and reports whether it removed any. It changes nothing
+// else: embeddings, overrides, unbalanced isolates and invalid UTF-8 are
+// left for Marshal to refuse, not silently changed.
 func StripBidiMarks(s string) (string, bool) {
-	out := strings.Map(func(r rune) rune {
+	var b []byte
+	for i := 0; i < len(s); {
+		// An invalid byte decodes as (RuneError, 1) and is copied as is.
+		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == 0x061c || r == 0x200e || r == 0x200f {
-			return -1
+			if b == nil {
+				b = append(make([]byte, 0, len(s)), s[:i]...)
+			}
+		} else if b != nil {
+			b = append(b, s[i:i+size]...)
 		}
-		return r
-	}, s)
-	return out, len(out) != len(s)
+		i += size
+	}
+	if b == nil {
+		return s, false
+	}
+	return string(b), true
 }

@@ -31,6 +31,10 @@ func FuzzUnmarshal(f *testing.F) {
 		observationBody.set("hearing", `"2027-01-15T06:30:00.5Z"`).String(),
 		broadcastBody.set("valid_until", `null`).String(),
 		"{\"kind\":\"reply\",\"ref\":\"" + refHex + "\",\"text\":\"\xff\"}",
+		alertBody.set("summary", "\"a \u2067b\u2069\"").String(),
+		alertBody.set("summary", "\"\u2067\u2069\"").String(),
+		alertBody.set("details", "\"\u2066a\\n\u2069\"").String(),
+		alertBody.set("summary", "\" \u3000\"").String(),
 	} {
 		f.Add([]byte(s))
 	}
@@ -64,6 +68,8 @@ func FuzzMarshalRoundTrip(f *testing.F) {
 	f.Add("ug", "urgent", "raid", "Office raided", "Details\nhere", "", true, false, int64(1795000000), int64(0), int64(3600))
 	f.Add("ke", "high", "travel_ban", "a\u202eb", "\t", "x", false, true, int64(1577836800), int64(999), int64(0))
 	f.Add("UG", "", "other", "", "", "Kampala\n", false, false, int64(0), int64(0), int64(-1))
+	f.Add("ug", "urgent", "raid", "\u2067x\u2069 y", "\u2066a\n\u2069", " ", true, false, int64(1795000000), int64(0), int64(1))
+	f.Add("ug", "urgent", "raid", "a\xff", "\u200d", "\u2069", false, false, int64(1795000000), int64(0), int64(1))
 	f.Fuzz(func(t *testing.T, cc, sev, cat, summary, details, location string, share, publicise bool, sec, nsec, gap int64) {
 		when := time.Unix(sec, nsec)
 		prio := routing.Priority(len(sev)) // 0–3 valid-ish, longer ones invalid

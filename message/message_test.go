@@ -404,7 +404,61 @@ func TestStripBidiMarks(t *testing.T) {
 	if out != "سلام ok" || !changed {
 		t.Fatalf("StripBidiMarks(%q) = %q, %v", in, out, changed)
 	}
-	if out, changed := StripBidiMarks("plain \u202e"); out != "plain \u202e" || changed {
-		t.Fatalf("an override must be left for Marshal to refuse, got %q %v", out, changed)
+	if out, changed := StripBidiMarks("plain \u202e \u2067x\u2069"); out != "plain \u202e \u2067x\u2069" || changed {
+		t.Fatalf("overrides and isolates must be left for Marshal to judge, got %q %v", out, changed)
+	}
+	// Invalid UTF-8 is kept byte for byte, for Marshal to refuse: it must
+	// not come out as U+FFFD, valid text that says something else.
+	if out, changed := StripBidiMarks("a\xff\u200fb"); out != "a\xffb" || !changed {
+		t.Fatalf("StripBidiMarks with invalid UTF-8 = %q, %v", out, changed)
+	}
+	if out, changed := StripBidiMarks("a\xffb"); out != "a\xffb" || changed {
+		t.Fatalf("StripBidiMarks changed invalid UTF-8 it had no mark to remove from: %q, %v", out, changed)
+	}
+}
+
+// TestValidateAgreesWithUnmarshal: for text a person might get wrong, a Go
+// value and the body holding the same text are refused with the same
+// error, so a writer is told exactly what a reader would refuse.
+func TestValidateAgreesWithUnmarshal(t *testing.T) {
+	for _, s := range []string{
+		"a\xffb", "\xc0\xaf", "   ", "\u200d", "a\nb", strings.Repeat("é", maxSummary+1),
+		"\u2066a", "a\u2069", "\u2066\u2069", "x\u202ey", "\u200f",
+	} {
+		a := *alert
+		a.Summary = s
+		verr := a.Validate()
+		_, uerr := Unmarshal([]byte(alertBody.set("summary", string(appendString(nil, s))).String()))
+		if verr == nil || uerr == nil || verr.Error() != uerr.Error() {
+			t.Errorf("summary %q: Validate says %v, Unmarshal says %v", s, verr, uerr)
+		}
+	}
+}
+
+// TestTextSentinels: a writer's tool can tell "too long" and "line break in
+// a one-line field" from other refusals, and only those.
+func TestTextSentinels(t *testing.T) {
+	tests := []struct {
+		summary  string
+		long, lf bool
+	}{
+		{strings.Repeat("a", maxSummary+1), true, false},
+		{"first line\nsecond line", false, true},
+		{"tab\there", false, false},
+		{"   ", false, false},
+		{"x\u202e", false, false},
+	}
+	for _, tc := range tests {
+		a := *alert
+		a.Summary = tc.summary
+		err := a.Validate()
+		if !errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLong) != tc.long || errors.Is(err, ErrLineBreak) != tc.lf {
+			t.Errorf("summary %q: %v; want ErrTooLong %v, ErrLineBreak %v", tc.summary, err, tc.long, tc.lf)
+		}
+	}
+	d := *alert
+	d.Details = "line\nbreaks are fine here"
+	if err := d.Validate(); err != nil {
+		t.Errorf("multi-line details refused: %v", err)
 	}
 }

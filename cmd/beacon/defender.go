@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/country"
@@ -24,11 +25,21 @@ type initCmd struct {
 	Relay     []string      `required:"" help:"Relay URL (nats://, tls://, ws://, wss://). Repeat for fallbacks." placeholder:"URL"`
 	RootFP    string        `name:"root-fp" required:"" help:"Fingerprint of the directory's root key, from headquarters (bcn-fp:…)." placeholder:"FP"`
 	Directory string        `help:"A signed directory obtained out of band, if the relay cannot be reached now." placeholder:"FILE"`
-	Force     bool          `help:"Replace an existing identity on this device (the old one is lost)."`
+	Force     bool          `help:"Replace the identity on this device with a new one. The old identity, its cases and its outbox are destroyed."`
 	Timeout   time.Duration `default:"15s" help:"How long to try to reach the relay."`
 	passphraseFlags
 }
 
+// Run sets up the device. Everything that can be checked on the device is
+// checked first (the fingerprint, the URLs, a --directory file, what the
+// home already holds), then the passphrase is asked for, and only then
+// does init wait for the relay.
+//
+// On a device that already holds an identity, init without --force keeps
+// it: when config.yaml is missing or broken, or a --directory is given, it
+// checks that the passphrase opens the key, verifies the directory and
+// writes config.yaml again, leaving the key and the state alone. --force
+// replaces the identity, and says what that destroys.
 func (c *initCmd) Run(e *env) error {
 	home, err := beaconHome(e)
 	if err != nil {
@@ -41,13 +52,38 @@ func (c *initCmd) Run(e *env) error {
 	if err := checkRelayURLs(c.Relay); err != nil {
 		return err
 	}
-	keyPath := filepath.Join(home, "key")
-	if _, err := os.Stat(keyPath); err == nil && !c.Force {
-		return withHint(fmt.Errorf("%s already holds an identity", home), "use --force to replace it, or set BEACON_HOME to another directory")
-	}
-	var dirBytes []byte
+	var dir []byte
 	if c.Directory != "" {
-		if dirBytes, err = os.ReadFile(c.Directory); err != nil {
+		if dir, err = os.ReadFile(c.Directory); err != nil {
+			return err
+		}
+		if err := checkDirectoryFile(c.Directory, dir, fp); err != nil {
+			return err
+		}
+	}
+	key, err := hasKey(home)
+	if err != nil {
+		return err
+	}
+	if !key || c.Force {
+		return c.newIdentity(e, home, fp, dir, key)
+	}
+	_, _, cfgErr := readHomeConfig(home)
+	if cfgErr == nil && dir == nil {
+		return withHint(fmt.Errorf("%s already holds an identity and its config.yaml", home),
+			"nothing to change. --force replaces the identity (the old one is lost for good); --directory FILE brings in a directory from headquarters and keeps it; or set BEACON_HOME to another directory")
+	}
+	return c.keepIdentity(e, home, fp, dir, cfgErr)
+}
+
+// newIdentity creates an identity, replacing the one there with replace.
+// Its state is built beside the old one and takes its place only once the
+// new key is written, so an init that fails changes nothing.
+func (c *initCmd) newIdentity(e *env, home string, fp keys.Fingerprint, dir []byte, replace bool) error {
+	keyPath := filepath.Join(home, "key")
+	if replace {
+		fmt.Fprintf(e.stderr, "replacing the identity in %s: once the new one is set up, the old key, its cases and its outbox (messages not yet sent) are destroyed, and missions will know this device only as a new sender\n", home)
+		if err := confirm(e, "Type yes to destroy the old identity: "); err != nil {
 			return err
 		}
 	}
@@ -62,51 +98,141 @@ func (c *initCmd) Run(e *env) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
 	}
-	stateDir := filepath.Join(home, "state")
-	if c.Force {
-		os.RemoveAll(stateDir) // the old identity's state cannot be read with the new key
+	fresh, state := filepath.Join(home, "state.new"), filepath.Join(home, "state")
+	if err := os.RemoveAll(fresh); err != nil { // left by an init that was interrupted
+		return err
 	}
-	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: stateDir, Directory: dirBytes})
+	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: fresh, Directory: dir})
 	if err != nil {
-		os.RemoveAll(stateDir)
-		return directoryHint(err)
+		os.RemoveAll(fresh)
+		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	defer cancel()
-	fetchErr := cl.WaitConnected(ctx)
-	if fetchErr == nil {
-		fetchErr = cl.RefreshDirectory(ctx)
-	}
-	d, err := cl.Directory()
+	d, fetchErr, err := c.directory(e, cl)
+	cl.Close()
 	if err != nil {
-		os.RemoveAll(stateDir)
-		if fetchErr != nil {
-			err = fetchErr
-		}
-		return directoryHint(fmt.Errorf("no verified directory: %w", err))
+		os.RemoveAll(fresh)
+		return err
 	}
-	if err := keys.WriteKeyFile(keyPath, kr, pw, c.Force); err != nil {
+	if err := keys.WriteKeyFile(keyPath, kr, pw, replace); err != nil {
+		os.RemoveAll(fresh)
+		return err
+	}
+	if err := os.RemoveAll(state); err != nil {
+		return err
+	}
+	if err := os.Rename(fresh, state); err != nil {
 		return err
 	}
 	if err := writeHomeConfig(home, &homeConfig{Relays: c.Relay, RootFingerprint: fp.String()}); err != nil {
 		return err
 	}
-	pub := kr.Identity.Public()
-	fmt.Fprintf(e.stdout, "initialised %s\nyour safety number: %s\ndirectory serial %d, valid until %s; countries covered: %s\n",
-		home, pub.SafetyNumber(), d.Serial, d.Expires.Format(time.RFC3339), strings.Join(d.Countries(), " "))
-	if fetchErr != nil {
-		fmt.Fprintf(e.stdout, "note: the relay was not reachable (%v); messages will queue until it is\n", fetchErr)
-	}
+	fmt.Fprintf(e.stdout, "initialised %s\n", home)
+	printSetup(e, kr, d, fetchErr)
 	return nil
 }
 
-// directoryHint adds the hint that fits why no directory could be trusted.
-func directoryHint(err error) error {
-	if errors.Is(err, keys.ErrUntrustedRoot) || errors.Is(err, keys.ErrBadSignature) {
-		return withHint(err, "check the root fingerprint with headquarters, in person or over a channel you trust")
+// keepIdentity writes config.yaml again for the identity already in home,
+// once the passphrase has opened it; cfgErr is why config.yaml could not
+// be used (nil when it was fine and a directory is brought in).
+func (c *initCmd) keepIdentity(e *env, home string, fp keys.Fingerprint, dir []byte, cfgErr error) error {
+	kr, err := c.loadKeyring(e, filepath.Join(home, "key"))
+	if err != nil {
+		return err
 	}
-	return withHint(err, "check the relay URL, or pass --directory FILE from headquarters")
+	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state"), Directory: dir})
+	if err != nil {
+		return stateHint(err, "--root-fp")
+	}
+	d, fetchErr, err := c.directory(e, cl)
+	cl.Close()
+	if err != nil {
+		return err
+	}
+	if err := writeHomeConfig(home, &homeConfig{Relays: c.Relay, RootFingerprint: fp.String()}); err != nil {
+		return err
+	}
+	why := "brought in the directory from " + c.Directory + " and"
+	switch {
+	case errors.Is(cfgErr, errNoConfig):
+		why = "config.yaml was missing:"
+	case cfgErr != nil:
+		why = "config.yaml could not be read:"
+	}
+	fmt.Fprintf(e.stdout, "%s wrote %s again; your identity and everything this device holds are kept\n", why, filepath.Join(home, "config.yaml"))
+	printSetup(e, kr, d, fetchErr)
+	return nil
+}
+
+// directory spends Timeout reaching the relay for its directory and
+// returns the verified directory the client then holds: the relay's, the
+// --directory file's or the one the device kept. fetchErr says why the
+// relay's was not had.
+func (c *initCmd) directory(e *env, cl *client.Client) (d *keys.Directory, fetchErr, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	stop := e.progress("connecting to the relay", c.Timeout).Stop
+	fetchErr = reach(ctx, cl)
+	stop()
+	if d, err = cl.Directory(); err != nil {
+		if fetchErr == nil {
+			fetchErr = err
+		}
+		return nil, nil, relayDirectoryError(fetchErr, c.Timeout)
+	}
+	return d, fetchErr, nil
+}
+
+func printSetup(e *env, kr *keys.Keyring, d *keys.Directory, fetchErr error) {
+	fmt.Fprintf(e.stdout, "your safety number: %s\ndirectory serial %d, valid until %s; countries covered: %s\n",
+		kr.Identity.Public().SafetyNumber(), d.Serial, d.Expires.Format(time.RFC3339), strings.Join(d.Countries(), " "))
+	switch {
+	case fetchErr == nil:
+	case errors.Is(fetchErr, client.ErrNotConnected):
+		fmt.Fprintln(e.stdout, "note: the relay is not reachable now; messages will queue on this device until it is")
+	default:
+		fmt.Fprintf(e.stdout, "note: the relay's directory was not accepted (%v); using serial %d\n", fetchErr, d.Serial)
+	}
+}
+
+// checkDirectoryFile verifies a --directory file before anything else
+// happens, so that what is wrong with it is what init reports.
+func checkDirectoryFile(path string, data []byte, fp keys.Fingerprint) error {
+	_, err := keys.VerifyDirectory(data, fp, time.Now(), nil)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, keys.ErrExpired):
+		// Only a file that verified gets this far, so its roster parses.
+		r, perr := keys.ParseRoster(stripSignature(data))
+		if perr != nil {
+			return err
+		}
+		return withHint(fmt.Errorf("the directory file %s has expired (serial %d, expired at %s)", path, r.Serial, r.Expires.UTC().Format(time.RFC3339)),
+			"ask headquarters for a current one, or leave out --directory while the relay is reachable")
+	case errors.Is(err, keys.ErrUntrustedRoot):
+		return withHint(fmt.Errorf("the directory file %s: %w", path, err), "check the root fingerprint with headquarters, in person or over a channel you trust")
+	}
+	return withHint(fmt.Errorf("the directory file %s does not verify against the root fingerprint: %w", path, err),
+		"it was changed after headquarters signed it, or damaged on the way; ask headquarters for a fresh copy")
+}
+
+// relayDirectoryError says why init has no directory it can trust, when
+// the relay was all it had.
+func relayDirectoryError(err error, timeout time.Duration) error {
+	const relayHint = "check the relay URL, or pass --directory FILE from headquarters"
+	switch {
+	case errors.Is(err, client.ErrNotConnected):
+		return withHint(fmt.Errorf("no verified directory: the relay is not reachable (tried for %s)", timeout), relayHint)
+	case errors.Is(err, keys.ErrUntrustedRoot):
+		return withHint(fmt.Errorf("no verified directory: %w", err), "check the root fingerprint with headquarters, in person or over a channel you trust")
+	case errors.Is(err, keys.ErrExpired):
+		return withHint(fmt.Errorf("no verified directory: the relay serves one that has %w", err), "the relay's operator must install a current one; meanwhile pass --directory FILE from headquarters")
+	case errors.Is(err, keys.ErrRollback):
+		return withHint(fmt.Errorf("no verified directory: the relay serves an older one than this device has seen: %w", err), "a relay that serves an old directory may be hostile; try another relay, or pass --directory FILE from headquarters")
+	case errors.Is(err, keys.ErrBadSignature), errors.Is(err, keys.ErrInvalidDirectory):
+		return withHint(fmt.Errorf("no verified directory: the relay's does not verify against the root fingerprint: %w", err), "the relay or the network changed it; try another relay, or pass --directory FILE from headquarters")
+	}
+	return withHint(fmt.Errorf("no verified directory: %w", err), relayHint)
 }
 
 // checkRelayURLs refuses a URL Beacon cannot connect with before trying.
@@ -127,8 +253,8 @@ type alertCmd struct {
 	Share       bool   `help:"Consent to share this alert with partner governments."`
 	Publicise   bool   `help:"Consent to make this alert public."`
 	Location    string `help:"Coarse location (a district, not an address)."`
-	Summary     string `arg:"" help:"One line: what is happening."`
-	DetailsFile string `name:"details-file" help:"File with the details (up to 8000 characters)." placeholder:"FILE"`
+	Summary     string `arg:"" help:"One line: what is happening (up to 280 characters; more goes in --details-file)."`
+	DetailsFile string `name:"details-file" help:"File with the details (UTF-8, several lines, up to 8000 characters)." placeholder:"FILE"`
 	clientFlags
 }
 
@@ -140,41 +266,110 @@ func (c *alertCmd) Run(e *env) error {
 	a := &message.Alert{Country: strings.ToLower(c.Country), Priority: prio,
 		Category: message.Category(c.Category), Summary: c.Summary, Location: c.Location, Share: c.Share, Publicise: c.Publicise}
 	if c.DetailsFile != "" {
-		b, err := os.ReadFile(c.DetailsFile)
-		if err != nil {
+		if a.Details, err = readDetails(c.DetailsFile); err != nil {
 			return err
 		}
-		a.Details = strings.TrimRight(string(b), "\n")
 	}
-	if err := cleanText(e, &a.Summary, &a.Details, &a.Location); err != nil {
-		return err
-	}
+	cleanText(e, &a.Summary, &a.Details, &a.Location)
 	if err := a.Validate(); err != nil {
-		return err
+		return summaryHint(err)
 	}
 	cl, err := c.openClient(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	s, err := cl.SendAlert(context.Background(), a)
+	if err := covered(cl, a.Country); err != nil {
+		return err
+	}
+	s, err := c.send(e, cl, "alert", func(ctx context.Context) (*client.Sent, error) { return cl.SendAlert(ctx, a) })
 	if err != nil {
-		return coverageHint(err)
+		return err
 	}
 	report(e, "alert", a.Country, s)
+	if a.Share {
+		reportShare(e, a.Country, s)
+	}
 	return nil
+}
+
+// checkUTF8 refuses an argument that is not UTF-8 before the parser sees
+// it: kong turns such bytes into U+FFFD, text that says something other
+// than what was typed, and the command would send it. The error names the
+// flag or the position, never the text.
+func checkUTF8(args []string) error {
+	for i, a := range args {
+		if utf8.ValidString(a) {
+			continue
+		}
+		what := fmt.Sprintf("argument %d", i+1)
+		if name, _, ok := strings.Cut(a, "="); ok && strings.HasPrefix(name, "--") && utf8.ValidString(name) {
+			what = name
+		} else if i > 0 && strings.HasPrefix(args[i-1], "--") && !strings.Contains(args[i-1], "=") {
+			what = args[i-1]
+		}
+		return withHint(fmt.Errorf("%s: not valid UTF-8 text", what), "set your terminal to UTF-8; text in another encoding would reach the missions garbled")
+	}
+	return nil
+}
+
+// readDetails reads a --details-file: UTF-8 text, trailing newlines dropped.
+func readDetails(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if !utf8.Valid(b) {
+		return "", withHint(fmt.Errorf("--details-file %s is not UTF-8 text", path), "save it as UTF-8 (plain text) in your editor; other encodings would reach the missions garbled")
+	}
+	return strings.TrimRight(string(b), "\n"), nil
+}
+
+// summaryHint points a summary that is too long, or on several lines, to
+// the field made for it.
+func summaryHint(err error) error {
+	var fe *message.FieldError
+	if errors.As(err, &fe) && fe.Kind == message.KindAlert && fe.Field == "summary" &&
+		(errors.Is(err, message.ErrTooLong) || errors.Is(err, message.ErrLineBreak)) {
+		return withHint(err, "the summary is one short line; put long or multi-line text in a file and pass --details-file FILE")
+	}
+	return err
 }
 
 // cleanText removes the implicit bidi marks keyboards insert in
 // right-to-left text (the message format refuses them) and says so.
-func cleanText(e *env, fields ...*string) error {
+func cleanText(e *env, fields ...*string) {
 	for _, f := range fields {
 		if s, changed := message.StripBidiMarks(*f); changed {
 			*f = s
 			fmt.Fprintln(e.stderr, "note: removed invisible direction marks from your text")
 		}
 	}
+}
+
+// covered refuses, before any wait, a country that no mission covers in the
+// directory this device holds. Without a directory (never fetched, or
+// expired) only the relay can say, and send waits for it.
+func covered(cl *client.Client, cc string) error {
+	d, err := cl.Directory()
+	if err == nil && len(d.MissionsFor(cc)) == 0 {
+		return coverageHint(&client.CountryNotCoveredError{Country: cc, Covered: d.Countries()})
+	}
 	return nil
+}
+
+// hasCase refuses, before any wait, an id that is no case on this device.
+func hasCase(cl *client.Client, id routing.ID) error {
+	cases, err := cl.Cases()
+	if err != nil {
+		return err
+	}
+	for _, k := range cases {
+		if k.ID == id {
+			return nil
+		}
+	}
+	return fmt.Errorf("no case %s on this device (beacon inbox lists them)", id)
 }
 
 func coverageHint(err error) error {
@@ -185,19 +380,118 @@ func coverageHint(err error) error {
 	return err
 }
 
+// send hands one message to the client so that no wait can lose it. A
+// relay that answers at once gets it directly, sealed to the directory
+// just fetched. Otherwise it is sealed and stored in the encrypted outbox
+// straight away, and the rest of Timeout goes to delivering it from there:
+// a dropped network, Ctrl-C or a flat battery during the wait no longer
+// loses it. Only a device without a directory to seal to must wait for
+// the relay first.
+func (f *clientFlags) send(e *env, cl *client.Client, what string, do func(context.Context) (*client.Sent, error)) (*client.Sent, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(f.Timeout, 0))
+	defer cancel()
+	report := e.progress("connecting to the relay", f.Timeout)
+	defer report.Stop()
+	stop := report.Stop
+	_, noDir := cl.Directory()
+	if noDir != nil || answersSoon(ctx, cl) {
+		reached := reach(ctx, cl) == nil || cl.Connected()
+		stop()
+		if reached {
+			flush(ctx, e, cl, f.Timeout, nil)
+		}
+		sending := e.progress("sending to the relay", f.Timeout)
+		defer sending.Stop()
+		s, err := do(ctx)
+		return s, sendError(err)
+	}
+	s, err := do(ctx)
+	if err != nil || !s.Queued {
+		return s, sendError(err)
+	}
+	report.Note("the " + what + " is already sealed and stored on this device: stopping now loses nothing")
+	own, _ := inOutbox(cl, s.ID)
+	reached := reach(ctx, cl) == nil || cl.Connected()
+	stop()
+	if !reached {
+		return s, nil
+	}
+	var refusal *client.Refusal
+	flush(ctx, e, cl, f.Timeout, func() int {
+		left, r := inOutbox(cl, s.ID)
+		if left == 0 {
+			s.Queued = false
+		}
+		refusal = r
+		return own - left
+	})
+	if refusal != nil {
+		return nil, withHint(fmt.Errorf("the relay refused the %s %s for good: %s (%s)", what, s.ID, refusal.Reason, refusal.Code), "it stays in beacon outbox, unsent, until you discard it")
+	}
+	return s, nil
+}
+
+// sendGrace is how long send waits for the relay before it queues: about
+// what a relay that is up takes to answer on a slow network, and less than
+// a wait that earns a progress line.
+const sendGrace = progressAfter / 2
+
+func answersSoon(ctx context.Context, cl *client.Client) bool {
+	ctx, cancel := context.WithTimeout(ctx, sendGrace)
+	defer cancel()
+	return cl.WaitConnected(ctx) == nil
+}
+
+// inOutbox counts the outbox entries of message id (an alert shared with
+// partners has two), and returns the relay's refusal if it refused one.
+func inOutbox(cl *client.Client, id routing.ID) (n int, refused *client.Refusal) {
+	q, err := cl.Outbox()
+	if err != nil {
+		return 0, nil
+	}
+	for _, m := range q {
+		if m.ID == id {
+			n++
+			if m.Refused != nil {
+				refused = m.Refused
+			}
+		}
+	}
+	return n, refused
+}
+
+// sendError explains the failures of a send that the device can do
+// something about.
+func sendError(err error) error {
+	if errors.Is(err, client.ErrNoDirectory) {
+		return withHint(errors.New("nothing was sent: this device holds no current directory of missions to seal it to, and the relay could not be reached to fetch one"),
+			"try again when the relay is reachable, or ask headquarters for a current directory and run: beacon init --relay URL --root-fp FP --directory FILE (your identity is kept)")
+	}
+	return coverageHint(err)
+}
+
 func report(e *env, what, cc string, s *client.Sent) {
 	to := fmt.Sprintf("%d mission(s) of %s (%s)", len(s.Missions), cc, strings.Join(s.Missions, ", "))
 	if cc == "" {
 		to = fmt.Sprintf("the case's %d mission(s) (%s)", len(s.Missions), strings.Join(s.Missions, ", "))
 	}
-	if s.Queued {
-		fmt.Fprintf(e.stdout, "queued: %s %s for %s\nthe relay is not reachable now; it will be sent when connected (beacon outbox shows it)\n", what, s.ID, to)
-	} else {
+	if !s.Queued {
 		fmt.Fprintf(e.stdout, "sent: %s %s to %s\n", what, s.ID, to)
+		return
 	}
-	if len(s.Partners) > 0 {
-		fmt.Fprintf(e.stdout, "shared with partner governments: %s\n", strings.Join(s.Partners, ", "))
+	fmt.Fprintf(e.stdout, "queued: %s %s for %s\n", what, s.ID, to)
+	fmt.Fprintf(e.stdout, "the relay is not reachable now. The %s is sealed and stored encrypted on this device; it leaves automatically the next time any beacon command (or beacon watch) reaches the relay. beacon outbox shows it.\n", what)
+}
+
+// reportShare says what became of the consent to share. Until the bridge
+// carries shared alerts to partner governments, none of them has it, and
+// the defender must not be told otherwise.
+func reportShare(e *env, cc string, s *client.Sent) {
+	if len(s.Partners) == 0 {
+		fmt.Fprintf(e.stdout, "you consented to sharing with partner governments, but none covers %s: only the missions have this alert\n", cc)
+		return
 	}
+	fmt.Fprintf(e.stdout, "you consented to sharing with partner governments: a copy is sealed to %s and will be offered to them when they can receive; none has it yet\n", strings.Join(s.Partners, ", "))
 }
 
 type updateCmd struct {
@@ -212,7 +506,7 @@ func (c *updateCmd) Run(e *env) error {
 		return err
 	}
 	cleanText(e, &c.Text)
-	if err := (&message.Update{Ref: routing.ID(id), Text: c.Text}).Validate(); err != nil {
+	if err := (&message.Update{Ref: id, Text: c.Text}).Validate(); err != nil {
 		return err
 	}
 	cl, err := c.openClient(e)
@@ -220,7 +514,10 @@ func (c *updateCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	s, err := cl.SendUpdate(context.Background(), id, c.Text)
+	if err := hasCase(cl, id); err != nil {
+		return err
+	}
+	s, err := c.send(e, cl, "update", func(ctx context.Context) (*client.Sent, error) { return cl.SendUpdate(ctx, id, c.Text) })
 	if err != nil {
 		return err
 	}
@@ -241,7 +538,8 @@ func (c *cancelCmd) Run(e *env) error {
 		return err
 	}
 	cleanText(e, &c.Text)
-	if err := (&message.Cancel{Ref: routing.ID(id), Reason: message.CancelReason(c.Reason), Text: c.Text}).Validate(); err != nil {
+	reason := message.CancelReason(c.Reason)
+	if err := (&message.Cancel{Ref: id, Reason: reason, Text: c.Text}).Validate(); err != nil {
 		return err
 	}
 	cl, err := c.openClient(e)
@@ -249,7 +547,10 @@ func (c *cancelCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	s, err := cl.Cancel(context.Background(), id, message.CancelReason(c.Reason), c.Text)
+	if err := hasCase(cl, id); err != nil {
+		return err
+	}
+	s, err := c.send(e, cl, "cancellation", func(ctx context.Context) (*client.Sent, error) { return cl.Cancel(ctx, id, reason, c.Text) })
 	if err != nil {
 		return err
 	}
@@ -299,9 +600,12 @@ func (c *meetCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	s, err := cl.RequestMeeting(context.Background(), m)
+	if err := covered(cl, m.Country); err != nil {
+		return err
+	}
+	s, err := c.send(e, cl, "meeting request", func(ctx context.Context) (*client.Sent, error) { return cl.RequestMeeting(ctx, m) })
 	if err != nil {
-		return coverageHint(err)
+		return err
 	}
 	report(e, "meeting request", m.Country, s)
 	return nil
@@ -336,6 +640,9 @@ func (c *observeCmd) Run(e *env) error {
 		return errors.New("--hearing: give exactly one time")
 	}
 	cleanText(e, &c.Court, &c.Case, &c.Charges)
+	for i := range c.Defendant {
+		cleanText(e, &c.Defendant[i])
+	}
 	o := &message.ObservationRequest{Country: strings.ToLower(c.Country), Court: c.Court, Case: c.Case, Hearing: ts[0],
 		Defendants: c.Defendant, Charges: c.Charges}
 	if o.Defendants == nil {
@@ -352,9 +659,12 @@ func (c *observeCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	s, err := cl.RequestObservation(context.Background(), o)
+	if err := covered(cl, o.Country); err != nil {
+		return err
+	}
+	s, err := c.send(e, cl, "observation request", func(ctx context.Context) (*client.Sent, error) { return cl.RequestObservation(ctx, o) })
 	if err != nil {
-		return coverageHint(err)
+		return err
 	}
 	report(e, "observation request", o.Country, s)
 	return nil
@@ -373,8 +683,13 @@ func (c *inboxCmd) Run(e *env) error {
 	defer cl.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cl.Connected() {
-		if _, err := cl.Inbox(ctx, client.FetchOptions{}); err != nil {
+	if c.connect(e, cl) {
+		fetch, cancel := context.WithTimeout(ctx, c.Timeout)
+		done := e.progress("fetching new messages", c.Timeout).Stop
+		_, err := cl.Inbox(fetch, client.FetchOptions{})
+		done()
+		cancel()
+		if err != nil {
 			fmt.Fprintf(e.stderr, "note: could not fetch new messages: %v\n", err)
 		}
 	} else {
@@ -414,7 +729,10 @@ func printCase(e *env, k *client.Case) {
 	fmt.Fprintf(e.stdout, "case %s  %s  (%s, %s)\n", k.ID, k.Title, k.Country, k.Priority)
 	for _, en := range k.Thread {
 		state := ""
-		if en.Queued {
+		switch {
+		case en.Refused != "":
+			state = "  [refused by the relay: " + en.Refused + "]"
+		case en.Queued:
 			state = "  [queued]"
 		}
 		fmt.Fprintf(e.stdout, "  %s  %-12s %s%s\n", en.At.Local().Format("2006-01-02 15:04:05"), en.From, en.Text, state)
@@ -422,35 +740,84 @@ func printCase(e *env, k *client.Case) {
 }
 
 type outboxCmd struct {
-	Send bool `help:"Try to send what is queued now."`
+	Send    bool   `help:"Try to send what is queued now."`
+	Discard string `help:"Delete a message the relay refused for good, once you have read why." placeholder:"ID"`
 	clientFlags
 }
 
 func (c *outboxCmd) Run(e *env) error {
-	if !c.Send {
-		c.Timeout = 0 // listing needs no relay
+	var discard routing.ID
+	if c.Discard != "" {
+		id, err := routing.ParseID(c.Discard)
+		if err != nil {
+			return fmt.Errorf("--discard: %w", err)
+		}
+		discard = id
 	}
 	cl, err := c.openClient(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	if !discard.IsZero() {
+		return discardRefused(e, cl, discard)
+	}
+	if c.Send { // listing needs no relay
+		c.connect(e, cl)
+	}
 	q, err := cl.Outbox()
 	if err != nil {
 		return err
 	}
-	if len(q) == 0 {
-		fmt.Fprintln(e.stdout, "outbox empty: everything has reached the relay")
-		return nil
-	}
-	fmt.Fprintf(e.stdout, "%d message(s) waiting for the relay:\n", len(q))
+	var waiting, refused []client.Queued
 	for _, m := range q {
-		shared := ""
-		if m.Shared {
-			shared = " (copy for partner governments)"
+		if m.Refused != nil {
+			refused = append(refused, m)
+		} else {
+			waiting = append(waiting, m)
 		}
-		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s\n", m.ID, m.Kind, m.Country, m.Priority, shared, m.Since.Local().Format("2006-01-02 15:04:05"))
 	}
+	if len(waiting) == 0 {
+		fmt.Fprintln(e.stdout, "outbox empty: everything has reached the relay")
+	} else {
+		fmt.Fprintf(e.stdout, "%d message(s) waiting for the relay:\n", len(waiting))
+	}
+	for _, m := range waiting {
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Since.Local().Format("2006-01-02 15:04:05"))
+	}
+	if len(refused) > 0 {
+		fmt.Fprintf(e.stdout, "%d message(s) the relay refused for good; they will not be sent:\n", len(refused))
+	}
+	for _, m := range refused {
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s: %s (%s)\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Refused.Reason, m.Refused.Code)
+	}
+	if len(refused) > 0 {
+		fmt.Fprintln(e.stdout, "beacon outbox --discard ID deletes one; send what it said again with a new command")
+	}
+	return nil
+}
+
+func sharedCopy(m client.Queued) string {
+	if m.Shared {
+		return " (copy for partner governments)"
+	}
+	return ""
+}
+
+// discardRefused deletes a refused message, and only a refused one: a
+// message still waiting is never dropped by mistake.
+func discardRefused(e *env, cl *client.Client, id routing.ID) error {
+	q, err := cl.Outbox()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(q, func(m client.Queued) bool { return m.ID == id && m.Refused != nil }) {
+		return withHint(fmt.Errorf("no refused message %s in the outbox", id), "beacon outbox lists them; a message still waiting cannot be discarded")
+	}
+	if err := cl.DiscardRefused(id); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "discarded %s\n", id)
 	return nil
 }
 
@@ -460,18 +827,19 @@ type missionsCmd struct {
 }
 
 func (c *missionsCmd) Run(e *env) error {
+	cc := strings.ToLower(c.Country)
+	if !country.Known(cc) {
+		return fmt.Errorf("unknown country code %q (ISO 3166-1 alpha-2, e.g. ug)", c.Country)
+	}
 	cl, err := c.openClient(e)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	c.connect(e, cl)
 	d, err := cl.Directory()
 	if err != nil {
 		return err
-	}
-	cc := strings.ToLower(c.Country)
-	if !country.Known(cc) {
-		return fmt.Errorf("unknown country code %q (ISO 3166-1 alpha-2, e.g. ug)", c.Country)
 	}
 	ms := d.MissionsFor(cc)
 	if len(ms) == 0 {
@@ -482,7 +850,7 @@ func (c *missionsCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "  %-20s %s\n  %-20s safety number %s\n", m.ID, m.Name, "", m.Identity.SafetyNumber())
 	}
 	if ps := d.PartnersFor(cc); len(ps) > 0 {
-		fmt.Fprintf(e.stdout, "partner governments (alerts shared with --share): ")
+		fmt.Fprintf(e.stdout, "partner governments (offered alerts sent with --share once they can receive): ")
 		for i, p := range ps {
 			if i > 0 {
 				fmt.Fprint(e.stdout, ", ")
@@ -508,9 +876,12 @@ func (c *newsCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
+	c.connect(e, cl)
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
+	stop := e.progress("fetching broadcasts", c.Timeout).Stop
 	bs, err := cl.News(ctx, strings.ToLower(c.Country))
+	stop()
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,6 +22,9 @@ import (
 //	config.yaml  relay URLs and the pinned root fingerprint
 //	state/       the verified directory and the encrypted outbox,
 //	             seen-set and case threads
+//
+// The key is the identity; config.yaml can always be written again by
+// "beacon init" without touching it (see initCmd).
 type homeConfig struct {
 	Relays          []string `yaml:"relays"`
 	RootFingerprint string   `yaml:"root_fingerprint"`
@@ -37,13 +41,30 @@ func beaconHome(e *env) (string, error) {
 	return filepath.Join(home, ".beacon"), nil
 }
 
-var errNotInitialised = errors.New("this device has no Beacon identity yet")
+var (
+	errNotInitialised = errors.New("this device has no Beacon identity yet")
+	errNoConfig       = errors.New("config.yaml is missing")
+)
 
-func loadHomeConfig(home string) (*homeConfig, keys.Fingerprint, error) {
+// hasKey reports whether home holds an identity.
+func hasKey(home string) (bool, error) {
+	_, err := os.Stat(filepath.Join(home, "key"))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, err
+}
+
+// readHomeConfig reads config.yaml: errNoConfig if there is none, every
+// problem with it at once if it is broken.
+func readHomeConfig(home string) (*homeConfig, keys.Fingerprint, error) {
 	path := filepath.Join(home, "config.yaml")
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, keys.Fingerprint{}, withHint(errNotInitialised, "run: beacon init --relay URL --root-fp FP")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, keys.Fingerprint{}, fmt.Errorf("%w from %s", errNoConfig, home)
 	}
 	if err != nil {
 		return nil, keys.Fingerprint{}, err
@@ -68,15 +89,36 @@ func (hc *homeConfig) Validate() error {
 	return errs.Err()
 }
 
+// loadHomeConfig is readHomeConfig for the commands that use the device,
+// with the way out of each failure.
+func loadHomeConfig(home string) (*homeConfig, keys.Fingerprint, error) {
+	hc, fp, err := readHomeConfig(home)
+	if err == nil {
+		return hc, fp, nil
+	}
+	key, kerr := hasKey(home)
+	switch {
+	case kerr != nil:
+		return nil, keys.Fingerprint{}, kerr
+	case !key && errors.Is(err, errNoConfig):
+		return nil, keys.Fingerprint{}, withHint(errNotInitialised, "run: beacon init --relay URL --root-fp FP")
+	case key:
+		return nil, keys.Fingerprint{}, withHint(err, "your identity is still there: beacon init --relay URL --root-fp FP writes config.yaml again and keeps it")
+	}
+	return nil, keys.Fingerprint{}, err
+}
+
 // clientFlags are shared by the commands that talk to the relay.
 type clientFlags struct {
-	Timeout time.Duration `default:"10s" help:"How long to try to reach the relay before queueing."`
+	Timeout time.Duration `default:"10s" help:"How long to try to reach the relay. A message it cannot take at once is queued on the device first."`
 	passphraseFlags
 }
 
-// openClient opens the defender's client from $BEACON_HOME and gives it
-// Timeout to connect. A relay that cannot be reached is not an error: the
-// client still seals and queues.
+// openClient opens the defender's client from $BEACON_HOME: the config,
+// the key (this asks for the passphrase) and the state. It does not wait
+// for the relay: the client connects in the background while the command
+// runs the checks it can make on the device, and only then calls connect
+// or send.
 func (f *clientFlags) openClient(e *env) (*client.Client, error) {
 	home, err := beaconHome(e)
 	if err != nil {
@@ -86,27 +128,79 @@ func (f *clientFlags) openClient(e *env) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the passphrase is asked for, which would be in vain.
+	if key, err := hasKey(home); err != nil || !key {
+		if err == nil {
+			err = withHint(fmt.Errorf("%w: %s has a config.yaml but no key file", errNotInitialised, home), "run: beacon init --relay URL --root-fp FP")
+		}
+		return nil, err
+	}
 	kr, err := f.loadKeyring(e, filepath.Join(home, "key"))
 	if err != nil {
 		return nil, err
 	}
 	c, err := client.Open(client.Config{URLs: hc.Relays, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state")})
 	if err != nil {
-		return nil, err
+		return nil, stateHint(err, "root_fingerprint in config.yaml")
+	}
+	return c, nil
+}
+
+// stateHint explains a client that will not open on the device's state:
+// the directory stored there does not verify against the root
+// fingerprint, which came from root (a flag or config.yaml).
+func stateHint(err error, root string) error {
+	if errors.Is(err, keys.ErrUntrustedRoot) || errors.Is(err, keys.ErrBadSignature) || errors.Is(err, keys.ErrInvalidDirectory) {
+		return withHint(err, "the directory stored on this device does not verify against %s; check the fingerprint with headquarters, in person or over a channel you trust", root)
+	}
+	return err
+}
+
+// connect gives the client Timeout to reach the relay, saying so after a
+// second, then refreshes the directory and sends what the outbox holds. A
+// relay that cannot be reached is not an error: connect reports whether it
+// was reached.
+func (f *clientFlags) connect(e *env, c *client.Client) bool {
+	if f.Timeout <= 0 {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.Timeout)
 	defer cancel()
-	if c.WaitConnected(ctx) == nil {
-		c.RefreshDirectory(ctx)
-		// The client's background flush starts as soon as it connects;
-		// this one waits for it and sends what is left, and Delivered
-		// counts both.
-		c.Flush(ctx)
-		if n := c.Delivered(); n > 0 {
-			fmt.Fprintf(e.stdout, "sent %d queued message(s) from the outbox\n", n)
-		}
+	stop := e.progress("connecting to the relay", f.Timeout).Stop
+	err := reach(ctx, c)
+	stop()
+	if err != nil && !c.Connected() {
+		return false
 	}
-	return c, nil
+	flush(ctx, e, c, f.Timeout, nil)
+	return true
+}
+
+// reach waits for the relay and fetches its directory. A directory that
+// cannot be fetched or is refused leaves the client connected.
+func reach(ctx context.Context, c *client.Client) error {
+	if err := c.WaitConnected(ctx); err != nil {
+		return err
+	}
+	return c.RefreshDirectory(ctx)
+}
+
+// flush sends what the outbox holds and says how many earlier messages
+// went; own, if set, counts the outbox entries of the command's own
+// message among them.
+func flush(ctx context.Context, e *env, c *client.Client, limit time.Duration, own func() int) {
+	stop := e.progress("sending from the outbox", limit).Stop
+	// The client's background flush starts as soon as it connects; this
+	// one waits for it and sends what is left, and Delivered counts both.
+	c.Flush(ctx)
+	stop()
+	n := c.Delivered()
+	if own != nil {
+		n -= own()
+	}
+	if n > 0 {
+		fmt.Fprintf(e.stdout, "sent %d queued message(s) from the outbox\n", n)
+	}
 }
 
 // writeHomeConfig writes config.yaml.

@@ -105,6 +105,10 @@ func run(args []string, e *env) (code int) {
 		ctx.PrintUsage(false)
 		return 2
 	}
+	if err := checkUTF8(args); err != nil {
+		printError(e.stderr, err)
+		return 1
+	}
 	ctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "error: %v\n", err)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -79,4 +82,30 @@ func (p *passphraseFlags) loadKeyring(e *env, path string) (*keys.Keyring, error
 		return nil, err
 	}
 	return kr, nil
+}
+
+var errNotConfirmed = errors.New("not confirmed; nothing was changed")
+
+// confirm asks for a "yes" before something that cannot be undone, when a
+// person is at the keyboard (stdin is a terminal). A script has no one to
+// ask: the flag that asked for it is the consent, and the statement the
+// caller printed before it the record.
+func confirm(e *env, question string) error {
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return confirmOn(e.stdin, e.stderr, question)
+}
+
+func confirmOn(in io.Reader, out io.Writer, question string) error {
+	fmt.Fprint(out, question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+		return errNotConfirmed
+	}
+	if strings.TrimSpace(line) != "yes" {
+		return errNotConfirmed
+	}
+	return nil
 }
