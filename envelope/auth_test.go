@@ -2,7 +2,7 @@ package envelope
 
 import (
 	"bytes"
-	"errors"
+	"crypto/hpke"
 	"testing"
 
 	"github.com/hrdbeacon/beacon/keys"
@@ -300,24 +300,74 @@ func TestInnerStructure(t *testing.T) {
 	_, err := open(t, co.seal(), r)
 	wantErr(t, "all-zero sender", err, ErrMalformed)
 
-	// A sender whose DH key is a low-order point: no MAC can be keyed
-	// from it, and Open says so rather than panicking or accepting.
-	co = openAsCoRecipient(t, env, r.KEMKey())
-	lowOrder := bytes.Clone(a.Public().Bytes())
-	copy(lowOrder[keys.SigningKeySize:], append([]byte{1}, make([]byte, 31)...))
-	p, err := keys.NewPublicIdentity(lowOrder)
-	if err != nil {
-		// Refusing the key outright is as good.
-		if !errors.Is(err, keys.ErrMalformedKey) {
-			t.Errorf("NewPublicIdentity with a low-order DH key: %v", err)
-		}
-	} else {
-		co.setPlaintext(p, co.body(), bytes.Clone(co.authenticator()))
+	// A sender whose DH key is a low-order point is no identity: Open
+	// refuses it as malformed in both modes, before any authentication.
+	for _, auth := range []Auth{Deniable, Signed} {
+		env := mustSeal(t, testHeader(), []byte("x"), a, auth, To(r.Public()))
+		co := openAsCoRecipient(t, env, r.KEMKey())
+		copy(co.sender()[keys.SigningKeySize:], append([]byte{1}, make([]byte, 31)...))
 		_, err = open(t, co.seal(), r)
-		wantErr(t, "low-order sender DH key", err, ErrBadAuthentication)
-		_, err = Seal(testHeader(), []byte("x"), a, Deniable, To(p))
-		if err == nil {
-			t.Error("Seal to a low-order DH key succeeded")
-		}
+		wantErr(t, auth.String()+", low-order sender DH key", err, ErrMalformed)
 	}
+}
+
+// A stanza that opens with one of the reader's keys to a content key the
+// header MAC refuses does not end the search (SPEC.md, "Finding the
+// stanza"): the outcome does not depend on which stanza or key is tried
+// first.
+func TestDecoyStanza(t *testing.T) {
+	a, r, o := newIdentity(t), newIdentity(t), newIdentity(t)
+	inbox := newInbox(t)
+	decoy := func(pub hpke.PublicKey) []byte {
+		st, err := hpke.Seal(pub, suiteKDF, suiteAEAD, []byte(stanzaLabel), bytes.Repeat([]byte{7}, fileKeySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name    string
+		decoy   hpke.PublicKey
+		real    Recipient
+		inboxes []*keys.InboxKey
+	}{
+		{"decoy and real stanza to the identity key", r.Public().KEMKey(), To(r.Public()), nil},
+		{"decoy to the inbox key, real stanza to the identity key", inbox.Public().KEMKey(), To(r.Public()), []*keys.InboxKey{inbox}},
+		{"decoy to the identity key, real stanza to the inbox key", r.Public().KEMKey(), ToInbox(r.Public(), inbox.Public()), []*keys.InboxKey{inbox}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := mustSeal(t, testHeader(), []byte("meet at noon"), a, Deniable, To(o.Public()), tc.real)
+			// The sender replaces stanza 0 by a decoy and authenticates
+			// what it then sends, as an honest Seal would have.
+			co := openAsCoRecipient(t, env, o.KEMKey())
+			co.stanzas[0] = decoy(tc.decoy)
+			ad, macs := co.authData(), co.authenticator()
+			for i, to := range []*keys.PublicIdentity{o.Public(), r.Public()} {
+				mac, err := deniableMAC(a, a.Public(), to, ad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				copy(macs[i*macSize:], mac)
+			}
+			got := mustOpen(t, co.seal(), r, tc.inboxes...)
+			if got.Stanza != 1 || string(got.Body) != "meet at noon" || !got.Sender.Equal(a.Public()) {
+				t.Errorf("opened stanza %d, body %q", got.Stanza, got.Body)
+			}
+		})
+	}
+
+	// A co-recipient who plants a decoy for r in its own stanza cannot
+	// change what r sees: r reads past the decoy, and the authenticator,
+	// which covers every stanza, tells r the envelope was changed.
+	env := mustSeal(t, testHeader(), []byte("x"), a, Deniable, To(o.Public()), To(r.Public()))
+	co := openAsCoRecipient(t, env, o.KEMKey())
+	co.stanzas[0] = decoy(r.Public().KEMKey())
+	_, err := open(t, co.seal(), r)
+	wantErr(t, "co-recipient's decoy", err, ErrBadAuthentication)
+
+	// Decoys alone: something opened for r, but nothing the header MAC
+	// commits to.
+	co.stanzas[1] = decoy(r.Public().KEMKey())
+	_, err = open(t, co.seal(), r)
+	wantErr(t, "decoys only", err, ErrTampered)
 }

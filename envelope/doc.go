@@ -44,5 +44,6 @@
 // branch with errors.Is. Open checks freshness of nothing: replay
 // protection is the receiver's seen-set of message ids.
 //
-// SPEC.md in this directory describes every byte.
+// SPEC.md in this directory describes every byte, ack tokens and public
+// messages included; keys/SPEC.md describes the keys.
 package envelope

@@ -110,6 +110,16 @@ func Parse(b []byte) (Info, error) {
 	if flags&^flagReplyTo != 0 {
 		return Info{}, fmt.Errorf("%w: unknown flags %#02x", ErrMalformed, flags)
 	}
+	// The whole header is there before any field is judged, so a short
+	// input is ErrTruncated whatever its fields hold (SPEC.md, "Order of
+	// checks").
+	n := routingSize
+	if flags&flagReplyTo != 0 {
+		n += routing.MailboxSize
+		if len(b) < n {
+			return Info{}, fmt.Errorf("%w: ends inside the reply mailbox", ErrTruncated)
+		}
+	}
 	var info Info
 	h := &info.Header
 	h.Priority = routing.Priority(b[offPriority])
@@ -120,12 +130,7 @@ func Parse(b []byte) (Info, error) {
 		return Info{}, fmt.Errorf("%w: created time out of range", ErrMalformed)
 	}
 	h.Created = time.UnixMilli(int64(ms)).UTC()
-	n := routingSize
 	if flags&flagReplyTo != 0 {
-		n += routing.MailboxSize
-		if len(b) < n {
-			return Info{}, fmt.Errorf("%w: ends inside the reply mailbox", ErrTruncated)
-		}
 		h.ReplyTo = routing.Mailbox(b[offMailbox : offMailbox+routing.MailboxSize])
 		if h.ReplyTo.IsZero() {
 			return Info{}, fmt.Errorf("%w: reply mailbox flag set but the mailbox is all zeros", ErrMalformed)

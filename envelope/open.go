@@ -29,8 +29,9 @@ type Opened struct {
 
 // Open decrypts and authenticates an envelope addressed to id, or to one of
 // its inbox keys. It checks, in order: structure ([Parse]), that a stanza
-// opens ([ErrNotForMe]), the header MAC and the payload ([ErrTampered]), the
-// plaintext's structure ([ErrMalformed]) and the sender's authenticator
+// opens ([ErrNotForMe]) to the content key the header MAC commits to
+// ([ErrTampered]), the payload ([ErrTampered]), the plaintext's structure
+// ([ErrMalformed], [ErrTooLarge]) and the sender's authenticator
 // ([ErrBadAuthentication]). Nothing is returned unless every check passes.
 //
 // Open does not check freshness or replays: the caller keeps a seen-set of
@@ -42,32 +43,22 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 	}
 	// Inbox keys first, newest (last) first: a mission receives on its
 	// current inbox key, so its identity key would be a wasted attempt.
+	// The order changes the cost, never the outcome (SPEC.md, "Finding
+	// the stanza").
 	candidates := make([]hpke.PrivateKey, 0, 1+len(inboxes))
 	for i := len(inboxes) - 1; i >= 0; i-- {
 		candidates = append(candidates, inboxes[i].KEMKey())
 	}
 	candidates = append(candidates, id.KEMKey())
 	hdrLen := info.HeaderSize + info.Recipients*StanzaSize
-	stanza, fileKey := -1, []byte(nil)
-	// Stanzas carry no recipient hint (a hint would let the relay link
-	// envelopes to recipients), so each is tried with each key.
-	for i := 0; i < info.Recipients && fileKey == nil; i++ {
-		st := env[info.HeaderSize+i*StanzaSize : info.HeaderSize+(i+1)*StanzaSize]
-		for _, k := range candidates {
-			if fk, err := hpke.Open(k, suiteKDF, suiteAEAD, []byte(stanzaLabel), st); err == nil && len(fk) == fileKeySize {
-				stanza, fileKey = i, fk
-				break
-			}
-		}
-	}
-	if fileKey == nil {
+	stanza, payloadKey, opened := findStanza(env, info, candidates)
+	switch {
+	case stanza < 0 && !opened:
 		return nil, ErrNotForMe
-	}
-
-	macKey, payloadKey := deriveKeys(fileKey)
-	if !hmac.Equal(headerMAC(macKey, env[:hdrLen]), env[hdrLen:hdrLen+headerMACSize]) {
+	case stanza < 0:
 		return nil, fmt.Errorf("%w: header MAC does not match", ErrTampered)
 	}
+
 	aead, _ := chacha20poly1305.New(payloadKey)
 	inner, err := aead.Open(nil, make([]byte, aead.NonceSize()), env[hdrLen+headerMACSize:], nil)
 	if err != nil {
@@ -88,6 +79,11 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 	// (many deniable recipients in a small class).
 	if room := len(inner) - innerPrefixSize - authLen; room < 0 || uint64(bodyLen) > uint64(room) {
 		return nil, fmt.Errorf("%w: body length %d does not fit the padded size", ErrMalformed, bodyLen)
+	}
+	// A body Seal would refuse is refused here too: what one
+	// implementation cannot send, no implementation accepts.
+	if bodyLen > MaxBodySize {
+		return nil, fmt.Errorf("%w: body is %d bytes, the limit is %d", ErrTooLarge, bodyLen, MaxBodySize)
 	}
 	end := innerPrefixSize + int(bodyLen)
 	// Padding must be zeros: no second encoding of the same message, and no
@@ -119,6 +115,41 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 		o.Signature = authenticator
 	}
 	return o, nil
+}
+
+// findStanza returns the index of the first stanza that, under one of the
+// keys, opens to the content key the header MAC commits to, and the
+// payload key. opened reports whether any stanza opened at all, so that an
+// envelope with a stanza for us but a wrong MAC is told from one for
+// someone else.
+//
+// A stanza that opens to a key the header MAC refuses does not end the
+// search. Anyone can seal a stanza to a public key, so the sender (or a
+// co-recipient writing an envelope of its own) can put a decoy before the
+// real stanza; stopping at the decoy would make the outcome depend on the
+// order a reader tries its keys, and two readers, or two implementations,
+// would disagree on one envelope. The header MAC commits to one content
+// key, so at most one key passes, whatever the order of the search.
+func findStanza(env []byte, info Info, candidates []hpke.PrivateKey) (stanza int, payloadKey []byte, opened bool) {
+	hdrLen := info.HeaderSize + info.Recipients*StanzaSize
+	mac := env[hdrLen : hdrLen+headerMACSize]
+	// Stanzas carry no recipient hint (a hint would let the relay link
+	// envelopes to recipients), so each is tried with each key.
+	for i := range info.Recipients {
+		st := env[info.HeaderSize+i*StanzaSize : info.HeaderSize+(i+1)*StanzaSize]
+		for _, k := range candidates {
+			fk, err := hpke.Open(k, suiteKDF, suiteAEAD, []byte(stanzaLabel), st)
+			if err != nil || len(fk) != fileKeySize {
+				continue
+			}
+			opened = true
+			macKey, pk := deriveKeys(fk)
+			if hmac.Equal(headerMAC(macKey, env[:hdrLen]), mac) {
+				return i, pk, true
+			}
+		}
+	}
+	return -1, nil, opened
 }
 
 // VerifySigned checks, without any secret key, that a Signed envelope with

@@ -112,6 +112,10 @@ func FuzzParseSigned(f *testing.F) {
 	f.Add(SignAck(routing.NewID(), m, now))
 	p, _ := SignPublic("ke", []byte("hello"), m, now)
 	f.Add(p)
+	// Every known-answer case, valid or not, is a seed.
+	for _, v := range readVectorDir(f, "testdata/signed", "kind") {
+		f.Add(v.env)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tok, err := ParseAck(b); err == nil && tok.Verify(m.Public()) == nil && len(b) != AckTokenSize {
 			t.Fatal("accepted a token of the wrong size")

@@ -25,7 +25,10 @@
 // Secret keys print redacted with %v and %s; their text form is only
 // available through SecretString, so a secret cannot reach a log by
 // accident. Every Equal is constant-time. Parsers check lengths and refuse
-// all-zero components before any primitive sees the bytes.
+// all-zero components, and curve points that are off the curve,
+// non-canonical or of small order, before any primitive sees the bytes;
+// [PublicIdentity.Verify] refuses what either Go's crypto/ed25519 or
+// libsodium would.
 //
 // # Verifying a key in person
 //
@@ -42,7 +45,8 @@
 // rename. [LoadKeyFile] refuses a symlink or a file readable by group or
 // others ([ErrKeyFileInsecure]), tells a wrong passphrase
 // ([ErrWrongPassphrase]) from a modified file ([ErrKeyFileCorrupt]), and
-// returns the whole keyring or nothing.
+// returns the whole keyring or nothing. A key file has exactly one form,
+// the one WriteKeyFile writes: an edited file is refused.
 //
 // # The directory
 //
@@ -54,4 +58,10 @@
 // root ([ErrUntrustedRoot]), a bad signature ([ErrBadSignature]), an expired
 // version ([ErrExpired]) and a serial older than one already seen
 // ([ErrRollback]). Each version names the hash of the previous one.
+//
+// # Specification
+//
+// SPEC.md in this directory specifies every byte of the keys, their text
+// forms, the signature rule, signed inbox keys and key files, with what a
+// reader must refuse; testdata/vectors holds its known-answer vectors.
 package keys

@@ -162,8 +162,10 @@ func (id *Identity) SharedSecret(peer *PublicIdentity) ([]byte, error) {
 }
 
 // NewPublicIdentity parses the binary form of a public identity
-// ([PublicIdentity.Bytes]). It refuses a wrong length and any all-zero
-// component before handing bytes to a primitive that might misbehave on them.
+// ([PublicIdentity.Bytes]). It refuses a wrong length, any all-zero
+// component, and a curve point that is off the curve, non-canonical or of
+// small order (keys/SPEC.md), before handing bytes to a primitive that
+// might misbehave on them.
 func NewPublicIdentity(b []byte) (*PublicIdentity, error) {
 	if len(b) != PublicIdentitySize {
 		return nil, fmt.Errorf("%w: public identity is %d bytes, want %d", ErrMalformedKey, len(b), PublicIdentitySize)
@@ -223,8 +225,14 @@ func newPublicIdentity(raw [PublicIdentitySize]byte) (*PublicIdentity, error) {
 			return nil, fmt.Errorf("%w: public identity's %s is all zeros", ErrMalformedKey, c.name)
 		}
 	}
-	if isSmallOrderEd25519(signKey) {
-		return nil, fmt.Errorf("%w: public identity's signing key is a small-order point", ErrMalformedKey)
+	if err := checkEd25519Key(signKey); err != nil {
+		return nil, fmt.Errorf("%w: public identity's signing key %w", ErrMalformedKey, err)
+	}
+	if err := checkX25519Key(dhKey); err != nil {
+		return nil, fmt.Errorf("%w: public identity's DH key %w", ErrMalformedKey, err)
+	}
+	if err := checkX25519Key(kemKey[1184:]); err != nil {
+		return nil, fmt.Errorf("%w: public identity's KEM key: its X25519 part %w", ErrMalformedKey, err)
 	}
 	p.sign = ed25519.PublicKey(signKey)
 	var err error
@@ -277,9 +285,13 @@ func (p *PublicIdentity) Equal(other *PublicIdentity) bool {
 func (p *PublicIdentity) KEMKey() hpke.PublicKey { return p.kem }
 
 // Verify reports whether sig is a valid Ed25519 signature of msg by this
-// identity. A signature of the wrong length is invalid, never a panic.
+// identity, by the rules of keys/SPEC.md: the cofactorless equation of
+// RFC 8032 with S below the group order, R compared by its canonical
+// encoding, and R not a point of small order. The last rule is libsodium's;
+// with it, what Verify accepts both crypto/ed25519 and libsodium accept. A
+// signature of the wrong length is invalid, never a panic.
 func (p *PublicIdentity) Verify(msg, sig []byte) bool {
-	if len(sig) != ed25519.SignatureSize {
+	if len(sig) != ed25519.SignatureSize || isSmallOrderEncoding(sig[:32]) {
 		return false
 	}
 	return ed25519.Verify(p.sign, msg, sig)
@@ -324,32 +336,6 @@ func isZero(b []byte) bool {
 		acc |= c
 	}
 	return acc == 0
-}
-
-// smallOrderY are the y-coordinates (little endian, sign bit clear) of the
-// Ed25519 points of small order, and their non-canonical encodings: the
-// blocklist libsodium uses. A signing key of small order admits signatures
-// that verify for many messages, so such a key is refused at parse time.
-var smallOrderY = [][32]byte{
-	{0x00}, // 0: order 4
-	{0x01}, // 1: order 1
-	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05}, // order 8
-	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a}, // order 8
-	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p-1: order 2
-	{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p, non-canonical 0
-	{0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // p+1, non-canonical 1
-}
-
-func isSmallOrderEd25519(k []byte) bool {
-	var y [32]byte
-	copy(y[:], k)
-	y[31] &= 0x7f
-	for _, bad := range smallOrderY {
-		if y == bad {
-			return true
-		}
-	}
-	return false
 }
 
 // DeriveKey derives a 32-byte key for label from the secret identity, for

@@ -86,6 +86,9 @@ func NewInboxPublicKey(b []byte) (*InboxPublicKey, error) {
 	if isZero(b[:1184]) || isZero(b[1184:]) {
 		return nil, fmt.Errorf("%w: inbox key has an all-zero component", ErrMalformedKey)
 	}
+	if err := checkX25519Key(b[1184:]); err != nil {
+		return nil, fmt.Errorf("%w: inbox key's X25519 part %w", ErrMalformedKey, err)
+	}
 	k, err := kem.NewPublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: inbox key: %v", ErrMalformedKey, err)
@@ -161,11 +164,8 @@ func SignInboxKey(id *Identity, k *InboxPublicKey, expires time.Time) SignedInbo
 
 // Verify checks the signature by owner and that the key has not expired at now.
 func (s SignedInboxKey) Verify(owner *PublicIdentity, now time.Time) error {
-	if s.Key == nil {
-		return fmt.Errorf("%w: inbox key missing", ErrMalformedKey)
-	}
-	if !owner.Verify(inboxKeyMessage(s.Key, s.Expires), s.Signature) {
-		return fmt.Errorf("%w: inbox key is not signed by its owner", ErrBadSignature)
+	if err := s.verifySignature(owner); err != nil {
+		return err
 	}
 	if !now.Before(s.Expires) {
 		return fmt.Errorf("%w: inbox key expired at %s", ErrExpired, s.Expires.Format(time.RFC3339))
@@ -173,6 +173,24 @@ func (s SignedInboxKey) Verify(owner *PublicIdentity, now time.Time) error {
 	return nil
 }
 
+// verifySignature checks everything but the expiry.
+func (s SignedInboxKey) verifySignature(owner *PublicIdentity) error {
+	if s.Key == nil {
+		return fmt.Errorf("%w: inbox key missing", ErrMalformedKey)
+	}
+	// The signature covers whole seconds since 1970: an expiry with a
+	// fraction, or before 1970, would be a second form of a signed value.
+	if s.Expires.Nanosecond() != 0 || s.Expires.Unix() < 0 {
+		return fmt.Errorf("%w: inbox key expiry %s is not a whole second after 1970", ErrMalformedKey, s.Expires.Format(time.RFC3339Nano))
+	}
+	if !owner.Verify(inboxKeyMessage(s.Key, s.Expires), s.Signature) {
+		return fmt.Errorf("%w: inbox key is not signed by its owner", ErrBadSignature)
+	}
+	return nil
+}
+
+// inboxKeyMessage is what the owner signs: the label, the key and the
+// expiry in seconds since 1970.
 func inboxKeyMessage(k *InboxPublicKey, expires time.Time) []byte {
 	msg := append([]byte(inboxKeyLabel), k.raw[:]...)
 	return binary.BigEndian.AppendUint64(msg, uint64(expires.Unix()))

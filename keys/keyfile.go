@@ -164,9 +164,11 @@ func WriteKeyFile(path string, kr *Keyring, passphrase []byte, overwrite bool) e
 	if err != nil {
 		return fmt.Errorf("NKey seed: %w", err)
 	}
-	plain := keyringJSON{Role: kr.Role, Identity: kr.Identity.SecretString(), NKeySeed: string(seed), Created: kr.Created}
+	// Times are written in UTC, in whole seconds: the one form a reader
+	// accepts (an inbox key's signature covers whole seconds anyway).
+	plain := keyringJSON{Role: kr.Role, Identity: kr.Identity.SecretString(), NKeySeed: string(seed), Created: wholeSecondUTC(kr.Created)}
 	for _, e := range kr.Inboxes {
-		plain.Inboxes = append(plain.Inboxes, inboxJSON{Key: e.Key.SecretString(), Expires: e.Signed.Expires, Signature: e.Signed.Signature})
+		plain.Inboxes = append(plain.Inboxes, inboxJSON{Key: e.Key.SecretString(), Expires: wholeSecondUTC(e.Signed.Expires), Signature: e.Signed.Signature})
 	}
 	pt, err := json.Marshal(plain)
 	if err != nil {
@@ -180,12 +182,20 @@ func WriteKeyFile(path string, kr *Keyring, passphrase []byte, overwrite bool) e
 	kf.Check = check
 	aead, _ := chacha20poly1305.NewX(key)
 	kf.Ciphertext = aead.Seal(nil, kf.Nonce, pt, kf.associatedData())
-	out, err := json.MarshalIndent(kf, "", "  ")
+	out, err := kf.marshal()
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(out, '\n'), 0o600, overwrite)
+	return WriteFileAtomic(path, out, 0o600, overwrite)
 }
+
+// marshal returns the file's one form: indented JSON and a newline.
+func (kf *keyFile) marshal() ([]byte, error) {
+	out, err := json.MarshalIndent(kf, "", "  ")
+	return append(out, '\n'), err
+}
+
+func wholeSecondUTC(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // derive stretches the passphrase and splits the result into the
 // encryption key and a check value that tells a wrong passphrase from a
@@ -219,6 +229,13 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&kf); err != nil || !atEOF(dec) {
 		return nil, fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
+	}
+	// A key file has exactly one form, the one WriteKeyFile writes:
+	// another implementation then has a byte layout to match rather than
+	// the leniencies of a JSON decoder (field names in any case, duplicate
+	// fields, lax base64).
+	if canon, _ := kf.marshal(); !bytes.Equal(canon, data) {
+		return nil, fmt.Errorf("%s: %w: not in the one form a key file has (was it edited?)", path, ErrKeyFileCorrupt)
 	}
 	switch {
 	case kf.Format != keyFileFormat || kf.KDF != "argon2id":
@@ -254,6 +271,10 @@ func atEOF(dec *json.Decoder) bool {
 	return err == io.EOF
 }
 
+// parseKeyring reads the plaintext of a key file. It is authenticated, so
+// only the passphrase's holder could have written it; it is checked as
+// strictly as the file around it all the same, so that what one
+// implementation writes, every other reads the same way.
 func parseKeyring(pt []byte) (*Keyring, error) {
 	var kj keyringJSON
 	dec := json.NewDecoder(bytes.NewReader(pt))
@@ -264,25 +285,67 @@ func parseKeyring(pt []byte) (*Keyring, error) {
 	if !atEOF(dec) {
 		return nil, errors.New("data after the keyring")
 	}
+	if canon, err := json.Marshal(kj); err != nil || !bytes.Equal(canon, pt) {
+		return nil, errors.New("the keyring is not in its one form")
+	}
 	role, err := ParseRole(string(kj.Role))
 	if err != nil {
 		return nil, err
+	}
+	if !isWholeSecondUTC(kj.Created) {
+		return nil, errors.New("created time is not in UTC whole seconds")
 	}
 	kr := &Keyring{Role: role, Created: kj.Created}
 	if kr.Identity, err = ParseIdentity(kj.Identity); err != nil {
 		return nil, err
 	}
-	if kr.NKey, err = nkeys.FromSeed([]byte(kj.NKeySeed)); err != nil {
-		return nil, fmt.Errorf("NKey: %w", err)
+	if kr.NKey, err = parseUserSeed(kj.NKeySeed); err != nil {
+		return nil, err
 	}
-	for _, ij := range kj.Inboxes {
+	for i, ij := range kj.Inboxes {
 		k, err := ParseInboxKey(ij.Key)
 		if err != nil {
 			return nil, err
 		}
-		kr.Inboxes = append(kr.Inboxes, InboxEntry{Key: k, Signed: SignedInboxKey{Key: k.Public(), Expires: ij.Expires, Signature: ij.Signature}})
+		if !isWholeSecondUTC(ij.Expires) {
+			return nil, fmt.Errorf("inbox key %d: expiry is not in UTC whole seconds", i)
+		}
+		signed := SignedInboxKey{Key: k.Public(), Expires: ij.Expires, Signature: ij.Signature}
+		// The identity signed each of its inbox keys; a key file whose
+		// inbox key it did not sign would publish a listing no one accepts.
+		if err := signed.verifySignature(kr.Identity.Public()); err != nil {
+			return nil, fmt.Errorf("inbox key %d: %w", i, err)
+		}
+		kr.Inboxes = append(kr.Inboxes, InboxEntry{Key: k, Signed: signed})
 	}
 	return kr, nil
+}
+
+func isWholeSecondUTC(t time.Time) bool {
+	_, offset := t.Zone()
+	return offset == 0 && t.Nanosecond() == 0
+}
+
+// parseUserSeed parses the NKey a party connects with: a user seed
+// ("SU…"), in the one text form nkeys writes for it.
+func parseUserSeed(s string) (nkeys.KeyPair, error) {
+	prefix, _, err := nkeys.DecodeSeed([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("NKey: %w", err)
+	}
+	if prefix != nkeys.PrefixByteUser {
+		return nil, errors.New("NKey: not a user seed")
+	}
+	kp, err := nkeys.FromSeed([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("NKey: %w", err)
+	}
+	// base32 leaves spare bits in the last character; only the form with
+	// them clear is the seed's.
+	if again, err := kp.Seed(); err != nil || string(again) != s {
+		return nil, errors.New("NKey: seed is not in its canonical form")
+	}
+	return kp, nil
 }
 
 // readPrivateFile opens path without following a symlink, checks that it is

@@ -37,19 +37,27 @@ func writePrivate(t *testing.T, dir, name string, data []byte) string {
 	return path
 }
 
-// editField rewrites one top-level field of a key file's JSON, or adds it.
+// editField rewrites one top-level field of a key file's JSON in place, or
+// adds it after the first, so that the rest of the file keeps its one form
+// and only the edit is wrong.
 func editField(t *testing.T, data []byte, field string, edit func(json.RawMessage) json.RawMessage) []byte {
 	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
+	lines := strings.Split(string(data), "\n")
+	prefix := `  "` + field + `": `
+	for i, line := range lines {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			comma := strings.HasSuffix(v, ",")
+			v = strings.TrimSuffix(v, ",")
+			line = prefix + string(edit(json.RawMessage(v)))
+			if comma {
+				line += ","
+			}
+			lines[i] = line
+			return []byte(strings.Join(lines, "\n"))
+		}
 	}
-	m[field] = edit(m[field])
-	out, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	lines = append(lines[:2], append([]string{prefix + string(edit(nil)) + ","}, lines[2:]...)...)
+	return []byte(strings.Join(lines, "\n"))
 }
 
 // flipBytesField flips one bit in the middle of a base64 []byte field.
@@ -100,6 +108,10 @@ func TestKeyFile(t *testing.T) {
 	if err := kr.AddInbox(kr.Created.Add(365 * 24 * time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// A creation time with a fraction and an offset is written in the one
+	// form a reader accepts: UTC, whole seconds.
+	created := kr.Created
+	kr.Created = created.Add(700 * time.Millisecond).In(time.FixedZone("EAT", 3*3600))
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mission.key")
 	if err := keys.WriteKeyFile(path, kr, []byte(testPassphrase), false); err != nil {
@@ -131,8 +143,8 @@ func TestKeyFile(t *testing.T) {
 		if !bytes.Equal(gotSeed, wantSeed) {
 			t.Error("NKey seed differs")
 		}
-		if !got.Created.Equal(kr.Created) {
-			t.Errorf("Created = %v, want %v", got.Created, kr.Created)
+		if !got.Created.Equal(created) || got.Created.Location() != time.UTC {
+			t.Errorf("Created = %v, want %v", got.Created, created)
 		}
 		if len(got.Inboxes) != 2 {
 			t.Fatalf("%d inbox keys, want 2", len(got.Inboxes))

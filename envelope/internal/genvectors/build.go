@@ -28,6 +28,9 @@ type message struct {
 type recipient struct {
 	id  *identity
 	kem []byte
+	// stanza, if not nil, writes this recipient's stanza in place of an
+	// honest seal of the content key: a sender's decoy or crafted share.
+	stanza func(fileKey []byte, r io.Reader) []byte
 }
 
 func to(ids ...*identity) []recipient {
@@ -94,6 +97,10 @@ func seal(m message, r io.Reader, editHeader func([]byte) []byte) *parts {
 	}
 	p.fileKey = read(r, fileKeySize)
 	for _, rc := range m.to {
+		if rc.stanza != nil {
+			p.stanzas = append(p.stanzas, rc.stanza(p.fileKey, r))
+			continue
+		}
 		p.stanzas = append(p.stanzas, hpkeSeal(rc.kem, stanzaLabel, p.fileKey, r))
 	}
 

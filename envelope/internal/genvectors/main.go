@@ -1,12 +1,17 @@
-// Command genvectors writes the known-answer vectors of package envelope,
-// envelope/testdata/vectors/*.txt, whose format the README there describes.
+// Command genvectors writes the known-answer vectors of packages envelope
+// and keys, whose formats the READMEs beside them describe:
+// envelope/testdata/vectors (envelopes), envelope/testdata/signed (ack
+// tokens and public messages) and keys/testdata/vectors (key text forms,
+// signed inbox keys, key files). From the module root:
 //
-//	go run ./envelope/internal/genvectors -out envelope/testdata/vectors
+//	go run ./envelope/internal/genvectors
 //
-// It is an independent implementation of the envelope format (spec.go): it
-// imports neither beacon/envelope nor beacon/keys, only the standard
-// library's primitives, so the vectors check the package against the format
-// and not against itself. Each vector is built the way its failure would
+// It is an independent implementation of envelope/SPEC.md and keys/SPEC.md
+// (spec.go, keys.go, signed.go, curves.go): it imports neither
+// beacon/envelope nor beacon/keys, only the standard library's primitives,
+// golang.org/x/crypto's argon2 and ChaCha20-Poly1305, and math/big, so the
+// vectors check the packages against the format and not against
+// themselves. Each vector is built the way its failure would
 // arise: a header field a sender wrote, a plaintext a sender or
 // co-recipient re-encrypted with the real content key (so that it reaches
 // the check it is for), or bytes changed on the path.
@@ -33,20 +38,35 @@ import (
 )
 
 func main() {
-	out := flag.String("out", "envelope/testdata/vectors", "directory to write the vectors to")
+	out := flag.String("out", "envelope/testdata/vectors", "directory to write the envelope vectors to")
+	signedOut := flag.String("signed-out", "envelope/testdata/signed", "directory to write the ack token and public message vectors to")
+	keysOut := flag.String("keys-out", "keys/testdata/vectors", "directory to write the key vectors to")
 	flag.Parse()
 	log.SetFlags(0)
-	files := generate()
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		log.Fatal(err)
+	for _, set := range []struct {
+		dir   string
+		files map[string][]byte
+	}{{*out, generate()}, {*signedOut, generateSigned()}, {*keysOut, generateKeys()}} {
+		if err := write(set.dir, set.files); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("wrote %d vectors to %s\n", len(set.files), set.dir)
+	}
+}
+
+// write makes dir hold exactly files (and whatever is not a .txt, such as
+// the README).
+func write(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
 	// Remove vectors this version no longer writes, so the directory is
 	// exactly the generator's output.
-	old, _ := filepath.Glob(filepath.Join(*out, "*.txt"))
+	old, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
 	for _, f := range old {
 		if _, ok := files[filepath.Base(f)]; !ok {
 			if err := os.Remove(f); err != nil {
-				log.Fatal(err)
+				return err
 			}
 		}
 	}
@@ -56,24 +76,46 @@ func main() {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := os.WriteFile(filepath.Join(*out, name), files[name], 0o644); err != nil {
-			log.Fatal(err)
+		if err := os.WriteFile(filepath.Join(dir, name), files[name], 0o644); err != nil {
+			return err
 		}
 	}
-	fmt.Printf("wrote %d vectors to %s\n", len(names), *out)
+	return nil
 }
 
-// generate returns every vector file by name.
+// generate returns every envelope vector file by name.
 func generate() map[string][]byte {
 	files := make(map[string][]byte)
 	for _, v := range vectors() {
-		name := v.name + ".txt"
-		if _, dup := files[name]; dup {
-			panic("duplicate vector " + name)
-		}
-		files[name] = v.render()
+		addFile(files, v.name, v.render())
 	}
 	return files
+}
+
+// generateSigned returns every ack token and public message vector file.
+func generateSigned() map[string][]byte {
+	files := make(map[string][]byte)
+	for _, v := range signedVectors() {
+		addFile(files, v.name, v.render())
+	}
+	return files
+}
+
+// generateKeys returns every key vector file.
+func generateKeys() map[string][]byte {
+	files := make(map[string][]byte)
+	for _, v := range keyVectors() {
+		addFile(files, v.name, v.render())
+	}
+	return files
+}
+
+func addFile(files map[string][]byte, name string, b []byte) {
+	name += ".txt"
+	if _, dup := files[name]; dup {
+		panic("duplicate vector " + name)
+	}
+	files[name] = b
 }
 
 // envelope builds the vector's envelope.
@@ -129,12 +171,16 @@ func (v *vector) render() []byte {
 	return b.Bytes()
 }
 
-// stanza returns the index of the first stanza the vector's keys open.
+// stanza returns the index of the stanza the vector's keys open, found
+// by this implementation's reader. Only valid vectors have one.
 func (v *vector) stanza() int {
-	for i, r := range v.msg.to {
-		if bytes.Equal(r.kem, v.identity.kemPublic()) || v.inbox != nil && bytes.Equal(r.kem, v.inbox.pub) {
-			return i
-		}
+	seeds := [][]byte{v.identity.kemSeed()}
+	if v.inbox != nil {
+		seeds = append(seeds, v.inbox.seed)
 	}
-	panic("no stanza for the vector's identity in " + v.name)
+	o, err := openIndependently(v.envelope(), v.identity, seeds...)
+	if err != nil {
+		panic(fmt.Sprintf("%s: a valid vector does not open: %v", v.name, err))
+	}
+	return o.stanza
 }

@@ -2,13 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/hmac"
-	"encoding/binary"
 	"errors"
-	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hrdbeacon/beacon/envelope"
@@ -16,37 +15,47 @@ import (
 	"github.com/hrdbeacon/beacon/routing"
 )
 
-const vectorDir = "../../testdata/vectors"
+// The vector directories, from this package's directory.
+var vectorDirs = []struct {
+	dir      string
+	generate func() map[string][]byte
+}{
+	{"../../testdata/vectors", generate},
+	{"../../testdata/signed", generateSigned},
+	{"../../../keys/testdata/vectors", generateKeys},
+}
 
 // The files in the tree are exactly what the generator writes.
 func TestVectorsUpToDate(t *testing.T) {
-	files := generate()
-	onDisk, err := filepath.Glob(filepath.Join(vectorDir, "*.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(onDisk) != len(files) {
-		t.Errorf("%d vector files, the generator writes %d", len(onDisk), len(files))
-	}
-	for _, f := range onDisk {
-		if _, ok := files[filepath.Base(f)]; !ok {
-			t.Errorf("%s is not written by the generator", f)
-		}
-	}
-	for name, want := range files {
-		got, err := os.ReadFile(filepath.Join(vectorDir, name))
+	for _, d := range vectorDirs {
+		files := d.generate()
+		onDisk, err := filepath.Glob(filepath.Join(d.dir, "*.txt"))
 		if err != nil {
-			t.Errorf("%v (run go run ./envelope/internal/genvectors)", err)
-			continue
+			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from the generator's output (run go run ./envelope/internal/genvectors)", name)
+		if len(onDisk) != len(files) {
+			t.Errorf("%s: %d vector files, the generator writes %d", d.dir, len(onDisk), len(files))
 		}
-	}
-	// And the output does not depend on the run.
-	for name, b := range generate() {
-		if !bytes.Equal(b, files[name]) {
-			t.Errorf("%s: two runs differ", name)
+		for _, f := range onDisk {
+			if _, ok := files[filepath.Base(f)]; !ok {
+				t.Errorf("%s is not written by the generator", f)
+			}
+		}
+		for name, want := range files {
+			got, err := os.ReadFile(filepath.Join(d.dir, name))
+			if err != nil {
+				t.Errorf("%v (run go run ./envelope/internal/genvectors)", err)
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s/%s differs from the generator's output (run go run ./envelope/internal/genvectors)", d.dir, name)
+			}
+		}
+		// And the output does not depend on the run.
+		for name, b := range d.generate() {
+			if !bytes.Equal(b, files[name]) {
+				t.Errorf("%s: two runs differ", name)
+			}
 		}
 	}
 }
@@ -66,6 +75,11 @@ func TestConstants(t *testing.T) {
 		{"MaxSize", maxSize, envelope.MaxSize},
 		{"PublicIdentitySize", publicIdentitySize, keys.PublicIdentitySize},
 		{"KEMKeySize", kemKeySize, keys.KEMKeySize},
+		{"FingerprintSize", 32, keys.FingerprintSize},
+		{"AckTokenSize", ackTokenSize, envelope.AckTokenSize},
+		{"MaxPublicBody", maxPublicBody, envelope.MaxPublicBody},
+		{"MaxPublicSize", maxPublicSize, envelope.MaxPublicSize},
+		{"MaxKeyFileSize", maxKeyFileSize, keys.MaxKeyFileSize},
 	} {
 		if c.spec != c.pkg {
 			t.Errorf("%s: spec %d, package %d", c.name, c.spec, c.pkg)
@@ -90,6 +104,138 @@ func TestKeyInterop(t *testing.T) {
 	}
 	if !bytes.Equal(k.Public().Bytes(), missionInbox.pub) {
 		t.Error("inbox: package keys derives another public key")
+	}
+	if k.Public().String() != missionInbox.publicText() {
+		t.Error("inbox: package keys writes another public text")
+	}
+}
+
+// Keys that package keys generates, this implementation reads to the same
+// public values: text forms, fingerprint, safety number, the NKey.
+func TestKeysFromPackageKeys(t *testing.T) {
+	id, err := keys.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := b64.Strict().DecodeString(strings.TrimPrefix(id.SecretString(), secretIdentityPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := identityFromSecret("generated", secret)
+	if mine.publicText() != id.Public().String() {
+		t.Fatal("another public identity from the same secret")
+	}
+	if fingerprintText(mine.fingerprint()) != id.Public().Fingerprint().String() {
+		t.Error("another fingerprint")
+	}
+	if safetyNumber(mine.pub) != id.Public().SafetyNumber() {
+		t.Error("another safety number")
+	}
+}
+
+// What keys.WriteKeyFile writes has the form keys/SPEC.md gives, and this
+// implementation decrypts it to the keyring it holds. Two argon2id runs.
+func TestReadWhatWriteKeyFileWrites(t *testing.T) {
+	kr, err := keys.NewKeyring(keys.RoleMission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mission.key")
+	if err := keys.WriteKeyFile(path, kr, []byte(keyFilePassphrase), false); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read the fields by position from the template, not with a JSON
+	// decoder, so that a difference in layout fails.
+	lines := strings.Split(string(data), "\n")
+	if len(lines) != 12 || lines[0] != "{" || lines[10] != "}" || lines[11] != "" {
+		t.Fatalf("key file is not the 11-line template:\n%s", data)
+	}
+	field := func(i int, name string) string {
+		v, ok := strings.CutPrefix(lines[i], `  "`+name+`": `)
+		if !ok {
+			t.Fatalf("line %d is %q, want field %q", i, lines[i], name)
+		}
+		return strings.Trim(strings.TrimSuffix(v, ","), `"`)
+	}
+	num := func(s string) uint32 {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint32(n)
+	}
+	bin := func(s string) []byte {
+		b, err := std.Strict().DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	kf := &keyFile{format: field(1, "format"), kdf: field(2, "kdf"), time: num(field(3, "time")), memoryKiB: num(field(4, "memory_kib")),
+		threads: num(field(5, "threads")), salt: bin(field(6, "salt")), check: bin(field(7, "check")), nonce: bin(field(8, "nonce")),
+		ciphertext: bin(field(9, "ciphertext"))}
+	if !bytes.Equal(kf.text(), data) {
+		t.Fatalf("the template gives another file:\n%s\nwant\n%s", kf.text(), data)
+	}
+	pt, err := kf.open(keyFilePassphrase)
+	if err != nil {
+		t.Fatalf("this implementation cannot open it: %v", err)
+	}
+	seed, _ := kr.NKey.Seed()
+	want := &keyring{role: "mission", id: identityFromSecret("kr", mustDecode(t, kr.Identity.SecretString(), secretIdentityPrefix)),
+		nkeySeed: string(seed), created: kr.Created}
+	for _, e := range kr.Inboxes {
+		want.inboxes = append(want.inboxes, keyringInbox{key: inboxFromSeed(mustDecode(t, e.Key.SecretString(), inboxSecretPrefix)),
+			expires: e.Signed.Expires, signature: e.Signed.Signature})
+	}
+	if !bytes.Equal(pt, want.text()) {
+		t.Errorf("the keyring is not in its one form:\n%s\nwant\n%s", pt, want.text())
+	}
+	if _, err := kf.open(keyFilePassphrase + "x"); err == nil {
+		t.Error("opens with another passphrase")
+	}
+	pub, _ := kr.NKey.PublicKey()
+	if nkeyPublic(nkeyPrefixUser, nkeySeedBytes(string(seed))) != pub {
+		t.Error("another NKey public key from the seed")
+	}
+}
+
+func mustDecode(t *testing.T, s, prefix string) []byte {
+	t.Helper()
+	b, err := b64.Strict().DecodeString(strings.TrimPrefix(s, prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// What envelope.SignAck and SignPublic write has the layout SPEC.md gives
+// and verifies here.
+func TestReadWhatSignWrites(t *testing.T) {
+	inst, err := keys.ParseIdentity(embassy.secretText())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := routing.NewID()
+	tok := envelope.SignAck(alert, inst, ackCreated)
+	if want := signWith(embassy, ackLabel, ackBody(alert[:], ackCreated, embassy)); !bytes.Equal(tok, want) {
+		t.Errorf("ack token differs from the spec's:\n%x\nwant\n%x", tok, want)
+	}
+	body := []byte("office closed on Monday")
+	pub, err := envelope.SignPublic("ke", body, inst, ackCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The id is random: take it from the message and rebuild the rest.
+	if len(pub) != publicFixed+len(body)+signatureSize {
+		t.Fatalf("public message is %d bytes", len(pub))
+	}
+	if want := signWith(embassy, publicLabel, publicBody("ke", pub[6:22], ackCreated, embassy, body)); !bytes.Equal(pub, want) {
+		t.Errorf("public message differs from the spec's:\n%x\nwant\n%x", pub, want)
 	}
 }
 
@@ -139,87 +285,55 @@ func TestOpenWhatSealWrites(t *testing.T) {
 		if tc.inbox != nil {
 			kemSeed = tc.inbox
 		}
-		sender, body, auth, err := openIndependently(env, tc.reader, kemSeed)
+		o, err := openIndependently(env, tc.reader, kemSeed)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
-		if !bytes.Equal(sender, tc.sender.Public().Bytes()) || !bytes.Equal(body, tc.body) || auth != byte(tc.auth) {
+		if !bytes.Equal(o.sender, tc.sender.Public().Bytes()) || !bytes.Equal(o.body, tc.body) || o.auth != byte(tc.auth) {
 			t.Errorf("%s: opened another message", tc.name)
 		}
 	}
 }
 
-// openIndependently opens an envelope with this implementation only.
-func openIndependently(env []byte, me *identity, kemSeed []byte) (sender, body []byte, auth byte, err error) {
-	if len(env) < routingSize || string(env[:3]) != magic || env[offVersion] != version {
-		return nil, nil, 0, errors.New("not an envelope")
+// Every low-order point this implementation finds, package keys refuses
+// wherever a public key can hold it.
+func TestKeysRefuseEveryLowOrderPoint(t *testing.T) {
+	with := func(off int, b []byte) []byte {
+		pub := bytes.Clone(defender.pub)
+		copy(pub[off:], b)
+		return pub
 	}
-	n := routingSize
-	if env[offFlags]&flagReplyTo != 0 {
-		n += mailboxSize
-	}
-	class, count := int(env[n-2]), int(env[n-1])
-	hdrLen := n + count*stanzaSize
-	if len(env) != hdrLen+headerMACSize+1<<class+tagSize {
-		return nil, nil, 0, fmt.Errorf("length %d", len(env))
-	}
-	var fileKey []byte
-	stanza := -1
-	for i := range count {
-		if fk, err := hpkeOpen(kemSeed, stanzaLabel, env[n+i*stanzaSize:n+(i+1)*stanzaSize]); err == nil {
-			fileKey, stanza = fk, i
-			break
+	for _, u := range lowOrderU {
+		for _, off := range []int{offDH, offKEMX} {
+			if _, err := keys.NewPublicIdentity(with(off, u)); !errors.Is(err, keys.ErrMalformedKey) {
+				t.Errorf("u = %x at %d: %v", u, off, err)
+			}
+		}
+		if _, err := keys.NewInboxPublicKey(append(bytes.Clone(missionInbox.pub[:mlkemLen]), u...)); !errors.Is(err, keys.ErrMalformedKey) {
+			t.Errorf("inbox key with u = %x: %v", u, err)
 		}
 	}
-	if fileKey == nil {
-		return nil, nil, 0, errors.New("no stanza opens")
-	}
-	macKey, payloadKey := contentKeys(fileKey)
-	if !hmac.Equal(hmacSHA256(macKey, env[:hdrLen]), env[hdrLen:hdrLen+headerMACSize]) {
-		return nil, nil, 0, errors.New("header MAC")
-	}
-	_, open := payloadAEAD(payloadKey)
-	inner, err := open(env[hdrLen+headerMACSize:])
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	auth, sender = inner[0], inner[1:1+publicIdentitySize]
-	bodyLen := int(binary.BigEndian.Uint32(inner[1+publicIdentitySize:]))
-	authLen := signatureSize
-	if auth == authDeniable {
-		authLen = count * macSize
-	}
-	end := innerPrefixSize + bodyLen
-	if end+authLen > len(inner) {
-		return nil, nil, 0, errors.New("body length")
-	}
-	for _, c := range inner[end+authLen:] {
-		if c != 0 {
-			return nil, nil, 0, errors.New("padding")
+	for _, p := range smallOrderPoints {
+		enc := p.encode()
+		if _, err := keys.NewPublicIdentity(with(offSign, enc)); !errors.Is(err, keys.ErrMalformedKey) {
+			t.Errorf("signing key %x: %v", enc, err)
 		}
 	}
-	if class > minClass && end+authLen <= 1<<(class-1) {
-		return nil, nil, 0, errors.New("over-padded")
+	// Every y below 19 on a point of large order has a second encoding
+	// p + y; all are refused, and the canonical ones accepted.
+	for y := int64(2); y < 19; y++ {
+		p, ok := edRecoverX(big.NewInt(y), 0)
+		if !ok || p.isSmallOrder() {
+			continue
+		}
+		if _, err := keys.NewPublicIdentity(with(offSign, p.encode())); err != nil {
+			t.Errorf("y = %d: %v", y, err)
+		}
+		nc := le(new(big.Int).Add(fieldP, big.NewInt(y)))
+		nc[31] |= p.encode()[31] & 0x80
+		if _, err := keys.NewPublicIdentity(with(offSign, nc)); !errors.Is(err, keys.ErrMalformedKey) {
+			t.Errorf("y = p + %d: %v", y, err)
+		}
 	}
-	ad := authData(env[:hdrLen], inner[:end])
-	authenticator := inner[end : end+authLen]
-	switch auth {
-	case authDeniable:
-		senderDH := sender[signingKeySize : signingKeySize+dhKeySize]
-		mac, err := deniableMAC(me.dh, senderDH, senderDH, me.dhPublic(), ad)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if !hmac.Equal(mac, authenticator[stanza*macSize:(stanza+1)*macSize]) {
-			return nil, nil, 0, errors.New("deniable MAC")
-		}
-	case authSigned:
-		if !ed25519.Verify(ed25519.PublicKey(sender[:signingKeySize]), ad, authenticator) {
-			return nil, nil, 0, errors.New("signature")
-		}
-	default:
-		return nil, nil, 0, errors.New("auth mode")
-	}
-	return sender, inner[innerPrefixSize:end], auth, nil
 }

@@ -145,7 +145,11 @@ func xwingCombine(ssM, ssX, ctX, pkX []byte) []byte {
 }
 
 // xwingEncap is X-Wing encapsulation with its randomness taken from r.
-func xwingEncap(pk []byte, r io.Reader) (ss, enc []byte) {
+func xwingEncap(pk []byte, r io.Reader) (ss, enc []byte) { return xwingEncapShare(pk, r, nil) }
+
+// xwingEncapShare is xwingEncap with the X25519 share and secret passed
+// through edit, if not nil: a sender's crafted encapsulation.
+func xwingEncapShare(pk []byte, r io.Reader, edit func(ctX, ssX []byte) ([]byte, []byte)) (ss, enc []byte) {
 	ek, err := mlkem.NewEncapsulationKey768(pk[:mlkem.EncapsulationKeySize768])
 	if err != nil {
 		panic(err)
@@ -168,7 +172,18 @@ func xwingEncap(pk []byte, r io.Reader) (ss, enc []byte) {
 		panic(err)
 	}
 	ctX := eph.PublicKey().Bytes()
+	if edit != nil {
+		ctX, ssX = edit(ctX, ssX)
+	}
 	return xwingCombine(ssM, ssX, ctX, pkX), append(ctM, ctX...)
+}
+
+// hpkeSealShare is hpkeSeal over xwingEncapShare.
+func hpkeSealShare(pk []byte, info string, plaintext []byte, r io.Reader, edit func(ctX, ssX []byte) ([]byte, []byte)) []byte {
+	ss, enc := xwingEncapShare(pk, r, edit)
+	key, nonce := hpkeKeySchedule(ss, []byte(info))
+	aead, _ := chacha20poly1305.New(key)
+	return aead.Seal(enc, nonce, plaintext, nil)
 }
 
 // xwingDecap is X-Wing decapsulation (used by the generator's own tests).
@@ -227,10 +242,7 @@ func hpkeKeySchedule(sharedSecret, info []byte) (key, nonce []byte) {
 
 // hpkeSeal is RFC 9180 single-shot SealBase: enc || ciphertext.
 func hpkeSeal(pk []byte, info string, plaintext []byte, r io.Reader) []byte {
-	ss, enc := xwingEncap(pk, r)
-	key, nonce := hpkeKeySchedule(ss, []byte(info))
-	aead, _ := chacha20poly1305.New(key)
-	return aead.Seal(enc, nonce, plaintext, nil)
+	return hpkeSealShare(pk, info, plaintext, r, nil)
 }
 
 // hpkeOpen is RFC 9180 single-shot OpenBase.
@@ -317,7 +329,10 @@ type identity struct {
 }
 
 func newIdentity(name string) *identity {
-	secret := derive("identity/"+name, 96)
+	return identityFromSecret(name, derive("identity/"+name, 96))
+}
+
+func identityFromSecret(name string, secret []byte) *identity {
 	id := &identity{name: name, secret: secret, sign: ed25519.NewKeyFromSeed(secret[:32])}
 	var err error
 	if id.dh, err = ecdh.X25519().NewPrivateKey(secret[32:64]); err != nil {
@@ -340,9 +355,8 @@ type inboxKey struct {
 	pub  []byte
 }
 
-func newInboxKey(name string) *inboxKey {
-	seed := derive("inbox/"+name, 32)
-	return &inboxKey{seed: seed, pub: xwingPublic(seed)}
-}
+func newInboxKey(name string) *inboxKey { return inboxFromSeed(derive("inbox/"+name, 32)) }
+
+func inboxFromSeed(seed []byte) *inboxKey { return &inboxKey{seed: seed, pub: xwingPublic(seed)} }
 
 func (k *inboxKey) secretText() string { return inboxSecretPrefix + b64.EncodeToString(k.seed) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -274,8 +275,8 @@ func vectors() []*vector {
 		base("sender-swapped"), func(p *parts) { copy(p.sender(), mallory.pub) })
 	inner("signed-sender-swapped", "a signed envelope's sender replaced by another valid identity", "ErrBadAuthentication",
 		signed("signed-sender-swapped"), func(p *parts) { copy(p.sender(), mallory.pub) })
-	inner("sender-low-order-dh", "the sender identity's DH key is a low-order point (u = 1): no MAC can be keyed from it",
-		"ErrBadAuthentication", base("sender-low-order-dh"), func(p *parts) {
+	inner("sender-low-order-dh", "the sender identity's DH key is a low-order point (u = 1): not an identity",
+		"ErrMalformed", base("sender-low-order-dh"), func(p *parts) {
 			lowOrder := append([]byte{1}, make([]byte, 31)...)
 			copy(p.sender()[signingKeySize:], lowOrder)
 		})
@@ -299,5 +300,110 @@ func vectors() []*vector {
 		"a co-recipient moved the envelope to country ke and recomputed the header MAC", "ErrBadAuthentication",
 		with("readdressed-country", func(m *message) { m.to = to(others[0], recipientID) }),
 		func(p *parts) { copy(p.header[offCountry:], "ke") })
+
+	// Degenerate sender keys (keys/SPEC.md), refused in both modes: an
+	// identity is refused as a whole, whichever key the mode uses.
+	senderKey := func(name, desc string, m message, off int, key []byte) {
+		inner(name, desc, "ErrMalformed", m, func(p *parts) { copy(p.sender()[off:], key) })
+	}
+	senderKey("signed-sender-low-order-dh",
+		"a signed envelope whose sender's DH key, unused by the signature, is a low-order point (u = p - 1)",
+		signed("signed-sender-low-order-dh"), signingKeySize, lowOrderU[len(lowOrderU)-1])
+	senderKey("sender-kem-x25519-low-order", "the X25519 part of the sender's KEM key is a low-order point",
+		base("sender-kem-x25519-low-order"), publicIdentitySize-32, lowOrderU[2])
+	senderKey("signed-sender-kem-x25519-low-order", "a signed envelope; the X25519 part of the sender's KEM key is a low-order point",
+		signed("signed-sender-kem-x25519-low-order"), publicIdentitySize-32, lowOrderU[3])
+	senderKey("signed-sender-signing-key-not-on-curve", "the sender's signing key is no point of the curve",
+		signed("signed-sender-signing-key-not-on-curve"), 0, notOnCurveY())
+	nonCanon, _ := nonCanonicalEd()
+	senderKey("signed-sender-signing-key-non-canonical", "the sender's signing key is a non-canonical encoding (y >= p)",
+		signed("signed-sender-signing-key-non-canonical"), 0, nonCanon)
+	senderKey("signed-sender-signing-key-small-order", "the sender's signing key is a point of order 8",
+		signed("signed-sender-signing-key-small-order"), 0, smallOrderPoints[1].encode())
+	dhTop := bytes.Clone(defender.dhPublic())
+	dhTop[31] |= 0x80
+	senderKey("sender-dh-top-bit", "the sender's DH key with its top bit set, which X25519 would ignore",
+		base("sender-dh-top-bit"), signingKeySize, dhTop)
+	inner("signed-s-unreduced", "a signed envelope whose signature's S is replaced by S + L", "ErrBadAuthentication",
+		signed("signed-s-unreduced"), func(p *parts) {
+			a := p.authenticator()
+			copy(a[:signatureSize], unreducedS(a[:signatureSize]))
+		})
+
+	// The body limit applies to what Open accepts, not only to what Seal
+	// writes.
+	add(&vector{name: "body-too-large", expect: "ErrTooLarge",
+		description: fmt.Sprintf("a %d-byte body with one MAC in class 16: it fits the class, but is over the %d-byte limit", maxBodySize+1, maxBodySize),
+		msg:         with("body-too-large", func(m *message) { m.body = bytes.Repeat([]byte("b"), maxBodySize+1) })})
+	add(&vector{name: "ok-body-max", expect: "ok",
+		description: fmt.Sprintf("a %d-byte body, the largest allowed, to one recipient", maxBodySize),
+		msg:         with("ok-body-max", func(m *message) { m.body = bytes.Repeat([]byte("b"), maxBodySize) })})
+	add(&vector{name: "too-large", expect: "ErrTooLarge", parse: "ErrTooLarge",
+		description: fmt.Sprintf("the largest envelope (32 recipients, a mailbox, class 16) and one byte more: %d bytes", maxSize+1),
+		msg: with("too-large", func(m *message) {
+			m.replyTo = derive("mailbox/too-large", mailboxSize)
+			m.to = to(append([]*identity{recipientID}, others[:31]...)...)
+			m.body = bytes.Repeat([]byte("c"), maxBodySize)
+		}),
+		after: func(env []byte) []byte {
+			if len(env) != maxSize {
+				panic(fmt.Sprintf("largest envelope is %d bytes", len(env)))
+			}
+			return append(env, 0)
+		}})
+
+	// Finding the stanza: a decoy that opens to another key does not end
+	// the search.
+	decoy := func(kem []byte, name string) func([]byte, io.Reader) []byte {
+		return func(_ []byte, r io.Reader) []byte {
+			return hpkeSeal(kem, stanzaLabel, derive("decoy content key/"+name, fileKeySize), r)
+		}
+	}
+	add(&vector{name: "ok-decoy-stanza", expect: "ok",
+		description: "stanza 0 opens with the reader's key to another content key; stanza 1 is the reader's real one",
+		msg: with("ok-decoy-stanza", func(m *message) {
+			m.to = []recipient{{id: recipientID, kem: recipientID.kemPublic(), stanza: decoy(recipientID.kemPublic(), "ok-decoy-stanza")},
+				to(recipientID)[0], to(others[0])[0]}
+		})})
+	add(&vector{name: "ok-decoy-stanza-inbox", expect: "ok", identity: mission, inbox: missionInbox,
+		description: "a decoy sealed to the mission's inbox key, then the real stanza to its identity key: the order keys are tried in does not matter",
+		msg: with("ok-decoy-stanza-inbox", func(m *message) {
+			m.to = []recipient{{id: mission, kem: missionInbox.pub, stanza: decoy(missionInbox.pub, "ok-decoy-stanza-inbox")},
+				to(mission)[0]}
+		})})
+	add(&vector{name: "decoy-stanzas-only", expect: "ErrTampered",
+		description: "two stanzas open with the reader's key, neither to the content key the header MAC commits to",
+		msg: with("decoy-stanzas-only", func(m *message) {
+			m.to = []recipient{
+				{id: recipientID, kem: recipientID.kemPublic(), stanza: decoy(recipientID.kemPublic(), "decoy-stanzas-only/0")},
+				to(others[0])[0],
+				{id: recipientID, kem: recipientID.kemPublic(), stanza: decoy(recipientID.kemPublic(), "decoy-stanzas-only/2")}}
+		})})
+	add(&vector{name: "ok-twice-addressed", expect: "ok",
+		description: "the reader's identity has stanzas 1 and 2: the first that opens is the reader's, and so is its MAC slot",
+		msg:         with("ok-twice-addressed", func(m *message) { m.to = to(others[0], recipientID, recipientID) })})
+
+	// The X25519 share of a stanza's X-Wing encapsulation.
+	share := func(edit func(ctX, ssX []byte) ([]byte, []byte)) func([]byte, io.Reader) []byte {
+		return func(fileKey []byte, r io.Reader) []byte {
+			return hpkeSealShare(recipientID.kemPublic(), stanzaLabel, fileKey, r, edit)
+		}
+	}
+	add(&vector{name: "stanza-x25519-share-low-order", expect: "ErrNotForMe",
+		description: "the sender made the stanza's X25519 share a low-order point and combined an all-zero X25519 secret: the stanza must not open",
+		msg: with("stanza-x25519-share-low-order", func(m *message) {
+			m.to = []recipient{{id: recipientID, kem: recipientID.kemPublic(), stanza: share(func(_, _ []byte) ([]byte, []byte) {
+				return bytes.Clone(lowOrderU[2]), make([]byte, 32)
+			})}}
+		})})
+	add(&vector{name: "ok-stanza-x25519-share-top-bit", expect: "ok",
+		description: "the sender set the top bit of the stanza's X25519 share and hashed the share as sent: X25519 ignores the bit, X-Wing hashes it",
+		msg: with("ok-stanza-x25519-share-top-bit", func(m *message) {
+			m.to = []recipient{{id: recipientID, kem: recipientID.kemPublic(), stanza: share(func(ctX, ssX []byte) ([]byte, []byte) {
+				ctX = bytes.Clone(ctX)
+				ctX[31] |= 0x80
+				return ctX, ssX
+			})}}
+		})})
 	return vs
 }
