@@ -760,7 +760,7 @@ func (p *benchPipe) run(b *testing.B, mode benchMode, n int, acks bool) *benchRu
 	// The defender reads the acks.
 	wg.Go(func() {
 		for acks && r.gotAcks.Load() < int64(n) && ctx.Err() == nil {
-			rs, err := p.def.Inbox(ctx, client.FetchOptions{Max: benchFetch, Wait: benchFetchWait})
+			rs, err := p.def.ReadMailbox(ctx, client.FetchOptions{Max: benchFetch, Wait: benchFetchWait})
 			now := time.Now().UnixNano()
 			if err != nil {
 				fail(fmt.Errorf("Inbox: %w", err))

@@ -111,7 +111,7 @@ func child(mode string) error {
 		_, err = c.ReceiveMailbox(ctx, client.FetchOptions{Wait: wait}, handler)
 		return err
 	case os.Getenv("CHILD_ROLE") == "defender":
-		rs, err := c.Inbox(ctx, client.FetchOptions{Wait: wait})
+		rs, err := c.ReadMailbox(ctx, client.FetchOptions{Wait: wait})
 		if err != nil {
 			return err
 		}
@@ -347,11 +347,11 @@ func TestFailingHandlerLeavesItPending(t *testing.T) {
 	}
 	// Not offered again at once (the reader's cursor is past it), but not
 	// settled either: after a rewind it comes back.
-	if rs, err := def.Inbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
+	if rs, err := def.ReadMailbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
 		t.Fatalf("right after the failure: %d (%v)", len(rs), err)
 	}
 	def.RewindMailbox()
-	if rs, err := def.Inbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 1 || rs[0].ID != rep.ID {
+	if rs, err := def.ReadMailbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 1 || rs[0].ID != rep.ID {
 		t.Fatalf("after a rewind: %d (%v), want the reply", len(rs), err)
 	}
 }

@@ -27,7 +27,7 @@
 // the encrypted outbox and is delivered when the relay is back — the
 // result says Queued, which is not a failure. A message the relay refuses
 // for good stays in the outbox, marked refused with the reason
-// ([Client.Outbox]). [Client.Inbox] reads the mailbox into the case
+// ([Client.Outbox]). [Client.ReadMailbox] reads the mailbox into the case
 // threads: acks, replies and receipts, accepted only when an institution
 // in the directory signed them; [Client.Cases] shows them.
 //

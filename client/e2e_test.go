@@ -134,7 +134,7 @@ func TestAckAndReplyReachTheDefender(t *testing.T) {
 	}
 	var got []*client.Received
 	for len(got) < 2 {
-		rs, err := def.Inbox(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
+		rs, err := def.ReadMailbox(ctx(t), client.FetchOptions{Wait: 5 * time.Second})
 		if err != nil || len(rs) == 0 {
 			t.Fatalf("inbox: %d (err %v)", len(rs), err)
 		}

@@ -495,7 +495,7 @@ func readInbox(t *testing.T, d *client.Client, n int) []*client.Received {
 	c := ctx(t)
 	var got []*client.Received
 	for len(got) < n {
-		rs, err := d.Inbox(c, client.FetchOptions{Wait: 2 * time.Second})
+		rs, err := d.ReadMailbox(c, client.FetchOptions{Wait: 2 * time.Second})
 		if err != nil {
 			t.Fatalf("Inbox: %v (after %d of %d)", err, len(got), n)
 		}

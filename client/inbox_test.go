@@ -63,7 +63,7 @@ func TestInboxDropsWhatNoInstitutionSigned(t *testing.T) {
 		got[0].Auth != envelope.Signed || got[0].Message.(*message.Reply).Text != "A diplomat is on the way" {
 		t.Fatalf("inbox shows %+v from %q, want only the genuine reply", got[0].Message, got[0].From)
 	}
-	if rs, err := def.Inbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
+	if rs, err := def.ReadMailbox(ctx(t), client.FetchOptions{}); err != nil || len(rs) != 0 {
 		t.Fatalf("inbox shows %d more (err %v)", len(rs), err)
 	}
 	cs, err := def.Cases()

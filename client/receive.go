@@ -56,10 +56,10 @@ func (c *Client) ReceiveMailbox(ctx context.Context, o FetchOptions, h Handler) 
 	return c.receive(ctx, proto.MailboxSource, o, h)
 }
 
-// Inbox receives a batch from the mailbox into the client's own case
-// threads ([Client.Cases]) and returns what it received. The cases are
-// the durable store: a message is settled only once it is recorded.
-func (c *Client) Inbox(ctx context.Context, o FetchOptions) ([]*Received, error) {
+// ReadMailbox receives a batch from the mailbox into the client's own
+// case threads ([Client.Cases]) and returns what it received. The cases
+// are the durable store: a message is settled only once it is recorded.
+func (c *Client) ReadMailbox(ctx context.Context, o FetchOptions) ([]*Received, error) {
 	var out []*Received
 	b, err := c.ReceiveMailbox(ctx, o, func(ctx context.Context, r *Received) error {
 		if err := c.recordReceived(r); err != nil {

@@ -152,7 +152,7 @@ func TestDefenderInboxReplayIsDropped(t *testing.T) {
 	cfg := client.Config{URLs: []string{h.URL}, Keyring: kr, Root: w.Root.Public().Fingerprint(), StateDir: t.TempDir(), Directory: w.Dir.Raw}
 	def := reopen(t, cfg)
 	def.waitConnected(t)
-	if got, err := def.Inbox(ctx(t), client.FetchOptions{}); err != nil || len(got) != 1 {
+	if got, err := def.ReadMailbox(ctx(t), client.FetchOptions{}); err != nil || len(got) != 1 {
 		t.Fatalf("first delivery: %d (err %v)", len(got), err)
 	}
 	def.Close()
@@ -160,7 +160,7 @@ func TestDefenderInboxReplayIsDropped(t *testing.T) {
 	// After a restart (no cursor), the relay replays it.
 	def2 := reopen(t, cfg)
 	def2.waitConnected(t)
-	got, err := def2.Inbox(ctx(t), client.FetchOptions{})
+	got, err := def2.ReadMailbox(ctx(t), client.FetchOptions{})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("replayed reply shown again: %d (err %v)", len(got), err)
 	}

@@ -24,7 +24,7 @@ import (
 
 func monitorGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := testHTTP.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestMonitorTLS(t *testing.T) {
 			}
 			tc.Certificates = []tls.Certificate{kp}
 		}
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}, Timeout: 10 * time.Second}
 		defer c.CloseIdleConnections()
 		resp, err := c.Get("https://" + r.MonitorAddr() + "/healthz")
 		if err != nil {
@@ -220,8 +220,12 @@ func TestMonitorTLS(t *testing.T) {
 			t.Errorf("%s: %d, want the TLS handshake refused", name, code)
 		}
 	}
-	if resp, err := http.Get("http://" + r.MonitorAddr() + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+	if resp, err := testHTTP.Get("http://" + r.MonitorAddr() + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
 		resp.Body.Close()
 		t.Errorf("plain HTTP served")
 	}
 }
+
+// testHTTP is the tests' HTTP client: it keeps no idle connection open, so
+// none outlives the test that made it.
+var testHTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}

@@ -686,7 +686,7 @@ func (c *inboxCmd) Run(e *env) error {
 	if c.connect(e, cl) {
 		fetch, cancel := context.WithTimeout(ctx, c.Timeout)
 		done := e.progress("fetching new messages", c.Timeout).Stop
-		_, err := cl.Inbox(fetch, client.FetchOptions{})
+		_, err := cl.ReadMailbox(fetch, client.FetchOptions{})
 		done()
 		cancel()
 		if err != nil {
@@ -710,7 +710,7 @@ func (c *inboxCmd) Run(e *env) error {
 	}
 	fmt.Fprintln(e.stdout, "following; Ctrl-C to stop")
 	for ctx.Err() == nil {
-		rs, err := cl.Inbox(ctx, client.FetchOptions{Wait: 30 * time.Second})
+		rs, err := cl.ReadMailbox(ctx, client.FetchOptions{Wait: 30 * time.Second})
 		if err != nil {
 			if ctx.Err() != nil {
 				break

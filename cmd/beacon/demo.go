@@ -199,7 +199,7 @@ func (c *demoCmd) Run(e *env) error {
 	step("nl-kampala acknowledged and replied, signed, to the defender's mailbox")
 	var inbox []*client.Received
 	for len(inbox) < 2 {
-		rs, err := def.Inbox(ctx, client.FetchOptions{Wait: 10 * time.Second})
+		rs, err := def.ReadMailbox(ctx, client.FetchOptions{Wait: 10 * time.Second})
 		if err != nil {
 			return fail("defender inbox: %w", err)
 		}
