@@ -95,6 +95,11 @@ func lookup(d *keys.Directory, id *keys.PublicIdentity) (string, keys.Role) {
 			return b.ID, keys.RoleBridge
 		}
 	}
+	for _, h := range d.Headquarters {
+		if h.Identity.Equal(id) {
+			return h.ID, keys.RoleHeadquarters
+		}
+	}
 	return "", keys.RoleDefender
 }
 

@@ -53,7 +53,10 @@ type Roster struct {
 	Missions []Mission       `yaml:"missions"`
 	Partners []Partner       `yaml:"partners,omitempty"`
 	Bridges  []Bridge        `yaml:"bridges,omitempty"`
-	Relays   []RelayEntry    `yaml:"relays,omitempty"`
+	// Headquarters are the foreign ministries' headquarters of the posts
+	// listed; each oversees its own posts.
+	Headquarters []Headquarters `yaml:"headquarters,omitempty"`
+	Relays       []RelayEntry   `yaml:"relays,omitempty"`
 }
 
 // A Mission is an embassy or consulate that receives alerts for its
@@ -97,6 +100,19 @@ type Bridge struct {
 	Name     string          `yaml:"name"`
 	Identity *PublicIdentity `yaml:"identity"`
 	NKey     string          `yaml:"nkey"`
+}
+
+// A Headquarters oversees the posts it lists: it reads their response
+// reports, receives their encrypted case reports, and is the last tier of
+// their escalation. Missions seal to its inbox keys.
+type Headquarters struct {
+	ID        string           `yaml:"id"`
+	Name      string           `yaml:"name"`
+	Identity  *PublicIdentity  `yaml:"identity"`
+	NKey      string           `yaml:"nkey"`
+	InboxKeys []SignedInboxKey `yaml:"inbox_keys"`
+	// Missions are the ids of the posts it oversees.
+	Missions []string `yaml:"missions"`
 }
 
 // A RelayEntry is a relay clients may connect to.
@@ -356,6 +372,20 @@ func (r *Roster) Validate() error {
 	for _, b := range r.Bridges {
 		entity("bridge", b.ID, b.Name, b.Identity, b.NKey, true)
 	}
+	overseen := map[string]string{}
+	for _, h := range r.Headquarters {
+		where := entity("headquarters", h.ID, h.Name, h.Identity, h.NKey, true)
+		inboxes(where, h.Identity, h.InboxKeys, true)
+		if len(h.Missions) == 0 {
+			bad("%s: missions: at least one post it oversees", where)
+		}
+		for i, id := range h.Missions {
+			if other, dup := overseen[id]; dup {
+				bad("%s: missions[%d]: %q is already overseen by %s", where, i, id, other)
+			}
+			overseen[id] = where
+		}
+	}
 	for _, rl := range r.Relays {
 		where := fmt.Sprintf("relay %q", rl.ID)
 		if !idPattern.MatchString(rl.ID) {
@@ -374,6 +404,13 @@ func (r *Roster) Validate() error {
 			pu, err := url.Parse(u)
 			if err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) || pu.Host == "" {
 				bad("%s: urls[%d]: %q is not a nats://, tls://, ws:// or wss:// URL", where, i, u)
+			}
+		}
+	}
+	for _, h := range r.Headquarters {
+		for i, id := range h.Missions {
+			if ids[id] != "mission" {
+				bad("headquarters %q: missions[%d]: %q is not a mission in the directory", h.ID, i, id)
 			}
 		}
 	}
@@ -410,6 +447,16 @@ func (d *Directory) MissionsFor(cc string) []Mission {
 		}
 	}
 	return out
+}
+
+// HeadquartersOf returns the headquarters overseeing mission id, or nil.
+func (d *Directory) HeadquartersOf(id string) *Headquarters {
+	for i := range d.Headquarters {
+		if slices.Contains(d.Headquarters[i].Missions, id) {
+			return &d.Headquarters[i]
+		}
+	}
+	return nil
 }
 
 // PartnersFor returns the partners covering cc.

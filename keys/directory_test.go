@@ -577,3 +577,60 @@ func TestDirVersionTextForm(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadquartersOversee: a headquarters lists the missions it oversees;
+// each is a mission of the directory, overseen once.
+func TestHeadquartersOversee(t *testing.T) {
+	mk := func(role keys.Role) *keys.Keyring {
+		kr, err := keys.NewKeyring(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	m, h, h2 := mk(keys.RoleMission), mk(keys.RoleHeadquarters), mk(keys.RoleHeadquarters)
+	now := time.Now()
+	base := func() *keys.Roster {
+		return &keys.Roster{Serial: 1, Issued: now.Add(-time.Minute), Expires: now.Add(time.Hour),
+			Missions: []keys.Mission{{ID: "nl-kampala", Name: "NL Kampala", Countries: []string{"ug"}, Identity: m.Identity.Public(),
+				NKey: m.NKeyPublic(), InboxKeys: []keys.SignedInboxKey{m.Inboxes[0].Signed},
+				Response: keys.ResponseTargets{Urgent: time.Minute, High: time.Hour, Routine: 24 * time.Hour}}}}
+	}
+	hq := func(kr *keys.Keyring, id string, missions ...string) keys.Headquarters {
+		return keys.Headquarters{ID: id, Name: "HQ " + id, Identity: kr.Identity.Public(), NKey: kr.NKeyPublic(),
+			InboxKeys: []keys.SignedInboxKey{kr.Inboxes[0].Signed}, Missions: missions}
+	}
+	good := base()
+	good.Headquarters = []keys.Headquarters{hq(h, "nl-mfa", "nl-kampala")}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := keys.GenerateIdentity()
+	signed, err := keys.SignDirectory(good, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := keys.VerifyDirectory(signed, root.Public().Fingerprint(), now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.HeadquartersOf("nl-kampala"); got == nil || got.ID != "nl-mfa" {
+		t.Fatalf("HeadquartersOf = %+v", got)
+	}
+	if d.HeadquartersOf("se-kampala") != nil {
+		t.Fatal("an unknown post has a headquarters")
+	}
+	for name, hqs := range map[string][]keys.Headquarters{
+		"no missions":        {hq(h, "nl-mfa")},
+		"unknown mission":    {hq(h, "nl-mfa", "se-kampala")},
+		"overseen twice":     {hq(h, "nl-mfa", "nl-kampala"), hq(h2, "se-mfa", "nl-kampala")},
+		"id of the mission":  {hq(h, "nl-kampala", "nl-kampala")},
+		"same key as a post": {{ID: "nl-mfa", Name: "x", Identity: m.Identity.Public(), NKey: h.NKeyPublic(), InboxKeys: []keys.SignedInboxKey{m.Inboxes[0].Signed}, Missions: []string{"nl-kampala"}}},
+	} {
+		r := base()
+		r.Headquarters = hqs
+		if err := r.Validate(); !errors.Is(err, keys.ErrInvalidDirectory) {
+			t.Errorf("%s: %v, want ErrInvalidDirectory", name, err)
+		}
+	}
+}

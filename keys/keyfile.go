@@ -64,7 +64,7 @@ func NewKeyring(role Role) (*Keyring, error) {
 		return nil, fmt.Errorf("generating NKey: %w", err)
 	}
 	kr := &Keyring{Role: role, Identity: id, NKey: nk, Created: time.Now().UTC().Truncate(time.Second)}
-	if role == RoleMission || role == RolePartner {
+	if role == RoleMission || role == RolePartner || role == RoleHeadquarters {
 		if err := kr.AddInbox(kr.Created.Add(inboxKeyLifetime)); err != nil {
 			return nil, err
 		}

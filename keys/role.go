@@ -15,10 +15,14 @@ const (
 	RoleBridge   Role = "bridge"
 	RoleRelay    Role = "relay"
 	RoleRoot     Role = "root"
+	// RoleHeadquarters is a foreign ministry's headquarters: it oversees
+	// its posts (response reports, case reports) and is the last tier of
+	// their escalation. It is not the root, which stays offline.
+	RoleHeadquarters Role = "headquarters"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleDefender, RoleMission, RolePartner, RoleBridge, RoleRelay, RoleRoot}
+var Roles = []Role{RoleDefender, RoleMission, RolePartner, RoleBridge, RoleRelay, RoleRoot, RoleHeadquarters}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
@@ -27,5 +31,5 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q (want defender, mission, partner, bridge, relay or root)", s)
+	return "", fmt.Errorf("unknown role %q (want defender, mission, partner, bridge, headquarters, relay or root)", s)
 }

@@ -104,6 +104,9 @@ func (a *authenticator) reload() (map[string]bool, error) {
 		for _, b := range dir.Bridges {
 			byNKey[b.NKey] = &principal{role: keys.RoleBridge, id: b.ID, identity: b.Identity}
 		}
+		for _, h := range dir.Headquarters {
+			byNKey[h.NKey] = &principal{role: keys.RoleHeadquarters, id: h.ID, identity: h.Identity}
+		}
 	}
 	byMbox := map[routing.Mailbox]*principal{}
 	for nk, p := range byNKey {

@@ -1155,6 +1155,13 @@ func nextRoster(d *keys.Directory, edit func(*keys.Roster)) *keys.Roster {
 	ro.Issued = time.Now().Add(-time.Minute)
 	ro.Expires = time.Now().Add(24 * time.Hour)
 	edit(&ro)
+	// A headquarters oversees only the missions that are left.
+	ro.Headquarters = slices.Clone(ro.Headquarters)
+	for i := range ro.Headquarters {
+		ro.Headquarters[i].Missions = slices.DeleteFunc(slices.Clone(ro.Headquarters[i].Missions), func(id string) bool {
+			return !slices.ContainsFunc(ro.Missions, func(m keys.Mission) bool { return m.ID == id })
+		})
+	}
 	return &ro
 }
 

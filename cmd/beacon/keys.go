@@ -16,7 +16,7 @@ type keysCmd struct {
 
 type keysGenCmd struct {
 	Out   string `required:"" help:"Key file to write (mode 0600)." placeholder:"FILE"`
-	Role  string `default:"defender" enum:"defender,mission,partner,bridge,relay,root" help:"What the key is for: ${enum}."`
+	Role  string `default:"defender" enum:"defender,mission,partner,bridge,headquarters,relay,root" help:"What the key is for: ${enum}."`
 	Force bool   `help:"Replace an existing key file (its old key is lost)."`
 	passphraseFlags
 }

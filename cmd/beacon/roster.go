@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -37,6 +36,7 @@ type dirAddCmd struct {
 	High       time.Duration `default:"4h" help:"The same for high priority."`
 	Routine    time.Duration `default:"72h" help:"The same for routine messages."`
 	Escalation string        `help:"The id of the mission or partner an alert this mission does not acknowledge in time escalates to." placeholder:"ID"`
+	Oversees   []string      `sep:"," help:"Headquarters: the ids of the missions it oversees, comma separated." placeholder:"ID,ID"`
 }
 
 func (c *dirAddCmd) Run(e *env) error {
@@ -59,6 +59,15 @@ func (c *dirAddCmd) Run(e *env) error {
 			InboxKeys: show.InboxKeys}
 	case keys.RoleBridge:
 		entry = keys.Bridge{ID: c.ID, Name: c.Name, Identity: show.Identity, NKey: show.NKey}
+	case keys.RoleHeadquarters:
+		if len(c.Oversees) == 0 {
+			return withHint(errors.New("headquarters: --oversees: at least one post"), "give the ids of the missions it oversees, e.g. --oversees nl-kampala,nl-nairobi")
+		}
+		entry = keys.Headquarters{ID: c.ID, Name: c.Name, Identity: show.Identity, NKey: show.NKey, InboxKeys: show.InboxKeys,
+			Missions: c.Oversees}
+	}
+	if role != keys.RoleHeadquarters && len(c.Oversees) > 0 {
+		return fmt.Errorf("--oversees is for headquarters, not a %s", role)
 	}
 	if role != keys.RoleMission && c.Escalation != "" {
 		return fmt.Errorf("--escalation is for missions, not a %s", role)
@@ -144,12 +153,12 @@ func (c *dirAddCmd) role(show *publicView) (keys.Role, error) {
 		role = r
 	}
 	switch role {
-	case keys.RoleMission, keys.RolePartner, keys.RoleBridge:
+	case keys.RoleMission, keys.RolePartner, keys.RoleBridge, keys.RoleHeadquarters:
 		return role, nil
 	case "":
-		return "", errors.New("the keys show output names no role: give --role mission, partner or bridge")
+		return "", errors.New("the keys show output names no role: give --role mission, partner, bridge or headquarters")
 	}
-	return "", fmt.Errorf("a %s key is not listed in the roster: only missions, partners and bridges are", role)
+	return "", fmt.Errorf("a %s key is not listed in the roster: only missions, partners, bridges and headquarters are", role)
 }
 
 type dirRemoveCmd struct {
@@ -165,7 +174,7 @@ func (c *dirRemoveCmd) Run(e *env) error {
 	if created {
 		return fmt.Errorf("%s: %w", c.Roster, fs.ErrNotExist)
 	}
-	for _, section := range []string{"missions", "partners", "bridges", "relays"} {
+	for _, section := range []string{"missions", "partners", "bridges", "headquarters", "relays"} {
 		seq := rosterSection(doc, section)
 		for i, n := range seq.Content {
 			if _, v := mappingValue(n, "id"); v != nil && v.Value == c.ID {
@@ -173,7 +182,8 @@ func (c *dirRemoveCmd) Run(e *env) error {
 				if err := writeRoster(c.Roster, doc, perm); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "removed %s %s from %s\n", strings.TrimSuffix(section, "s"), c.ID, c.Roster)
+				fmt.Fprintf(e.stdout, "removed %s %s from %s\n", map[string]string{"missions": "mission", "partners": "partner",
+					"bridges": "bridge", "headquarters": "headquarters", "relays": "relay"}[section], c.ID, c.Roster)
 				return nil
 			}
 		}
@@ -182,7 +192,8 @@ func (c *dirRemoveCmd) Run(e *env) error {
 }
 
 func sectionOf(r keys.Role) string {
-	return map[keys.Role]string{keys.RoleMission: "missions", keys.RolePartner: "partners", keys.RoleBridge: "bridges"}[r]
+	return map[keys.Role]string{keys.RoleMission: "missions", keys.RolePartner: "partners", keys.RoleBridge: "bridges",
+		keys.RoleHeadquarters: "headquarters"}[r]
 }
 
 // readRosterNode reads a roster as a YAML document, or starts an empty one

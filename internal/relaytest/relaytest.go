@@ -72,8 +72,9 @@ type MissionSpec struct {
 	Countries []string
 }
 
-// NewWorld generates keyrings for the missions (and one partner and one
-// bridge) and signs a directory listing them.
+// NewWorld generates keyrings for the missions (and one partner, one
+// bridge, and the headquarters "hq" overseeing every mission) and signs a
+// directory listing them.
 func NewWorld(t testing.TB, missions ...MissionSpec) *World {
 	t.Helper()
 	root, err := keys.GenerateIdentity()
@@ -100,6 +101,16 @@ func NewWorld(t testing.TB, missions ...MissionSpec) *World {
 	bk, _ := keys.NewKeyring(keys.RoleBridge)
 	w.Keyrings["bridge"] = bk
 	r.Bridges = append(r.Bridges, keys.Bridge{ID: "bridge", Name: "Bridge", Identity: bk.Identity.Public(), NKey: bk.NKeyPublic()})
+	if len(missions) > 0 {
+		hk, _ := keys.NewKeyring(keys.RoleHeadquarters)
+		w.Keyrings["hq"] = hk
+		hq := keys.Headquarters{ID: "hq", Name: "Headquarters", Identity: hk.Identity.Public(), NKey: hk.NKeyPublic(),
+			InboxKeys: []keys.SignedInboxKey{hk.Inboxes[0].Signed}}
+		for _, m := range missions {
+			hq.Missions = append(hq.Missions, m.ID)
+		}
+		r.Headquarters = append(r.Headquarters, hq)
+	}
 	signed, err := keys.SignDirectory(r, root)
 	if err != nil {
 		t.Fatal(err)
