@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/hrdbeacon/beacon/client"
@@ -24,16 +23,7 @@ import (
 // subscribes to every subject and never answers.
 func TestCloseDoesNotWaitForAnUnansweredRequest(t *testing.T) {
 	t.Parallel()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		AlwaysEnableNonce: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	srv := relaytest.StartBare(t)
 	silent, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

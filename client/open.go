@@ -58,7 +58,7 @@ func (c *Client) open(data []byte) (*Received, error) {
 	}
 	r := &Received{ID: o.Header.ID, Header: o.Header, Sender: o.Sender, Auth: o.Auth, FromRole: keys.RoleDefender, Case: o.Header.ID}
 	if d, err := c.Directory(); err == nil {
-		r.From, r.FromRole = lookup(d, o.Sender)
+		r.From, r.FromRole = d.Lookup(o.Sender)
 	}
 	// Institutions sign; a defender's writing is deniable. A mailbox only
 	// takes what an institution in the directory signed, so a stranger
@@ -76,31 +76,6 @@ func (c *Client) open(data []byte) (*Received, error) {
 		r.Case = ref
 	}
 	return r, nil
-}
-
-// lookup finds an identity in the directory.
-func lookup(d *keys.Directory, id *keys.PublicIdentity) (string, keys.Role) {
-	for _, m := range d.Missions {
-		if m.Identity.Equal(id) {
-			return m.ID, keys.RoleMission
-		}
-	}
-	for _, p := range d.Partners {
-		if p.Identity.Equal(id) {
-			return p.ID, keys.RolePartner
-		}
-	}
-	for _, b := range d.Bridges {
-		if b.Identity.Equal(id) {
-			return b.ID, keys.RoleBridge
-		}
-	}
-	for _, h := range d.Headquarters {
-		if h.Identity.Equal(id) {
-			return h.ID, keys.RoleHeadquarters
-		}
-	}
-	return "", keys.RoleDefender
 }
 
 // refOf returns the case a message refers to.

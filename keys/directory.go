@@ -449,6 +449,47 @@ func (d *Directory) MissionsFor(cc string) []Mission {
 	return out
 }
 
+// Lookup finds an institution by its identity: its directory id and
+// role, or "" and RoleDefender for an identity the directory does not
+// list (defenders are not listed).
+func (d *Directory) Lookup(id *PublicIdentity) (string, Role) {
+	for _, e := range d.Institutions() {
+		if e.Identity.Equal(id) {
+			return e.ID, e.Role
+		}
+	}
+	return "", RoleDefender
+}
+
+// An Institution is what a reader of the directory needs to know of a
+// listed entity: its id, its connection key, its role, its identity and
+// the countries it covers.
+type Institution struct {
+	ID        string
+	NKey      string
+	Role      Role
+	Identity  *PublicIdentity
+	Countries []string
+}
+
+// Institutions lists every mission, partner, bridge and headquarters.
+func (d *Directory) Institutions() []Institution {
+	var out []Institution
+	for _, m := range d.Missions {
+		out = append(out, Institution{m.ID, m.NKey, RoleMission, m.Identity, m.Countries})
+	}
+	for _, p := range d.Partners {
+		out = append(out, Institution{p.ID, p.NKey, RolePartner, p.Identity, p.Countries})
+	}
+	for _, b := range d.Bridges {
+		out = append(out, Institution{b.ID, b.NKey, RoleBridge, b.Identity, nil})
+	}
+	for _, h := range d.Headquarters {
+		out = append(out, Institution{h.ID, h.NKey, RoleHeadquarters, h.Identity, nil})
+	}
+	return out
+}
+
 // HeadquartersOf returns the headquarters overseeing mission id, or nil.
 func (d *Directory) HeadquartersOf(id string) *Headquarters {
 	for i := range d.Headquarters {

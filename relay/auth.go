@@ -95,17 +95,8 @@ func (a *authenticator) reload() (map[string]bool, error) {
 		if err := keys.WriteFileAtomic(path, []byte(dir.Version().String()+"\n"), 0o600, true); err != nil {
 			return nil, err
 		}
-		for _, m := range dir.Missions {
-			byNKey[m.NKey] = &principal{role: keys.RoleMission, id: m.ID, countries: m.Countries, identity: m.Identity}
-		}
-		for _, p := range dir.Partners {
-			byNKey[p.NKey] = &principal{role: keys.RolePartner, id: p.ID, countries: p.Countries, identity: p.Identity}
-		}
-		for _, b := range dir.Bridges {
-			byNKey[b.NKey] = &principal{role: keys.RoleBridge, id: b.ID, identity: b.Identity}
-		}
-		for _, h := range dir.Headquarters {
-			byNKey[h.NKey] = &principal{role: keys.RoleHeadquarters, id: h.ID, identity: h.Identity}
+		for _, e := range dir.Institutions() {
+			byNKey[e.NKey] = &principal{role: e.Role, id: e.ID, countries: e.Countries, identity: e.Identity}
 		}
 	}
 	byMbox := map[routing.Mailbox]*principal{}

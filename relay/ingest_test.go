@@ -729,16 +729,11 @@ func TestMetricsEndpoint(t *testing.T) {
 
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := testHTTP.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	code, body := monitorGet(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, code)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-	}
-	return string(b)
+	return body
 }
 
 // lockedBuffer is a log destination the relay's goroutines write to while

@@ -60,16 +60,7 @@ type HostilePublish struct {
 // normally a World's) and stops it when the test ends.
 func StartHostile(t testing.TB, dir []byte) *Hostile {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		AlwaysEnableNonce: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("hostile relay not ready")
-	}
+	srv := StartBare(t)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +75,25 @@ func StartHostile(t testing.TB, dir []byte) *Hostile {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// StartBare starts a bare nats-server on loopback with no JetStream and
+// no authentication (it accepts any NKey, sending a nonce to sign as a
+// relay does), and stops it when the test ends: a server on which the
+// test plays every part.
+func StartBare(t testing.TB) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		AlwaysEnableNonce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("bare server not ready")
+	}
+	return srv
 }
 
 // Set changes the hostile relay's behaviour under its lock.
