@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -352,13 +351,8 @@ func parseUserSeed(s string) (nkeys.KeyPair, error) {
 // a regular file readable by its owner only, and reads at most
 // MaxKeyFileSize bytes.
 func readPrivateFile(path string) ([]byte, error) {
-	// O_NONBLOCK: a FIFO planted at the path must not hang the open; the
-	// regular-file check below then refuses it.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := openNoFollow(path)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("%s: %w: it is a symbolic link; use the real path", path, ErrKeyFileInsecure)
-		}
 		return nil, err
 	}
 	defer f.Close()
