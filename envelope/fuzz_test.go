@@ -6,21 +6,22 @@ import (
 	"math/bits"
 	"testing"
 
+	"github.com/hrdbeacon/beacon/internal/vectorfile"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
 // fuzzKeys are the reader's keys of the vectors, so that the vectors seed
 // FuzzOpen with envelopes that reach every check.
-func fuzzKeys(t testing.TB, vs []testVector) (*keys.Identity, *keys.InboxKey) {
+func fuzzKeys(t testing.TB, vs []vectorfile.Vector) (*keys.Identity, *keys.InboxKey) {
 	var id *keys.Identity
 	var inbox *keys.InboxKey
 	for _, v := range vs {
 		var err error
-		switch v.name {
+		switch v.Name {
 		case "ok-deniable-1":
-			id, err = keys.ParseIdentity(v.fields["identity"])
+			id, err = keys.ParseIdentity(v.Fields["identity"])
 		case "ok-inbox":
-			inbox, err = keys.ParseInboxKey(v.fields["inbox"])
+			inbox, err = keys.ParseInboxKey(v.Fields["inbox"])
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -35,16 +36,16 @@ func fuzzKeys(t testing.TB, vs []testVector) (*keys.Identity, *keys.InboxKey) {
 // vectorSeeds returns the vectors' envelopes. They are the same in every
 // process, which FuzzOpen needs: its fuzzing workers rebuild the set of
 // seeds that open.
-func vectorSeeds(vs []testVector) [][]byte {
+func vectorSeeds(vs []vectorfile.Vector) [][]byte {
 	var seeds [][]byte
 	for _, v := range vs {
-		seeds = append(seeds, v.env)
+		seeds = append(seeds, v.Input)
 	}
 	return seeds
 }
 
 // fuzzSeeds returns the vectors' envelopes and fresh ones sealed to id.
-func fuzzSeeds(t testing.TB, vs []testVector, id *keys.Identity) [][]byte {
+func fuzzSeeds(t testing.TB, vs []vectorfile.Vector, id *keys.Identity) [][]byte {
 	seeds := vectorSeeds(vs)
 	a := newIdentity(t)
 	h := testHeader()

@@ -114,7 +114,7 @@ func FuzzParseSigned(f *testing.F) {
 	f.Add(p)
 	// Every known-answer case, valid or not, is a seed.
 	for _, v := range readVectorDir(f, "testdata/signed", "kind") {
-		f.Add(v.env)
+		f.Add(v.Input)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tok, err := ParseAck(b); err == nil && tok.Verify(m.Public()) == nil && len(b) != AckTokenSize {

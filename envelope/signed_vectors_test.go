@@ -15,8 +15,8 @@ import (
 func TestSignedVectors(t *testing.T) {
 	seen := map[string]bool{}
 	for _, v := range readVectorDir(t, "testdata/signed", "description", "kind", "expect", "parse", "signer") {
-		t.Run(v.name, func(t *testing.T) {
-			f := v.fields
+		t.Run(v.Name, func(t *testing.T) {
+			f := v.Fields
 			seen[f["kind"]+" "+f["expect"]] = true
 			signer, err := keys.ParsePublicIdentity(f["signer"])
 			if err != nil {
@@ -34,7 +34,7 @@ func TestSignedVectors(t *testing.T) {
 			switch f["kind"] {
 			case "ack":
 				var a AckToken
-				if p := catch(func() { a, perr = ParseAck(v.env) }); p != nil {
+				if p := catch(func() { a, perr = ParseAck(v.Input) }); p != nil {
 					t.Fatalf("ParseAck panicked: %v", p)
 				}
 				checkOutcome(t, "ParseAck", perr, f["parse"])
@@ -50,7 +50,7 @@ func TestSignedVectors(t *testing.T) {
 				}
 			case "public":
 				var p Public
-				if pn := catch(func() { p, perr = ParsePublic(v.env) }); pn != nil {
+				if pn := catch(func() { p, perr = ParsePublic(v.Input) }); pn != nil {
 					t.Fatalf("ParsePublic panicked: %v", pn)
 				}
 				checkOutcome(t, "ParsePublic", perr, f["parse"])

@@ -1,106 +1,37 @@
 package envelope
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hrdbeacon/beacon/internal/vectorfile"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
-// A testVector is one file of testdata/vectors (see the README there).
-type testVector struct {
-	name   string
-	fields map[string]string
-	env    []byte
-}
-
-func readVectors(t testing.TB) []testVector {
+func readVectors(t testing.TB) []vectorfile.Vector {
 	return readVectorDir(t, "testdata/vectors", "description", "expect", "parse", "identity")
 }
 
 // readVectorDir reads every vector file of dir, each of which must have
 // the required fields.
-func readVectorDir(t testing.TB, dir string, required ...string) []testVector {
+func readVectorDir(t testing.TB, dir string, required ...string) []vectorfile.Vector {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors in %s: %v", dir, err)
-	}
-	var vs []testVector
-	for _, f := range files {
-		v, err := parseVector(f, required)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		vs = append(vs, v)
+	vs, err := vectorfile.ReadDir(dir, required...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return vs
-}
-
-func parseVector(path string, required []string) (testVector, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return testVector{}, err
-	}
-	v := testVector{name: strings.TrimSuffix(filepath.Base(path), ".txt"), fields: map[string]string{}}
-	head, body, ok := bytes.Cut(data, []byte("\n\n"))
-	if !ok {
-		return v, fmt.Errorf("no blank line after the header")
-	}
-	for _, line := range strings.Split(string(head), "\n") {
-		k, val, ok := strings.Cut(line, ": ")
-		if !ok {
-			return v, fmt.Errorf("header line %q is not key: value", line)
-		}
-		if _, dup := v.fields[k]; dup {
-			return v, fmt.Errorf("duplicate field %q", k)
-		}
-		v.fields[k] = val
-	}
-	var b64 strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		if len(sc.Text()) > 76 {
-			return v, fmt.Errorf("base64 line of %d columns", len(sc.Text()))
-		}
-		b64.WriteString(sc.Text())
-	}
-	v.env, err = base64.StdEncoding.Strict().DecodeString(b64.String())
-	if err != nil {
-		return v, err
-	}
-	for _, k := range required {
-		if v.fields[k] == "" {
-			return v, fmt.Errorf("field %q missing", k)
-		}
-	}
-	return v, nil
 }
 
 // checkOutcome checks an error against "ok" or a sentinel's name.
 func checkOutcome(t *testing.T, what string, err error, want string) {
 	t.Helper()
-	if want == "ok" {
-		if err != nil {
-			t.Errorf("%s: %v, want success", what, err)
-		}
-		return
+	if problem := vectorfile.Outcome(err, want, sentinels); problem != "" {
+		t.Errorf("%s: %s", what, problem)
 	}
-	s, ok := sentinels[want]
-	if !ok {
-		t.Fatalf("%s: unknown sentinel %q", what, want)
-	}
-	wantErr(t, what, err, s)
 }
 
 // TestVectors opens every known-answer vector and checks the exact outcome:
@@ -108,8 +39,8 @@ func checkOutcome(t *testing.T, what string, err error, want string) {
 func TestVectors(t *testing.T) {
 	seen := map[string]bool{}
 	for _, v := range readVectors(t) {
-		t.Run(v.name, func(t *testing.T) {
-			f := v.fields
+		t.Run(v.Name, func(t *testing.T) {
+			f := v.Fields
 			seen[f["expect"]] = true
 			id, err := keys.ParseIdentity(f["identity"])
 			if err != nil {
@@ -125,12 +56,12 @@ func TestVectors(t *testing.T) {
 			}
 
 			var perr error
-			if p := catch(func() { _, perr = Parse(v.env) }); p != nil {
+			if p := catch(func() { _, perr = Parse(v.Input) }); p != nil {
 				t.Fatalf("Parse panicked: %v", p)
 			}
 			checkOutcome(t, "Parse", perr, f["parse"])
 
-			o, err := open(t, v.env, id, inboxes...)
+			o, err := open(t, v.Input, id, inboxes...)
 			checkOutcome(t, "Open", err, f["expect"])
 			if f["expect"] != "ok" {
 				if o != nil {
@@ -162,7 +93,7 @@ func TestVectors(t *testing.T) {
 				checkField("reply-to", o.ReplyTo.String())
 			}
 			if o.Auth == Signed {
-				if err := VerifySigned(v.env, o.Sender, o.Body, o.Signature); err != nil {
+				if err := VerifySigned(v.Input, o.Sender, o.Body, o.Signature); err != nil {
 					t.Errorf("VerifySigned: %v", err)
 				}
 			}

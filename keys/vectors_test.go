@@ -1,18 +1,14 @@
 package keys_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hrdbeacon/beacon/internal/vectorfile"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
@@ -28,90 +24,21 @@ var sentinels = map[string]error{
 	"ErrExpired":         keys.ErrExpired,
 }
 
-type keyVector struct {
-	name   string
-	fields map[string]string
-	input  []byte
-}
-
-func readKeyVectors(t *testing.T) []keyVector {
+func readKeyVectors(t *testing.T) []vectorfile.Vector {
 	t.Helper()
-	files, err := filepath.Glob("testdata/vectors/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors: %v", err)
-	}
-	var vs []keyVector
-	for _, f := range files {
-		v, err := parseKeyVector(f)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		vs = append(vs, v)
+	vs, err := vectorfile.ReadDir("testdata/vectors", "description", "kind", "expect")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return vs
-}
-
-func parseKeyVector(path string) (keyVector, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return keyVector{}, err
-	}
-	v := keyVector{name: strings.TrimSuffix(filepath.Base(path), ".txt"), fields: map[string]string{}}
-	head, body, ok := bytes.Cut(data, []byte("\n\n"))
-	if !ok {
-		return v, errors.New("no blank line after the header")
-	}
-	for _, line := range strings.Split(string(head), "\n") {
-		k, val, ok := strings.Cut(line, ": ")
-		if !ok {
-			return v, fmt.Errorf("header line %q is not key: value", line)
-		}
-		if _, dup := v.fields[k]; dup {
-			return v, fmt.Errorf("duplicate field %q", k)
-		}
-		v.fields[k] = val
-	}
-	var b64 strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		if len(sc.Text()) > 76 {
-			return v, fmt.Errorf("base64 line of %d columns", len(sc.Text()))
-		}
-		b64.WriteString(sc.Text())
-	}
-	if v.input, err = base64.StdEncoding.Strict().DecodeString(b64.String()); err != nil {
-		return v, err
-	}
-	for _, k := range []string{"description", "kind", "expect"} {
-		if v.fields[k] == "" {
-			return v, fmt.Errorf("field %q missing", k)
-		}
-	}
-	return v, nil
 }
 
 // checkOutcome fails unless err is nil for "ok" or wraps the named
 // sentinel and no other.
 func checkOutcome(t *testing.T, what string, err error, want string) {
 	t.Helper()
-	if want == "ok" {
-		if err != nil {
-			t.Errorf("%s: %v, want success", what, err)
-		}
-		return
-	}
-	target, ok := sentinels[want]
-	if !ok {
-		t.Fatalf("unknown sentinel %q", want)
-	}
-	if !errors.Is(err, target) {
-		t.Errorf("%s: got %v, want %v", what, err, target)
-		return
-	}
-	for name, s := range sentinels {
-		if name != want && errors.Is(err, s) {
-			t.Errorf("%s: %v also wraps %s", what, err, name)
-		}
+	if problem := vectorfile.Outcome(err, want, sentinels); problem != "" {
+		t.Errorf("%s: %s", what, problem)
 	}
 }
 
@@ -121,8 +48,8 @@ func checkOutcome(t *testing.T, what string, err error, want string) {
 func TestKeyVectors(t *testing.T) {
 	seen := map[string]bool{}
 	for _, v := range readKeyVectors(t) {
-		t.Run(v.name, func(t *testing.T) {
-			f := v.fields
+		t.Run(v.Name, func(t *testing.T) {
+			f := v.Fields
 			seen[f["expect"]] = true
 			check := func(k, got string) {
 				t.Helper()
@@ -132,7 +59,7 @@ func TestKeyVectors(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
-			in := string(v.input)
+			in := string(v.Input)
 			var err error
 			switch f["kind"] {
 			case "public-identity":
@@ -167,9 +94,9 @@ func TestKeyVectors(t *testing.T) {
 					roundTrip(t, fp.String(), in)
 				}
 			case "signed-inbox-key":
-				err = verifySignedInboxKey(t, f, v.input)
+				err = verifySignedInboxKey(t, f, v.Input)
 			case "key-file":
-				err = loadKeyFileVector(t, f, v.input)
+				err = loadKeyFileVector(t, f, v.Input)
 			default:
 				t.Fatalf("unknown kind %q", f["kind"])
 			}
