@@ -155,11 +155,3 @@ func Parse(b []byte) (Info, error) {
 	}
 	return info, nil
 }
-
-func isZero(b []byte) bool {
-	var acc byte
-	for _, c := range b {
-		acc |= c
-	}
-	return acc == 0
-}

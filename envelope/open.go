@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/hpke"
 	"encoding/binary"
@@ -88,7 +89,7 @@ func Open(env []byte, id *keys.Identity, inboxes ...*keys.InboxKey) (*Opened, er
 	end := innerPrefixSize + int(bodyLen)
 	// Padding must be zeros: no second encoding of the same message, and no
 	// covert channel in the padding.
-	if !isZero(inner[end+authLen:]) {
+	if pad := inner[end+authLen:]; bytes.Count(pad, []byte{0}) != len(pad) {
 		return nil, fmt.Errorf("%w: padding is not zero", ErrMalformed)
 	}
 	// The padded size must be the smallest class that fits, or the sender

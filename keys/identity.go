@@ -221,7 +221,7 @@ func newPublicIdentity(raw [PublicIdentitySize]byte) (*PublicIdentity, error) {
 		name string
 		b    []byte
 	}{{"signing key", signKey}, {"DH key", dhKey}, {"KEM key", kemKey}, {"KEM ML-KEM part", kemKey[:1184]}, {"KEM X25519 part", kemKey[1184:]}} {
-		if isZero(c.b) {
+		if bytes.Count(c.b, []byte{0}) == len(c.b) {
 			return nil, fmt.Errorf("%w: public identity's %s is all zeros", ErrMalformedKey, c.name)
 		}
 	}
@@ -328,14 +328,6 @@ func decodeText(s, prefix string, size int, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s decodes to %d bytes, want %d", ErrMalformedKey, what, len(b), size)
 	}
 	return b, nil
-}
-
-func isZero(b []byte) bool {
-	var acc byte
-	for _, c := range b {
-		acc |= c
-	}
-	return acc == 0
 }
 
 // DeriveKey derives a 32-byte key for label from the secret identity, for

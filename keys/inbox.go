@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/subtle"
@@ -83,7 +84,7 @@ func NewInboxPublicKey(b []byte) (*InboxPublicKey, error) {
 		return nil, fmt.Errorf("%w: inbox key is %d bytes, want %d", ErrMalformedKey, len(b), KEMKeySize)
 	}
 	// An all-zero ML-KEM half would quietly make the hybrid X25519-only.
-	if isZero(b[:1184]) || isZero(b[1184:]) {
+	if mlkem, x := b[:1184], b[1184:]; bytes.Count(mlkem, []byte{0}) == len(mlkem) || bytes.Count(x, []byte{0}) == len(x) {
 		return nil, fmt.Errorf("%w: inbox key has an all-zero component", ErrMalformedKey)
 	}
 	if err := checkX25519Key(b[1184:]); err != nil {

@@ -9,6 +9,7 @@
 package routing
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -111,19 +112,10 @@ func parseHex(dst []byte, s, what string) error {
 		}
 	}
 	hex.Decode(dst, []byte(s)) // cannot fail: checked above
-	if isZero(dst) {
+	if bytes.Count(dst, []byte{0}) == len(dst) {
 		return fmt.Errorf("%w: %s is all zeros", ErrSyntax, what)
 	}
 	return nil
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Priority is how soon a message needs a response: the routing priority the
