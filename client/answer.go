@@ -202,3 +202,24 @@ func institution(d *keys.Directory, id string) (*keys.PublicIdentity, []keys.Sig
 	}
 	return nil, nil
 }
+
+// PublishBroadcast is Broadcast, returning the broadcast's message id:
+// what defenders' answers to it refer to.
+func (c *Client) PublishBroadcast(ctx context.Context, b *message.Broadcast) (routing.ID, error) {
+	body, err := message.Marshal(b)
+	if err != nil {
+		return routing.ID{}, err
+	}
+	pm, err := envelope.SignPublic(b.Country, body, c.id, c.clock.Now())
+	if err != nil {
+		return routing.ID{}, err
+	}
+	p, err := envelope.ParsePublic(pm)
+	if err != nil {
+		return routing.ID{}, err
+	}
+	if _, err := c.publish(ctx, proto.BroadcastTarget(b.Country), pm); err != nil {
+		return routing.ID{}, err
+	}
+	return p.ID, nil
+}

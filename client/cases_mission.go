@@ -30,6 +30,10 @@ type MeetingStatus struct {
 var meetingStates = map[message.MeetingAction]string{message.MeetingAccept: "accepted", message.MeetingPropose: "proposed",
 	message.MeetingConfirm: "confirmed", message.MeetingCancel: "cancelled"}
 
+// MeetingStateName names the state a meeting action leaves the meeting
+// in: "accepted", "proposed", "confirmed" or "cancelled".
+func MeetingStateName(a message.MeetingAction) string { return meetingStates[a] }
+
 // Meetings is where the case's meeting stands with each mission that
 // answered it, in the order they first answered.
 func (k *Case) Meetings() []MeetingStatus {

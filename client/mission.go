@@ -95,15 +95,7 @@ func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*S
 
 // Broadcast publishes a signed public message to everyone in b.Country.
 func (c *Client) Broadcast(ctx context.Context, b *message.Broadcast) error {
-	body, err := message.Marshal(b)
-	if err != nil {
-		return err
-	}
-	pm, err := envelope.SignPublic(b.Country, body, c.id, c.clock.Now())
-	if err != nil {
-		return err
-	}
-	_, err = c.publish(ctx, proto.BroadcastTarget(b.Country), pm)
+	_, err := c.PublishBroadcast(ctx, b)
 	return err
 }
 
