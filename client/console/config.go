@@ -50,13 +50,13 @@ type Config struct {
 // An Officer works cases at the mission.
 type Officer struct {
 	// ID is how the console and the terminal name the officer.
-	ID string `yaml:"id"`
+	ID string `yaml:"id" json:"id"`
 	// Name is shown to colleagues.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// Liaison is what a defender is told when the officer is their
 	// liaison or acknowledges their alert: a role, such as "Human rights
 	// officer, Embassy of the Netherlands".
-	Liaison string `yaml:"liaison"`
+	Liaison string `yaml:"liaison" json:"liaison"`
 }
 
 // Defaults.

@@ -146,7 +146,7 @@ func (r *Report) charts() []chart {
 			out = append(out, chart{Title: fmt.Sprintf("%s, %s (target per post)", strings.ToUpper(x.Country), x.Priority)})
 		}
 		c := &out[i]
-		b := bar{Y: 30 * len(c.Bars), Post: x.Mission}
+		b := bar{Y: 44 * len(c.Bars), Post: x.Mission}
 		v := x.OnTimeShare()
 		switch {
 		case math.IsNaN(v):
@@ -169,7 +169,7 @@ func (r *Report) charts() []chart {
 			b.Missing = fmt.Sprintf("%d unacknowledged", x.Unacknowledged)
 		}
 		c.Bars = append(c.Bars, b)
-		c.Height = 30*len(c.Bars) + 10
+		c.Height = 44*len(c.Bars) + 4
 	}
 	for i := range out {
 		for _, s := range r.Spreads {
@@ -190,7 +190,7 @@ body{font:15px/1.45 system-ui,sans-serif;color:#1a202c;margin:2rem auto;max-widt
 h1{font-size:1.4rem;margin:0 0 .2rem} .sub{color:#4a5568;margin:0 0 1.5rem}
 table{border-collapse:collapse;width:100%;margin:1rem 0 2rem} th,td{padding:.3rem .6rem;border-bottom:1px solid #e2e8f0;text-align:right}
 th:nth-child(-n+3),td:nth-child(-n+3){text-align:left} th{background:#f7fafc;font-weight:600}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(34rem,1fr));gap:1.5rem}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(28rem,1fr));gap:1.5rem}
 figure{margin:0;border:1px solid #e2e8f0;border-radius:6px;padding:.8rem} figcaption{font-weight:600;margin-bottom:.4rem}
 .spread{color:#4a5568;font-size:.9rem;margin-top:.3rem} .warn{color:#c53030}
 </style></head><body>
@@ -200,11 +200,10 @@ figure{margin:0;border:1px solid #e2e8f0;border-radius:6px;padding:.8rem} figcap
 <h2>Do posts answer alike?</h2>
 <div class="charts">
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
-<svg xmlns="http://www.w3.org/2000/svg" width="640" height="{{.Height}}" role="img" aria-label="{{.Title}}">
-{{range .Bars}}<g transform="translate(0,{{.Y}})"><text x="0" y="17" font-size="13">{{.Post}}</text>
-<rect x="110" y="4" width="420" height="18" fill="#edf2f7"/><rect x="110" y="4" width="{{printf "%.1f" .Width}}" height="18" fill="{{.Colour}}"/>
-<text x="116" y="17" font-size="12" fill="#1a202c">{{.Label}}</text>
-<text x="536" y="17" font-size="12" fill="#4a5568">{{.Median}}</text></g>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 560 {{.Height}}" width="100%" role="img" aria-label="{{.Title}}">
+{{range .Bars}}<g transform="translate(0,{{.Y}})"><text x="0" y="14" font-size="13" font-weight="600">{{.Post}}</text>
+<rect x="120" y="2" width="420" height="16" rx="3" fill="#edf2f7"/><rect x="120" y="2" width="{{printf "%.1f" .Width}}" height="16" rx="3" fill="{{.Colour}}"/>
+<text x="120" y="34" font-size="12" fill="#2d3748">{{.Label}}{{if .Median}} · {{.Median}}{{end}}{{if .Missing}} · {{.Missing}}{{end}}</text></g>
 {{end}}</svg>
 {{if .Spread}}<div class="spread">{{.Spread}}</div>{{end}}</figure>
 {{end}}</div>

@@ -50,7 +50,21 @@ function dur(ms) {
   if (h > 0) return `${h}h ${String(m).padStart(2, "0")}m`;
   return `${m}:${String(sec).padStart(2, "0")}`;
 }
-function ago(t) { return dur(Date.now() - new Date(t).getTime()) + " ago"; }
+// span says a duration in words: "15 min", "4 h", "3 days".
+function span(ms) {
+  const m = Math.round(ms / 60000);
+  if (m < 60) return `${m} min`;
+  if (m < 1440) return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m / 60} h`;
+  const d = m / 1440;
+  return Number.isInteger(d) ? `${d} days` : `${Math.floor(m / 60)} h`;
+}
+function ago(t) {
+  const s = Math.max(0, Math.round((Date.now() - new Date(t).getTime()) / 1000));
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} days ago`;
+}
 
 // countdown renders the time left to the post's committed ack target.
 function countdown(c) {
@@ -116,7 +130,8 @@ function caseItem(c) {
     "data-case": c.id, "data-state": c.state, "data-shown-ms": S.shown[c.id] || "", tabindex: "0",
     onclick: () => openCase(c.id), onkeydown: (e) => { if (e.key === "Enter") openCase(c.id); },
   },
-  el("div", { class: "row1" }, el("span", { class: `prio prio-${p}`, text: p }), el("span", { class: "title", text: c.title })),
+  el("div", { class: "row1" }, el("span", { class: `prio prio-${p}`, text: p }), el("span", { class: "title", text: c.title }),
+    c.unread ? el("span", { class: "dot", title: `${c.unread} unread`, "aria-label": `${c.unread} unread` }) : ""),
   el("div", { class: "row2" },
     el("span", { text: c.country.toUpperCase() }),
     el("span", { text: (KIND[c.kind] || c.kind || "?") + (c.category ? " · " + c.category.replace("_", " ") : "") }),
@@ -132,12 +147,28 @@ function caseItem(c) {
 
 function officerName(id) { const o = S.officers.find((x) => x.id === id); return o ? o.name : id; }
 
+// merge takes in case summaries; the list is drawn once per frame, and
+// each new case is stamped with when it was first drawn (S.shown).
+let pending = null;
 function merge(list) {
-  const now = Date.now();
   for (const c of list) {
-    if (!S.shown[c.id]) S.shown[c.id] = now;
+    if (!S.cases.has(c.id) && !S.shown[c.id]) (pending = pending || []).push(c.id);
     S.cases.set(c.id, c);
   }
+  scheduleRender();
+}
+let frame = 0;
+function scheduleRender() {
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    renderList();
+    if (pending) {
+      const now = Date.now();
+      for (const id of pending) S.shown[id] = now;
+      pending = null;
+    }
+  });
 }
 
 // ---- the case view ----
@@ -181,8 +212,8 @@ function renderCase() {
     field("Country", c.country.toUpperCase()),
     c.category ? field("Category", c.category.replace("_", " ")) : "",
     c.location ? field("Location", c.location) : "",
-    field("Opened", fmtTime(c.opened)),
-    c.target_s ? field("Committed to acknowledge within", dur(c.target_s * 1000)) : "",
+    field("Opened", `${fmtTime(c.opened)} (${ago(c.opened)})`),
+    c.target_s ? field("We committed to acknowledge within", span(c.target_s * 1000)) : "",
     field("Assigned to", c.assignee ? `${officerName(c.assignee)} (defender sees: ${c.liaison})` : "nobody yet"),
     c.safety_number ? field("Defender's safety number", c.safety_number, "safety") : field("From", c.from),
     c.kind === "alert" ? field("Consent to share with partners", yesno(c.share), c.share ? "yes" : "no") : "",
@@ -258,8 +289,11 @@ function meetingCard(c) {
     card.append(el("p", {}, el("strong", { text: m.state === "proposed" ? "We proposed: " : "Agreed: " }), m.times.map(fmtTime).join("; ")));
   }
   card.append(el("h3", { text: "The defender proposed" }),
-    el("ul", { class: "times" }, (m.proposed || []).map((t, i) => el("li", {}, el("span", { text: fmtTime(t) }),
-      el("button", { class: "btn btn-primary", type: "button", "data-accept": String(i), onclick: () => act("meeting", { action: "accept", times: [t] }, msg) }, "Accept this time")))));
+    el("ul", { class: "times" }, (m.proposed || []).map((t, i) => {
+      const agreed = (m.state === "accepted" || m.state === "confirmed") && (m.times || []).some((x) => new Date(x).getTime() === new Date(t).getTime());
+      return el("li", { class: agreed ? "agreed" : "" }, el("span", { text: fmtTime(t) + (agreed ? ` · ${m.state}` : "") }),
+        agreed ? "" : el("button", { class: "btn btn-primary", type: "button", "data-accept": String(i), onclick: () => act("meeting", { action: "accept", times: [t] }, msg) }, "Accept this time"));
+    })));
   const when = el("input", { type: "datetime-local", id: "propose-time" });
   card.append(el("div", { class: "action" }, el("span", { text: "Propose another time" }), when,
     el("button", { class: "btn", type: "button", onclick: () => when.value && act("meeting", { action: "propose", times: [new Date(when.value).toISOString()] }, msg) }, "Propose")));
@@ -366,7 +400,7 @@ async function load() {
   $("mission-name").textContent = st.mission.name;
   $("countries").textContent = (st.mission.countries || []).map((c) => c.toUpperCase()).join(" ");
   const t = st.mission.targets_s || {};
-  $("commitments").textContent = `Our commitments: acknowledge urgent within ${dur((t.urgent || 0) * 1000)}, high ${dur((t.high || 0) * 1000)}, routine ${dur((t.routine || 0) * 1000)}` +
+  $("commitments").textContent = `Our commitments: acknowledge urgent within ${span((t.urgent || 0) * 1000)}, high ${span((t.high || 0) * 1000)}, routine ${span((t.routine || 0) * 1000)}` +
     ((st.mission.offers || []).length ? ` · we offer ${st.mission.offers.join(", ")}` : "");
   const sel = $("officer"), keep = localStorage.getItem("beacon-officer");
   sel.replaceChildren(...S.officers.map((o) => el("option", { value: o.id, text: o.name, selected: o.id === keep })));
@@ -391,7 +425,6 @@ function connect() {
     if (p.type === "reload") { load().catch(() => {}); return; }
     if (p.type === "cases") {
       merge(p.cases);
-      renderList();
       if (S.open && p.cases.some((c) => c.id === S.open)) api(`api/cases/${S.open}`).then((c) => { S.openCase = c; renderCase(); }, () => {});
     }
   };
