@@ -46,13 +46,14 @@ func (c *Client) AnswerTo(ctx context.Context, to Addressee, m message.Message) 
 
 // SendAckTokens tells the relay, with one signed ack token per id, that
 // this mission acknowledged those messages: the relay stops escalating
-// them, and reports count them. A token is small and sent without waiting.
-func (c *Client) SendAckTokens(ids ...routing.ID) error {
+// them, and reports count them. It returns once the relay has stored
+// them (a token sent twice is stored once).
+func (c *Client) SendAckTokens(ctx context.Context, ids ...routing.ID) error {
 	var errs []error
 	for _, id := range ids {
 		tok := envelope.SignAck(id, c.id, c.clock.Now())
-		if err := c.conn.Send(proto.AckTarget(id), tok); err != nil {
-			errs = append(errs, err)
+		if _, err := c.conn.Publish(ctx, proto.AckTarget(id), tok); err != nil {
+			errs = append(errs, fmt.Errorf("ack token for %s: %w", id, err))
 		}
 	}
 	return errors.Join(errs...)

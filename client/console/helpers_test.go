@@ -33,6 +33,7 @@ type testbed struct {
 	t     *testing.T
 	w     *relaytest.World
 	r     *relay.Relay
+	cfg   *relay.Config
 	url   string
 	dirB  []byte
 	ctx   context.Context
@@ -52,7 +53,7 @@ func newTestbed(t *testing.T) *testbed {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &testbed{t: t, w: w, r: r, url: r.ClientURL(), dirB: b, ctx: ctx, state: t.TempDir()}
+	return &testbed{t: t, w: w, r: r, cfg: cfg, url: r.ClientURL(), dirB: b, ctx: ctx, state: t.TempDir()}
 }
 
 // config is a console config for mission id, its state under the

@@ -98,7 +98,7 @@ func (o *Office) ReceiveMailbox(ctx context.Context, wait time.Duration) (client
 // filed in a case already acknowledged is covered by an ack token at
 // once, so the relay's figures count it with its case (see package
 // report).
-func (o *Office) keep(_ context.Context, r *client.Received) error {
+func (o *Office) keep(ctx context.Context, r *client.Received) error {
 	if err := o.Store.Keep(r); err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (o *Office) keep(_ context.Context, r *client.Received) error {
 	if err != nil || !k.acked || !slices.Contains(k.unacked, r.ID) {
 		return nil
 	}
-	if err := o.Client.SendAckTokens(r.ID); err != nil {
+	if err := o.Client.SendAckTokens(ctx, r.ID); err != nil {
 		o.logger().Warn("ack token not sent", "err", err)
 		return nil
 	}
@@ -174,7 +174,7 @@ func (o *Office) Acknowledge(ctx context.Context, id routing.ID, officer, next s
 	}
 	a := &actRecord{Case: k.ID, At: o.now(), Officer: of.ID, Type: ActAck, Tokens: tokens}
 	// The tokens go first: they stop escalation, and cost nothing to send.
-	if err := o.Client.SendAckTokens(tokens...); err != nil {
+	if err := o.Client.SendAckTokens(ctx, tokens...); err != nil {
 		o.logger().Warn("ack tokens not sent", "err", err)
 		a.Tokens = nil
 	}
