@@ -40,12 +40,15 @@ type testbed struct {
 	state string
 }
 
-func newTestbed(t *testing.T) *testbed {
+func newTestbed(t *testing.T, adjust ...func(*relay.Config)) *testbed {
 	t.Helper()
 	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "nl-kampala", Countries: []string{"ug"}},
 		relaytest.MissionSpec{ID: "se-kampala", Countries: []string{"ug"}}, relaytest.MissionSpec{ID: "de-nairobi", Countries: []string{"ke"}})
 	cfg := relaytest.Config(t)
 	w.Configure(cfg)
+	for _, f := range adjust {
+		f(cfg)
+	}
 	r := relaytest.Start(t, cfg)
 	b, err := os.ReadFile(w.DirFile)
 	if err != nil {
