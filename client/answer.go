@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
@@ -223,4 +224,10 @@ func (c *Client) PublishBroadcast(ctx context.Context, b *message.Broadcast) (ro
 		return routing.ID{}, err
 	}
 	return p.ID, nil
+}
+
+// ValidUntilPassed reports whether the broadcast's validity date has
+// passed (one without a date never expires).
+func (b *Bulletin) ValidUntilPassed() bool {
+	return !b.Broadcast.ValidUntil.IsZero() && time.Now().After(b.Broadcast.ValidUntil)
 }

@@ -41,7 +41,19 @@ type Office struct {
 	Config *Config
 	Clock  clockwork.Clock
 	Log    *slog.Logger
+	// Flag, if set, names how a received message came, for its case:
+	// "escalated" (released to this post because others did not
+	// acknowledge), "check-in" (a defender's missed check-in), "drill".
+	// The escalation and check-in paths set it; nil flags nothing.
+	Flag func(*client.Received) []string
 }
+
+// Flags a case may carry.
+const (
+	FlagEscalated = "escalated"
+	FlagCheckIn   = "check-in"
+	FlagDrill     = "drill"
+)
 
 func (o *Office) now() time.Time {
 	if o.Clock == nil {
@@ -99,7 +111,11 @@ func (o *Office) ReceiveMailbox(ctx context.Context, wait time.Duration) (client
 // once, so the relay's figures count it with its case (see package
 // report).
 func (o *Office) keep(ctx context.Context, r *client.Received) error {
-	if err := o.Store.Keep(r); err != nil {
+	var flags []string
+	if o.Flag != nil {
+		flags = o.Flag(r)
+	}
+	if err := o.Store.Keep(r, flags...); err != nil {
 		return err
 	}
 	if r.From != "" || r.Case == r.ID {

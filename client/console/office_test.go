@@ -205,3 +205,33 @@ func (tb *testbed) waitCaseState(o *Office, id routing.ID, st State) *Case {
 	})
 	return k
 }
+
+// TestBroadcastAnswer: a defender's answer to a broadcast reaches the
+// broadcasting mission alone, as a case threaded to the broadcast.
+func TestBroadcastAnswer(t *testing.T) {
+	tb := newTestbed(t)
+	nl, se := tb.office("nl-kampala"), tb.office("se-kampala")
+	def := tb.defender()
+	if err := nl.Broadcast(tb.ctx, "avries", &message.Broadcast{Country: "ug", Category: message.BroadcastGrant,
+		Title: "Small grants for human rights groups", Text: "Apply by 31 January."}); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := def.News(tb.ctx, "ug")
+	if err != nil || len(bs) != 1 || bs[0].ID != nl.Store.Broadcasts()[0].ID {
+		t.Fatalf("news: %+v, %v", bs, err)
+	}
+	s, err := def.AnswerBroadcast(tb.ctx, bs[0], message.AnswerApply, "Our group of lawyers would like to apply.")
+	if err != nil || len(s.Missions) != 1 || s.Missions[0] != "nl-kampala" {
+		t.Fatalf("answer: %+v, %v", s, err)
+	}
+	tb.receiveAll(nl, 1)
+	k, err := nl.Store.Case(s.ID)
+	if err != nil || k.Kind != message.KindBroadcastAnswer || k.Broadcast == nil || k.Broadcast.ID != bs[0].ID || k.Broadcast.Intent != "apply" {
+		t.Fatalf("the case: %+v, %v", k, err)
+	}
+	// The other mission of the country cannot open it.
+	b, err := se.Receive(tb.ctx, 5*time.Second)
+	if err != nil || b.Handled != 0 || b.Dropped != 1 || se.Store.Len() != 0 {
+		t.Fatalf("se-kampala: %+v, %v", b, err)
+	}
+}

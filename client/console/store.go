@@ -225,13 +225,17 @@ func (s *Store) appendRecord(r *record, skip func(*view) bool) error {
 // it returned nil does the client add r to the seen-set and settle it with
 // the relay, so nothing is acknowledged to the relay before the store has
 // it.
-func (s *Store) Keep(r *client.Received) error {
+//
+// flags mark a case that came another way ("escalated", "check-in",
+// "drill"): the escalation and check-in paths pass them, through
+// [Office.Flag].
+func (s *Store) Keep(r *client.Received, flags ...string) error {
 	body, err := message.Marshal(r.Message)
 	if err != nil {
 		return err
 	}
 	m := &msgRecord{ID: r.ID, Case: r.Case, Created: r.Header.Created, Received: time.Now(), Country: r.Header.Country,
-		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body}
+		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags}
 	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[r.ID] })
 }
 

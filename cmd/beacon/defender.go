@@ -893,6 +893,7 @@ func (c *newsCmd) Run(e *env) error {
 	for _, b := range bs {
 		fmt.Fprintf(e.stdout, "%s  %s  [%s] %s (verified: %s)\n  %s\n", b.Created.Local().Format("2006-01-02"), b.Country,
 			b.Broadcast.Category, b.Broadcast.Title, b.Mission, strings.ReplaceAll(b.Broadcast.Text, "\n", "\n  "))
+		printAnswerHint(e, b)
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ type cli struct {
 	Outbox   outboxCmd   `cmd:"" help:"What is waiting for the relay." group:"Defender"`
 	Missions missionsCmd `cmd:"" help:"Who receives alerts for a country, with safety numbers." group:"Defender"`
 	News     newsCmd     `cmd:"" help:"Verified broadcasts from missions." group:"Defender"`
+	Answer   answerCmd   `cmd:"" help:"Answer a broadcast (apply, or ask about it): only the mission that sent it reads it." group:"Defender"`
 }
 
 // env is what every command gets: its streams and the environment, so tests
