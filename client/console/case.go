@@ -63,6 +63,7 @@ type Case struct {
 	ReportedTo  string        `json:"reported_to,omitempty"`
 
 	addressee client.Addressee
+	sender    *keys.PublicIdentity // a defender's, for the safety number
 	alert     *message.Alert
 	// unacked are the ids of defender messages no ack token covers yet.
 	unacked []routing.ID
@@ -235,8 +236,10 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from
 		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority}
-		if mr.Sender != nil && mr.From == "" {
-			k.SafetyNumber = mr.Sender.SafetyNumber()
+		// The safety number (thousands of hashes) is worked out when a
+		// case is shown, not on every replay of the log.
+		if mr.From == "" {
+			k.sender = mr.Sender
 		}
 		for _, f := range mr.Flags {
 			if !slices.Contains(k.Flags, f) {

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // testbed is a relay, its world (nl-kampala and se-kampala for ug,
 // de-nairobi for ke, a partner for ug, headquarters "hq"), and helpers.
 type testbed struct {
-	t     *testing.T
+	t     testing.TB
 	w     *relaytest.World
 	r     *relay.Relay
 	cfg   *relay.Config
@@ -40,7 +40,7 @@ type testbed struct {
 	state string
 }
 
-func newTestbed(t *testing.T, adjust ...func(*relay.Config)) *testbed {
+func newTestbed(t testing.TB, adjust ...func(*relay.Config)) *testbed {
 	t.Helper()
 	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "nl-kampala", Countries: []string{"ug"}},
 		relaytest.MissionSpec{ID: "se-kampala", Countries: []string{"ug"}}, relaytest.MissionSpec{ID: "de-nairobi", Countries: []string{"ke"}})

@@ -121,7 +121,7 @@ func (o *Office) keep(ctx context.Context, r *client.Received) error {
 	if r.From != "" || r.Case == r.ID {
 		return nil
 	}
-	k, err := o.Store.Case(r.Case)
+	k, err := o.Store.peek(r.Case)
 	if err != nil || !k.acked || !slices.Contains(k.unacked, r.ID) {
 		return nil
 	}

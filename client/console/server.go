@@ -173,7 +173,7 @@ func (c *Console) changed(ids []routing.ID) {
 		return
 	}
 	for _, id := range ids {
-		if k, err := c.office.Store.Case(id); err == nil {
+		if k, err := c.office.Store.peek(id); err == nil {
 			out = append(out, c.summarize(k))
 		}
 	}

@@ -270,6 +270,21 @@ func (s *Store) Case(id routing.ID) (*Case, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNoCase, id)
 	}
+	if k.SafetyNumber == "" && k.sender != nil {
+		k.SafetyNumber = k.sender.SafetyNumber()
+	}
+	return k.clone(), nil
+}
+
+// peek returns a copy of one case without working out the defender's
+// safety number: for the list and the pushes, which do not show it.
+func (s *Store) peek(id routing.ID) (*Case, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.view.cases[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoCase, id)
+	}
 	return k.clone(), nil
 }
 
@@ -286,3 +301,5 @@ func (s *Store) Len() int {
 	defer s.mu.Unlock()
 	return len(s.view.order)
 }
+
+func jsonRecord(r *record) ([]byte, error) { return json.Marshal(r) }

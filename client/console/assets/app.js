@@ -110,10 +110,33 @@ function sorted() {
   });
 }
 
+// The list is patched, not rebuilt: rows are kept by case id, a row is
+// redrawn only when its case changed (dirty) or everything must be
+// (full: a filter, the selection), and rows are moved only when out of
+// place. A busy post's list of a thousand cases stays cheap to update.
+const rows = new Map();
+const dirty = new Set();
+let full = true;
 function renderList() {
   const ul = $("case-list");
   const items = sorted().filter(passes);
-  ul.replaceChildren(...items.map(caseItem));
+  const want = new Set(items.map((c) => c.id));
+  for (const [id, li] of rows) if (!want.has(id)) { li.remove(); rows.delete(id); }
+  let prev = null;
+  for (const c of items) {
+    let li = rows.get(c.id);
+    if (!li || full || dirty.has(c.id)) {
+      const fresh = caseItem(c);
+      if (li) li.replaceWith(fresh);
+      li = fresh;
+      rows.set(c.id, li);
+    }
+    const at = prev ? prev.nextSibling : ul.firstChild;
+    if (at !== li) ul.insertBefore(li, at);
+    prev = li;
+  }
+  dirty.clear();
+  full = false;
   const open = [...S.cases.values()].filter((c) => c.state !== "resolved");
   const overdue = open.filter((c) => c.due_ms && !c.acked_ms && c.due_ms < Date.now()).length;
   const fresh = open.filter((c) => c.state === "new").length;
@@ -154,6 +177,7 @@ function merge(list) {
   for (const c of list) {
     if (!S.cases.has(c.id) && !S.shown[c.id]) (pending = pending || []).push(c.id);
     S.cases.set(c.id, c);
+    dirty.add(c.id);
   }
   scheduleRender();
 }
@@ -175,6 +199,7 @@ function scheduleRender() {
 
 async function openCase(id) {
   S.open = id;
+  full = true;
   renderList();
   try {
     S.openCase = await api(`api/cases/${id}`);
@@ -378,7 +403,7 @@ function showTab(cases) {
 }
 $("tab-cases").addEventListener("click", () => showTab(true));
 $("tab-bcast").addEventListener("click", () => showTab(false));
-for (const id of ["f-country", "f-kind", "f-officer", "f-state"]) $(id).addEventListener("change", renderList);
+for (const id of ["f-country", "f-kind", "f-officer", "f-state"]) $(id).addEventListener("change", () => { full = true; renderList(); });
 $("officer").addEventListener("change", () => localStorage.setItem("beacon-officer", officer()));
 
 // ---- state and live pushes ----
@@ -396,7 +421,7 @@ function setStatus() {
 async function load() {
   const st = await api("api/state");
   S.mission = st.mission; S.officers = st.officers; S.connected = st.connected; S.broadcasts = st.broadcasts || [];
-  S.cases.clear(); merge(st.cases);
+  S.cases.clear(); full = true; merge(st.cases);
   $("mission-name").textContent = st.mission.name;
   $("countries").textContent = (st.mission.countries || []).map((c) => c.toUpperCase()).join(" ");
   const t = st.mission.targets_s || {};
