@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -199,6 +198,12 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "meeting.png")
 
+	// The page says when it has lost the console.
+	sctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	c.Shutdown(sctx)
+	cancel()
+	step(t, ctx, "the page says the console is gone", chromedp.WaitVisible(`#lost`), until(`document.body.dataset.live === "no"`))
+
 	// The html report, from the relay's metadata, renders in the browser.
 	d, err := o.Client.Report(tb.ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 	if err != nil {
@@ -218,7 +223,9 @@ func TestBrowser(t *testing.T) {
 	step(t, ctx, "the html report renders", chromedp.Navigate("file://"+html), chromedp.WaitVisible(`svg rect`),
 		until(`document.querySelector('table tbody tr td').textContent === 'nl-kampala'`))
 	screenshot(t, ctx, "report.png")
-	_ = loaded
+	if loaded == 0 {
+		t.Fatal("no page load recorded")
+	}
 }
 
 func caseOf(cases []*client.Case, id routing.ID) *client.Case {
@@ -239,4 +246,3 @@ func until(expr string) chromedp.Action[chromedp.Void] {
 	}
 }
 
-var _ = errors.New
