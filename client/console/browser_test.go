@@ -245,4 +245,3 @@ func until(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
-
