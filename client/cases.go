@@ -36,6 +36,10 @@ type Entry struct {
 	// Refused is the relay's reason for refusing a message this device
 	// sent; it will not be sent again.
 	Refused string `json:"refused,omitempty"`
+	// Meeting is what a meeting response said; Liaison the officer a
+	// liaison message named. Case.Meetings and Case.Liaisons read them.
+	Meeting *MeetingInfo `json:"meeting,omitempty"`
+	Liaison string       `json:"liaison,omitempty"`
 }
 
 // MaxCases bounds the cases kept on the device; the oldest go first when
@@ -200,8 +204,9 @@ func (c *Client) record(durable bool, rs ...*caseRecord) error {
 // recordReceived keeps a received message in its case, durably. Keeping
 // the same message twice records it once.
 func (c *Client) recordReceived(r *Received) error {
-	return c.record(true, &caseRecord{Ref: r.Case, Entry: &Entry{At: r.Header.Created, From: r.From,
-		Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}})
+	e := &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}
+	annotate(e, r.Message)
+	return c.record(true, &caseRecord{Ref: r.Case, Entry: e})
 }
 
 // recordOrLog records what this device did; a failure is logged, not

@@ -36,7 +36,15 @@
 // [Client.ReceiveAlerts] reads what defenders sent to the mission's
 // countries and hands each message to the mission's own [Handler];
 // [Client.Acknowledge] and [Client.Reply] answer in the case thread,
-// signed, and [Client.Broadcast] publishes to everyone in a country.
+// signed, and [Client.Broadcast] publishes to everyone in a country. A
+// mission's store keeps each case's [Addressee], so [Client.AnswerTo]
+// answers after a restart; [Client.SendAckTokens] tells the relay,
+// [Client.NotifyPeers] tells the other missions of a country (at their
+// mailboxes), [Client.ShareAlert] re-seals an alert to partners and
+// [Client.ReportCase] sends headquarters a case report. [Client.Report]
+// reads the relay's report metadata (package client/report computes the
+// figures). Package client/console is the mission's case store, console
+// and terminal mode built on these.
 //
 // # Delivery guarantees: the two-phase receive
 //

@@ -90,46 +90,19 @@ func (c *Client) Reply(ctx context.Context, r *Received, text string) (*Sent, er
 
 // answer seals m to r's sender, signed, and sends it to r's reply mailbox.
 func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*Sent, error) {
-	if r.Header.ReplyTo.IsZero() {
-		return nil, ErrNoReplyMailbox
-	}
-	body, err := message.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	e := &outboxEntry{ID: routing.NewID(), Target: proto.MailboxTarget(r.Header.ReplyTo), Body: body,
-		Country: r.Header.Country, Priority: r.Header.Priority, Kind: m.Kind(), Queued: c.clock.Now(),
-		To: []*keys.PublicIdentity{r.Sender}}
-	if _, err := c.seal(e); err != nil {
-		return nil, err
-	}
-	s := &Sent{ID: e.ID}
-	if err := c.submit(ctx, e); err != nil {
-		if !isTransient(err) {
-			return nil, err
-		}
-		s.Queued = true
-	}
-	return s, nil
+	return c.AnswerTo(ctx, r.Addressee(), m)
 }
 
 // Broadcast publishes a signed public message to everyone in b.Country.
 func (c *Client) Broadcast(ctx context.Context, b *message.Broadcast) error {
-	body, err := message.Marshal(b)
-	if err != nil {
-		return err
-	}
-	pm, err := envelope.SignPublic(b.Country, body, c.id, c.clock.Now())
-	if err != nil {
-		return err
-	}
-	_, err = c.publish(ctx, proto.BroadcastTarget(b.Country), pm)
+	_, err := c.PublishBroadcast(ctx, b)
 	return err
 }
 
 // A Bulletin is a verified broadcast.
 type Bulletin struct {
-	Mission   string // directory id of the signing mission
+	ID        routing.ID // the broadcast's message id, which answers refer to
+	Mission   string     // directory id of the signing mission
 	Country   string
 	Created   time.Time
 	Broadcast *message.Broadcast
@@ -168,7 +141,7 @@ func verifyBulletin(d *keys.Directory, data []byte) *Bulletin {
 		if m.Identity.Fingerprint().Equal(pm.Signer) && pm.Verify(m.Identity) == nil {
 			msg, err := message.Unmarshal(pm.Body)
 			if b, ok := msg.(*message.Broadcast); err == nil && ok && b.Country == pm.Country {
-				return &Bulletin{Mission: m.ID, Country: pm.Country, Created: pm.Created, Broadcast: b}
+				return &Bulletin{ID: pm.ID, Mission: m.ID, Country: pm.Country, Created: pm.Created, Broadcast: b}
 			}
 			return nil
 		}

@@ -92,7 +92,7 @@ func refOf(m message.Message) (routing.ID, bool) {
 	case *message.Receipt:
 		return m.Ref, true
 	}
-	return routing.ID{}, false
+	return missionRef(m)
 }
 
 // Summarize renders a message as one line, as a case thread shows it.
@@ -120,6 +120,9 @@ func Summarize(m message.Message) string {
 		return fmt.Sprintf("stored at partner %s at %s", m.Partner, m.StoredAt.Format(time.RFC3339))
 	case *message.Broadcast:
 		return m.Title
+	}
+	if s, ok := summarizeMission(m); ok {
+		return s
 	}
 	return string(m.Kind())
 }

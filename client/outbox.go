@@ -29,9 +29,12 @@ type outboxEntry struct {
 	Share    bool             `json:"share"` // sealed to partners, for the bridge
 	// To, when set, are the recipients (a reply to a defender); otherwise
 	// the recipients are the missions covering Country.
-	To     []*keys.PublicIdentity `json:"to,omitempty"`
-	Kind   message.Kind           `json:"kind"`
-	Queued time.Time              `json:"queued"`
+	To []*keys.PublicIdentity `json:"to,omitempty"`
+	// ToIDs, when set, are directory ids (missions, partners,
+	// headquarters) sealed to at their current inbox keys.
+	ToIDs  []string     `json:"to_ids,omitempty"`
+	Kind   message.Kind `json:"kind"`
+	Queued time.Time    `json:"queued"`
 	// Refused is set once the relay refused the message for good: it is
 	// kept, visible, and never sent again.
 	Refused *Refusal `json:"refused,omitempty"`

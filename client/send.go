@@ -205,6 +205,10 @@ func (c *Client) seal(e *outboxEntry) ([]string, error) {
 		for _, id := range e.To {
 			to = append(to, envelope.To(id))
 		}
+	} else if len(e.ToIDs) > 0 {
+		if to, ids, err = c.recipientsByID(e.ToIDs); err != nil {
+			return nil, err
+		}
 	} else if to, ids, err = c.recipients(e.Country, e.Share); err != nil || len(to) == 0 {
 		return ids, err
 	}

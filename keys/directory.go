@@ -74,6 +74,9 @@ type Mission struct {
 	// Escalation is the id of the mission or partner an unacknowledged
 	// alert escalates to; empty for none.
 	Escalation string `yaml:"escalation,omitempty"`
+	// Offers is what else the post commits to: meetings, trial
+	// observation, an emergency contact.
+	Offers Offers `yaml:"offers,omitempty"`
 }
 
 // ResponseTargets are acknowledgement deadlines per priority.
@@ -363,6 +366,7 @@ func (r *Roster) Validate() error {
 		if m.Response.Urgent <= 0 || m.Response.High <= 0 || m.Response.Routine <= 0 {
 			bad("%s: response_targets: urgent, high and routine must each be positive", where)
 		}
+		errs = append(errs, m.Offers.validate(where)...)
 	}
 	for _, p := range r.Partners {
 		where := entity("partner", p.ID, p.Name, p.Identity, p.NKey, true)

@@ -44,6 +44,31 @@
 //     category, title (1–120, one line), text (1–4000), valid_until
 //     (optional).
 //
+// What a mission's console writes (file mission.go), and the defender's
+// answer to a broadcast:
+//
+//   - meeting_response, [MeetingResponse] (mission → defender): ref,
+//     action (accept, propose, confirm, cancel), times (one for accept
+//     and confirm, 1–5 for propose, [] for cancel), note (optional, up
+//     to 1000).
+//   - observation, [Observation] (mission → defender and the other
+//     missions of the country): ref, status (assigned, confirmed,
+//     outcome, withdrawn), observer (1–200, one line), hearing, text (up
+//     to 2000; required for an outcome, optional otherwise).
+//   - liaison, [Liaison] (mission → defender): ref, officer (1–200, one
+//     line).
+//   - broadcast_answer, [BroadcastAnswer] (defender → the broadcasting
+//     mission): ref (the broadcast's id), country, intent (apply, ask),
+//     text (1–4000).
+//   - case_report, [CaseReport] (mission → its headquarters): ref,
+//     mission, country, priority, status (new, acknowledged, in_progress,
+//     resolved), title (1–280, one line), text (1–8000).
+//   - shared_alert, [SharedAlert] (mission → partner governments): ref,
+//     mission, country, priority, category, summary, details, location
+//     (optional), publicise, note (optional, up to 1000). [ShareFrom]
+//     builds one and refuses ([ErrNoConsent]) an alert sent without
+//     consent to share.
+//
 // Text is multi-line unless it says one line.
 // A ref is the [ID] of an earlier alert. Which sender may send which kind,
 // and who signs it, is the envelope layer's business; this package checks

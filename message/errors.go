@@ -24,6 +24,10 @@ var (
 	ErrLineBreak = errors.New("message: line break in a one-line field")
 )
 
+// ErrNoConsent means the defender did not consent to what was asked
+// (sharing an alert with partner governments).
+var ErrNoConsent = errors.New("message: no consent")
+
 // FieldError is a refusal that names the field at fault, so the person who
 // wrote the message can be told what to fix. It wraps [ErrInvalid].
 //

@@ -72,6 +72,8 @@ func newSchema(k Kind) schema {
 		return new(Receipt)
 	case KindBroadcast:
 		return new(Broadcast)
+	case KindMeetingResponse, KindObservation, KindLiaison, KindBroadcastAnswer, KindCaseReport, KindSharedAlert:
+		return newMissionSchema(k)
 	}
 	return nil
 }
@@ -82,7 +84,8 @@ func newSchema(k Kind) schema {
 func schemaOf(m Message) (schema, bool) {
 	switch m := m.(type) {
 	case *Alert, *Update, *Cancel, *MeetingRequest, *ObservationRequest,
-		*Ack, *Reply, *Receipt, *Broadcast:
+		*Ack, *Reply, *Receipt, *Broadcast,
+		*MeetingResponse, *Observation, *Liaison, *BroadcastAnswer, *CaseReport, *SharedAlert:
 		return m.(schema), true
 	}
 	return nil, false

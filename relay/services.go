@@ -119,6 +119,8 @@ func (s *services) handle(m *nats.Msg, p *principal, svc proto.Service) *refusal
 		return s.news(m, svc.Country)
 	case proto.SvcDirectory:
 		return s.directory(m)
+	case proto.SvcReport:
+		return s.report(m, p)
 	}
 	return refuse(proto.CodeBadTarget, "no such service")
 }

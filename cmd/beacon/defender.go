@@ -737,6 +737,7 @@ func printCase(e *env, k *client.Case) {
 		}
 		fmt.Fprintf(e.stdout, "  %s  %-12s %s%s\n", en.At.Local().Format("2006-01-02 15:04:05"), en.From, en.Text, state)
 	}
+	printMeetingsAndLiaisons(e, k)
 }
 
 type outboxCmd struct {
@@ -848,6 +849,7 @@ func (c *missionsCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "%d mission(s) receive alerts for %s (directory serial %d):\n", len(ms), cc, d.Serial)
 	for _, m := range ms {
 		fmt.Fprintf(e.stdout, "  %-20s %s\n  %-20s safety number %s\n", m.ID, m.Name, "", m.Identity.SafetyNumber())
+		printCommitments(e, m)
 	}
 	if ps := d.PartnersFor(cc); len(ps) > 0 {
 		fmt.Fprintf(e.stdout, "partner governments (offered alerts sent with --share once they can receive): ")
@@ -891,6 +893,7 @@ func (c *newsCmd) Run(e *env) error {
 	for _, b := range bs {
 		fmt.Fprintf(e.stdout, "%s  %s  [%s] %s (verified: %s)\n  %s\n", b.Created.Local().Format("2006-01-02"), b.Country,
 			b.Broadcast.Category, b.Broadcast.Title, b.Mission, strings.ReplaceAll(b.Broadcast.Text, "\n", "\n  "))
+		printAnswerHint(e, b)
 	}
 	return nil
 }

@@ -214,7 +214,10 @@ func (c *demoCmd) Run(e *env) error {
 		return fail("the defender did not get the ack and the reply for its alert")
 	}
 	step("defender verified the ack (%q) and the reply (%q) from nl-kampala (%s after acknowledging)", ack.NextStep, reply.Text, since(t2))
-	fmt.Fprintln(e.stdout, "ok: the alert and the meeting request reached both missions of ug and no one else; the defender read the ack and the reply.")
+	if err := demoConsole(ctx, dir, r.ClientURL(), root.Public().Fingerprint(), dirFile, missions["se-kampala"], def, step); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "ok: the alert and the meeting request reached both missions of ug and no one else; the defender read the ack and the reply; se-kampala answered from its console's encrypted store.")
 	return nil
 }
 

@@ -37,6 +37,10 @@ type cli struct {
 
 	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
 
+	Console consoleCmd `cmd:"" help:"Run the mission's web console on this workstation (loopback only)." group:"Mission"`
+	Mission missionCmd `cmd:"" help:"The console's cases in the terminal: inbox, show, ack, reply, assign, meet, observe, share, broadcast." group:"Mission"`
+	Report  reportCmd  `cmd:"" help:"How posts answer, from relay metadata: per post, country and priority (headquarters, or a mission for itself)." group:"Mission"`
+
 	Version    kong.VersionFlag `help:"Print the build (version, revision, Go version) and exit."`
 	Completion completionCmd    `cmd:"" help:"Print the shell code that turns on completion: eval \"$$(beacon completion bash)\"."`
 
@@ -50,6 +54,7 @@ type cli struct {
 	Outbox   outboxCmd   `cmd:"" help:"What is waiting for the relay." group:"Defender"`
 	Missions missionsCmd `cmd:"" help:"Who receives alerts for a country, with safety numbers." group:"Defender"`
 	News     newsCmd     `cmd:"" help:"Verified broadcasts from missions." group:"Defender"`
+	Answer   answerCmd   `cmd:"" help:"Answer a broadcast (apply, or ask about it): only the mission that sent it reads it." group:"Defender"`
 }
 
 // env is what every command gets: its streams and the environment, so tests

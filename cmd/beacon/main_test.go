@@ -2,11 +2,15 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
+
+// configsDir is the repository's configs/, which scripts use as shipped.
+var configsDir, _ = filepath.Abs("../../configs")
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
@@ -24,6 +28,7 @@ func TestScripts(t *testing.T) {
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("HOME", e.WorkDir+"/home")
 			e.Setenv("BEACON_HOME", e.WorkDir+"/.beacon")
+			e.Setenv("CONFIGS", configsDir)
 			// A binary built with -race sleeps 1s at exit by default, and a
 			// script runs beacon dozens of times.
 			if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {

@@ -44,6 +44,7 @@
 //	svc.settle            the reader is done with fetched messages
 //	svc.news.<cc|all>     the public broadcasts
 //	svc.directory         the signed directory, in chunks
+//	svc.report            report metadata for headquarters and missions ([SvcReport])
 //
 // A fetch ([FetchRequest]) is answered with one message per envelope —
 // header [HeaderSettle] carries the token to settle it with, [HeaderSubject]

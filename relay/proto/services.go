@@ -104,7 +104,7 @@ func ParseService(target string) (Service, error) {
 			}
 			s.Country = arg
 		}
-	case SvcSettle, SvcDirectory:
+	case SvcSettle, SvcDirectory, SvcReport:
 		if arg != "" {
 			return Service{}, fmt.Errorf("%w: %q takes no argument", ErrSubject, target)
 		}
