@@ -57,7 +57,7 @@ type Hostile struct {
 
 	reqMu    sync.Mutex
 	requests map[proto.ServiceName][]time.Time // arrival times by service, HostilePublishRequest for the ingest
-	wake     chan struct{}          // closed and replaced on every request
+	wake     chan struct{}                     // closed and replaced on every request
 }
 
 // A HostileMsg is one message of a lying fetch answer.
