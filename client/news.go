@@ -26,7 +26,7 @@ type Bulletin struct {
 // News is what one news request found: the current, verified broadcasts,
 // one of each, and counts of what was left out.
 type News struct {
-	// Bulletins are oldest first, at most maxBulletinsPerMission of
+	// Bulletins are oldest first, at most MaxBulletinsPerMission of
 	// each mission's newest for each country.
 	Bulletins []*Bulletin
 	// Expired were verified but are past their valid_until.
@@ -37,16 +37,16 @@ type News struct {
 	// Unverified were not signed by a mission covering their country in
 	// the directory held, malformed, or dated in the future.
 	Unverified int
-	// Capped were beyond maxBulletinsPerMission for their mission.
+	// Capped were beyond MaxBulletinsPerMission for their mission.
 	Capped int
 }
 
 // Limits on broadcasts, which anyone who holds a mission's key — or a
 // relay replaying what one signed — can repeat at will.
 const (
-	// maxBulletinsPerMission bounds what one mission shows in one
+	// MaxBulletinsPerMission bounds what one mission shows in one
 	// country: a screen of announcements, the newest.
-	maxBulletinsPerMission = 20
+	MaxBulletinsPerMission = 20
 	// bulletinClockSkew is how far in the future a broadcast may be
 	// dated: a mission's clock a little fast. One dated further would
 	// stay at the top of every list.
@@ -66,7 +66,7 @@ func (c *Client) News(ctx context.Context, cc string) ([]*Bulletin, error) {
 // ReadNews fetches the broadcasts for cc ("" for every country) and keeps
 // those a mission covering the broadcast's country signed, according to
 // the directory, that have not expired, once each, at most
-// maxBulletinsPerMission per mission and country.
+// MaxBulletinsPerMission per mission and country.
 func (c *Client) ReadNews(ctx context.Context, cc string) (*News, error) {
 	if err := c.WaitConnected(ctx); err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (c *Client) ReadNews(ctx context.Context, cc string) (*News, error) {
 	per := map[key]int{}
 	for i := len(kept) - 1; i >= 0; i-- {
 		k := key{kept[i].Mission, kept[i].Country}
-		if per[k]++; per[k] > maxBulletinsPerMission {
+		if per[k]++; per[k] > MaxBulletinsPerMission {
 			n.Capped++
 			kept[i] = nil
 		}

@@ -174,7 +174,11 @@ func (c *Client) Flush(ctx context.Context) (sent int, err error) {
 				return sent, perr
 			}
 			c.log.Warn("outbox message refused for good", "code", refused.Reason.Code, "local", refused.Local)
-			c.recordOrLog(&caseRecord{Refused: &refusedRec{ID: e.ID, Reason: refused.Error()}})
+			reason := refused.Reason.Error()
+			if refused.Local {
+				reason = refused.Error()
+			}
+			c.recordOrLog(&caseRecord{Refused: &refusedRec{ID: e.ID, Reason: reason}})
 			c.emit(Event{Kind: EventRefused, ID: e.ID, Message: e.Kind, Refusal: e.Refused})
 			continue
 		case err != nil:

@@ -25,8 +25,11 @@ type Sent struct {
 	// yet: this device holds no current directory (it expired) and the
 	// relay gave none. The message waits in the outbox, encrypted at rest
 	// like everything there, and is sealed to the missions of the first
-	// current directory the relay gives, then sent. Missions is empty.
+	// current directory the relay gives, then sent. Missions is empty,
+	// and DirectoryErr says why (a *DirectoryExpiredError, or
+	// ErrNoDirectory).
 	AwaitingDirectory bool
+	DirectoryErr      error
 	// Missions are the directory ids of the missions it is sealed to.
 	Missions []string
 	// Partners are the partner governments a shared alert is sealed to.
@@ -165,7 +168,7 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p routi
 		ids, err := c.seal(e)
 		switch {
 		case errors.Is(err, ErrNoDirectory):
-			s.AwaitingDirectory = true
+			s.AwaitingDirectory, s.DirectoryErr = true, err
 		case err != nil:
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package relaytest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,31 +106,53 @@ func StartHostile(t testing.TB, dir []byte) *Hostile {
 // StartHostileWith is StartHostile with server options.
 func StartHostileWith(t testing.TB, dir []byte, o HostileOptions) *Hostile {
 	t.Helper()
+	h, err := NewHostile(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// NewHostile starts a hostile relay without a test (a testscript
+// command's); the caller closes it.
+func NewHostile(dir []byte, o HostileOptions) (*Hostile, error) {
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
 		AlwaysEnableNonce: true, MaxPayload: o.MaxPayload, MaxPending: o.MaxPending})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("hostile relay not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h := &Hostile{Srv: srv, URL: srv.ClientURL(), nc: nc, Directory: dir,
+	h := &Hostile{Srv: srv, URL: srv.ClientURL(), Directory: dir,
 		Settled: make(chan []string, 64), Published: make(chan HostilePublish, 64),
 		requests: map[proto.ServiceName][]time.Time{}, wake: make(chan struct{})}
-	if _, err := nc.Subscribe(proto.IngestAll, h.serve); err != nil {
-		t.Fatal(err)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		h.Close()
+		return nil, errors.New("hostile relay not ready")
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
+	h.URL = srv.ClientURL()
+	if h.nc, err = nats.Connect(h.URL); err != nil {
+		h.Close()
+		return nil, err
 	}
-	return h
+	if _, err := h.nc.Subscribe(proto.IngestAll, h.serve); err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := h.nc.Flush(); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Close stops the hostile relay.
+func (h *Hostile) Close() {
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	h.Srv.Shutdown()
+	h.Srv.WaitForShutdown()
 }
 
 // Set changes the hostile relay's behaviour under its lock.
@@ -275,7 +298,7 @@ func (h *Hostile) answer(reply string, msgs []HostileMsg, noEnd bool) {
 	for _, f := range msgs {
 		for range max(f.Repeat, 1) {
 			// An endless stream flows only while the client listens.
-			if n++; n%256 == 0 && !h.Srv.GlobalAccount().SubscriptionInterest(reply) {
+			if n++; n%16 == 0 && !h.Srv.GlobalAccount().SubscriptionInterest(reply) {
 				return
 			}
 			if f.Raw != nil {
