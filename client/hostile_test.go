@@ -417,7 +417,9 @@ func TestFollowBacksOffOnTheClock(t *testing.T) {
 	t.Parallel()
 	w := hostileWorld(t)
 	h := relaytest.StartHostile(t, w.Dir.Raw)
-	h.Set(func(h *relaytest.Hostile) { h.FetchRefusal = &proto.Error{Code: proto.CodeUnavailable, Description: "down"} })
+	h.Set(func(h *relaytest.Hostile) {
+		h.FetchRefusal = &proto.Error{Code: proto.CodeUnavailable, Description: "down"}
+	})
 	clock := clockwork.NewFakeClock()
 	kr := newDefender(t)
 	def := openOn(t, h, w, kr, w.Dir.Raw, func(c *client.Config) { c.Clock = clock })
@@ -510,9 +512,9 @@ func TestBroadcastsExpireCollapseAndAreCapped(t *testing.T) {
 	add := func(b []byte, n int) {
 		msgs = append(msgs, relaytest.HostileMsg{Data: b, Subject: "bcn.bcast.ug", Repeat: n})
 	}
-	add(current, 1000) // replayed a thousand times
+	add(current, 1000)                                                                                           // replayed a thousand times
 	add(broadcast(t, nl, "ug", "Digital security training", now.Add(-30*time.Minute), now.Add(24*time.Hour)), 1) // same text, signed again
-	add(broadcast(t, nl, "ug", "Last year's grants", now.Add(-48*time.Hour), now.Add(-24*time.Hour)), 1)       // expired
+	add(broadcast(t, nl, "ug", "Last year's grants", now.Add(-48*time.Hour), now.Add(-24*time.Hour)), 1)         // expired
 	add(broadcast(t, nl, "ug", "From the future", now.Add(time.Hour), time.Time{}), 1)
 	add(broadcast(t, de, "ug", "Not Kenya's to announce", now.Add(-time.Hour), time.Time{}), 1)
 	for i := range client.MaxBulletinsPerMission {
@@ -595,7 +597,9 @@ func TestRefusedRelayDirectoryIsASecurityEvent(t *testing.T) {
 	}{
 		{"older", func(h *relaytest.Hostile) { h.Directory = w.Dir.Raw }, keys.ErrRollback},
 		{"expired", func(h *relaytest.Hostile) { h.Directory = expired }, keys.ErrExpired},
-		{"tampered", func(h *relaytest.Hostile) { h.Directory = bytes.Replace(v2, []byte("Mission fr-kampala"), []byte("Mission fr-kampalb"), 1) }, keys.ErrBadSignature},
+		{"tampered", func(h *relaytest.Hostile) {
+			h.Directory = bytes.Replace(v2, []byte("Mission fr-kampala"), []byte("Mission fr-kampalb"), 1)
+		}, keys.ErrBadSignature},
 		{"another root", func(h *relaytest.Hostile) { h.Directory = other.Dir.Raw }, keys.ErrUntrustedRoot},
 		{"outside the protocol", func(h *relaytest.Hostile) {
 			h.DirectoryChunk = func(int) *nats.Msg {
