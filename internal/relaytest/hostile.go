@@ -123,7 +123,7 @@ func NewHostile(dir []byte, o HostileOptions) (*Hostile, error) {
 		return nil, err
 	}
 	go srv.Start()
-	h := &Hostile{Srv: srv, URL: srv.ClientURL(), Directory: dir,
+	h := &Hostile{Srv: srv, Directory: dir,
 		Settled: make(chan []string, 64), Published: make(chan HostilePublish, 64),
 		requests: map[proto.ServiceName][]time.Time{}, wake: make(chan struct{})}
 	if !srv.ReadyForConnections(10 * time.Second) {
