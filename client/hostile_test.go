@@ -60,14 +60,17 @@ func openOn(t *testing.T, h *relaytest.Hostile, w *relaytest.World, kr *keys.Key
 // not pass for growth: a bound on what f held at once, plus what the
 // hostile relay's server in the same process buffered. Tests that use it
 // do not run in parallel.
-func heapGrowth(f func()) uint64 {
+func heapGrowth(t *testing.T, f func()) uint64 {
+	t.Helper()
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	f()
 	runtime.ReadMemStats(&after)
-	return uint64(max(int64(after.HeapSys)-int64(before.HeapSys), 0))
+	grew := uint64(max(int64(after.HeapSys)-int64(before.HeapSys), 0))
+	t.Logf("heap grew by %d KiB", grew>>10)
+	return grew
 }
 
 // settled collects what the client settled so far.
@@ -183,7 +186,7 @@ func TestEndlessMailboxStreamIsCutOff(t *testing.T) {
 	})
 	def := openOn(t, h, w, newDefender(t), w.Dir.Raw, nil)
 	var err error
-	grew := heapGrowth(func() { _, err = def.ReadMailbox(ctx(t), client.FetchOptions{}) })
+	grew := heapGrowth(t, func() { _, err = def.ReadMailbox(ctx(t), client.FetchOptions{}) })
 	if !errors.Is(err, relayconn.ErrHostile) {
 		t.Fatalf("ReadMailbox of an endless stream: %v, want ErrHostile", err)
 	}
@@ -292,7 +295,7 @@ func TestHoldingBackIsBounded(t *testing.T) {
 	serveMailbox(h, mailboxMsgs(envs...))
 	def := openOn(t, h, w, kr, w.Dir.Raw, nil)
 	var b client.Batch
-	grew := heapGrowth(func() {
+	grew := heapGrowth(t, func() {
 		var err error
 		b, err = def.ReceiveMailbox(ctx(t), client.FetchOptions{}, func(context.Context, *client.Received) error {
 			t.Error("a message from an unknown signer was handed over")
@@ -526,7 +529,7 @@ func TestBroadcastsExpireCollapseAndAreCapped(t *testing.T) {
 	def := openOn(t, h, w, newDefender(t), w.Dir.Raw, nil)
 	var n *client.News
 	var err error
-	grew := heapGrowth(func() { n, err = def.ReadNews(ctx(t), "ug") })
+	grew := heapGrowth(t, func() { n, err = def.ReadNews(ctx(t), "ug") })
 	if err != nil {
 		t.Fatal(err)
 	}

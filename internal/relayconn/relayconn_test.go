@@ -70,14 +70,17 @@ func hostile(t *testing.T) *relaytest.Hostile {
 // The collector runs often meanwhile, so that garbage (the hostile
 // relay's own, mostly) does not pass for growth. The tests that use it do
 // not run in parallel.
-func heapGrowth(f func()) uint64 {
+func heapGrowth(t *testing.T, f func()) uint64 {
+	t.Helper()
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	f()
 	runtime.ReadMemStats(&after)
-	return uint64(max(int64(after.HeapSys)-int64(before.HeapSys), 0))
+	grew := uint64(max(int64(after.HeapSys)-int64(before.HeapSys), 0))
+	t.Logf("heap grew by %d KiB", grew>>10)
+	return grew
 }
 
 const mib = 1 << 20
@@ -95,7 +98,7 @@ func TestFetchEndlessStreamIsCutOffByCount(t *testing.T) {
 	})
 	c := dial(t, h.URL)
 	var err error
-	grew := heapGrowth(func() {
+	grew := heapGrowth(t, func() {
 		_, err = c.Fetch(testCtx(t), proto.MailboxSource, relayconn.FetchOptions{Max: 16})
 	})
 	if !errors.Is(err, relayconn.ErrHostile) {
@@ -121,7 +124,7 @@ func TestFetchEndlessStreamIsCutOffByBytes(t *testing.T) {
 	})
 	c := dial(t, h.URL)
 	var err error
-	grew := heapGrowth(func() {
+	grew := heapGrowth(t, func() {
 		_, err = c.Fetch(testCtx(t), proto.MailboxSource, relayconn.FetchOptions{Max: proto.MaxFetch, MaxBytes: mib})
 	})
 	if !errors.Is(err, relayconn.ErrHostile) {
@@ -228,7 +231,7 @@ func TestDirectoryIsCheckedWhileItDownloads(t *testing.T) {
 		before := len(h.Requests(proto.SvcDirectory))
 		h.Set(func(h *relaytest.Hostile) { h.DirectoryChunk = tc.chunk })
 		var err error
-		grew := heapGrowth(func() { _, err = c.Directory(testCtx(t)) })
+		grew := heapGrowth(t, func() { _, err = c.Directory(testCtx(t)) })
 		if !errors.Is(err, relayconn.ErrHostile) {
 			t.Errorf("%s: %v, want ErrHostile", tc.name, err)
 		}
