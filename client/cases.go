@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -42,6 +43,20 @@ type Entry struct {
 	Liaison string       `json:"liaison,omitempty"`
 }
 
+// Acknowledged returns the directory ids of the institutions whose
+// signed acknowledgement of the case is in its thread, each once, in the
+// order they came. Until one is, nobody has said they read it: that the
+// relay stored a message means only that it can be fetched.
+func (k *Case) Acknowledged() []string {
+	var out []string
+	for _, e := range k.Thread {
+		if e.Kind == message.KindAck && e.From != "you" && e.From != "" && !slices.Contains(out, e.From) {
+			out = append(out, e.From)
+		}
+	}
+	return out
+}
+
 // MaxCases bounds the cases kept on the device; the oldest go first when
 // the log is compacted. A defender's device may be seized: it should not
 // hold years of history.
@@ -50,11 +65,14 @@ const MaxCases = 500
 // caseRecord is one change to the cases: a new case, an entry added to
 // one, or a queued message delivered or refused.
 type caseRecord struct {
-	Case    *Case       `json:"case,omitempty"`
-	Ref     routing.ID  `json:"ref,omitzero"`
-	Entry   *Entry      `json:"entry,omitempty"`
-	Sent    *routing.ID `json:"sent,omitempty"`
-	Refused *refusedRec `json:"refused,omitempty"`
+	Case  *Case       `json:"case,omitempty"`
+	Ref   routing.ID  `json:"ref,omitzero"`
+	Entry *Entry      `json:"entry,omitempty"`
+	Sent  *routing.ID `json:"sent,omitempty"`
+	// Missions, with Sent, are those a message queued without a
+	// directory was sealed to when it left.
+	Missions []string    `json:"missions,omitempty"`
+	Refused  *refusedRec `json:"refused,omitempty"`
 }
 
 type refusedRec struct {
@@ -133,6 +151,9 @@ func (cl *caseLog) apply(r *caseRecord) {
 		k.Thread = append(k.Thread, *r.Entry)
 	case r.Sent != nil:
 		cl.forEntry(*r.Sent, func(e *Entry) { e.Queued = false })
+		if k, ok := cl.byID[*r.Sent]; ok && len(k.Missions) == 0 {
+			k.Missions = r.Missions
+		}
 	case r.Refused != nil:
 		cl.forEntry(r.Refused.ID, func(e *Entry) { e.Queued, e.Refused = false, r.Refused.Reason })
 	}

@@ -59,6 +59,62 @@
 // show once. The relay's dedup on the message id makes a resend of a
 // queued message after a lost reply store it once.
 //
+// # A relay that lies
+//
+// The relay is trusted for neither integrity nor availability, and
+// nothing it sends can cost a client more than a bound decided before the
+// work is done (the limits are named constants beside their reasons, in
+// receive.go, news.go and package internal/relayconn):
+//
+//   - A receive takes one batch, bounded in count and bytes, and opens at
+//     most maxOpenWork KEM decapsulations of it, counted from each
+//     envelope's clear header; the rest is [Batch.Deferred]: unopened,
+//     unsettled, and the mailbox cursor stays before it.
+//   - A mailbox message signed by someone the directory held does not name
+//     — perhaps a mission only a newer directory lists, served by a relay
+//     that chose an older one — is [Batch.HeldBack]: not handed over, not
+//     marked seen, not settled, so an honest relay keeps it. The receive
+//     refreshes the directory once (at most every minute) and tries again;
+//     a newer directory rewinds the mailbox so held messages are offered
+//     again. A message is held for at most holdUnknownSigner (7 days)
+//     after it was written, and not at all once a current directory issued
+//     after it was written still does not name its signer; at most
+//     maxHeldBack at once. Otherwise it is dropped as unverified.
+//   - A directory the relay serves that fails to verify, has expired or is
+//     older than one seen is a *[RelayDirectoryError]: the client keeps
+//     what it holds, and says so in [Client.Status] and with
+//     [EventDirectoryRefused]. It is a security event, not a retry.
+//   - Broadcasts ([Client.ReadNews]) are verified, expired ones left out,
+//     copies collapsed (the same message, or the same mission's same text
+//     signed again), and at most [MaxBulletinsPerMission] shown per
+//     mission and country.
+//   - Every loop on the relay backs off on the client's clock: the outbox
+//     round after a failure, and [Client.FollowMailbox] after a fetch that
+//     fails or brings nothing new.
+//
+// # Without a current directory
+//
+// A directory expires (on the client's clock, also while it runs), and
+// then [Client.Directory] returns a *[DirectoryExpiredError] naming its
+// serial and expiry. The client seals nothing to it: an expired directory
+// may still list a key headquarters has since revoked. A message written
+// then is queued unsealed ([Sent.AwaitingDirectory]), kept in the outbox
+// encrypted under the state key like everything there, and sealed to the
+// missions of the first current directory the relay gives, then sent. If
+// that directory has no mission for its country, it is refused for good,
+// locally, and says so.
+//
+// # Long-running clients
+//
+// [Client.FollowMailbox] shows replies as they arrive. The client's
+// background round sends what is queued whenever it (re)connects — first,
+// before the directory refresh — and while something waits it retries
+// the connection at least every second, so a queued alert leaves within a
+// second of the relay coming back. [Config.OnEvent] tells a program (the
+// console, `beacon watch`) what the round does: [EventSent] ("stored at the
+// relay", which is not "read": only a mission's ack says that, see
+// [Case.Acknowledged]), [EventRefused], connection and directory events.
+//
 // # State on the device
 //
 // Everything the client keeps is in package internal/state, encrypted

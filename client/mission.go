@@ -3,13 +3,11 @@ package client
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
-	"github.com/hrdbeacon/beacon/routing"
 )
 
 // ErrNotInDirectory means this client's identity is not a mission (or
@@ -47,12 +45,7 @@ func (c *Client) ReceiveAlerts(ctx context.Context, o FetchOptions, h Handler) (
 			oc.Wait = 0
 		}
 		b, err := c.receive(ctx, proto.AlertsSource(cc), oc, h)
-		all.Handled += b.Handled
-		all.Dropped += b.Dropped
-		all.Failed += b.Failed
-		if all.Err == nil {
-			all.Err = b.Err
-		}
+		all.add(b)
 		if err != nil {
 			return all, err
 		}
@@ -97,54 +90,4 @@ func (c *Client) answer(ctx context.Context, r *Received, m message.Message) (*S
 func (c *Client) Broadcast(ctx context.Context, b *message.Broadcast) error {
 	_, err := c.PublishBroadcast(ctx, b)
 	return err
-}
-
-// A Bulletin is a verified broadcast.
-type Bulletin struct {
-	ID        routing.ID // the broadcast's message id, which answers refer to
-	Mission   string     // directory id of the signing mission
-	Country   string
-	Created   time.Time
-	Broadcast *message.Broadcast
-}
-
-// News returns the verified broadcasts for cc ("" for every country),
-// oldest first. A broadcast is shown only if a mission covering its
-// country signed it, according to the directory.
-func (c *Client) News(ctx context.Context, cc string) ([]*Bulletin, error) {
-	if err := c.WaitConnected(ctx); err != nil {
-		return nil, err
-	}
-	d, err := c.Directory()
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := c.conn.News(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Bulletin
-	for _, m := range msgs {
-		if b := verifyBulletin(d, m.Data); b != nil && (cc == "" || b.Country == cc) {
-			out = append(out, b)
-		}
-	}
-	return out, nil
-}
-
-func verifyBulletin(d *keys.Directory, data []byte) *Bulletin {
-	pm, err := envelope.ParsePublic(data)
-	if err != nil {
-		return nil
-	}
-	for _, m := range d.MissionsFor(pm.Country) {
-		if m.Identity.Fingerprint().Equal(pm.Signer) && pm.Verify(m.Identity) == nil {
-			msg, err := message.Unmarshal(pm.Body)
-			if b, ok := msg.(*message.Broadcast); err == nil && ok && b.Country == pm.Country {
-				return &Bulletin{ID: pm.ID, Mission: m.ID, Country: pm.Country, Created: pm.Created, Broadcast: b}
-			}
-			return nil
-		}
-	}
-	return nil
 }

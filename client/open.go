@@ -36,6 +36,10 @@ var (
 	errReplay     = errors.New("already delivered")
 	errTooOld     = errors.New("created before the seen-set's memory")
 	errUnverified = errors.New("not signed by an institution in the directory")
+	// errUnknownSigner: signed, but by someone the directory held does
+	// not name (or no directory is current); a newer one may. The message
+	// comes with it, to be held back (see holdBack) or dropped.
+	errUnknownSigner = errors.New("signed by someone the directory held does not name")
 )
 
 // seenRetention is how long an id stays in the seen-set. The relay keeps
@@ -44,7 +48,8 @@ var (
 const seenRetention = 90 * 24 * time.Hour
 
 // open opens one envelope addressed to this client and checks who wrote
-// it. It does not consult the seen-set.
+// it. It does not consult the seen-set. A message whose signer the
+// directory held does not name is returned with errUnknownSigner.
 func (c *Client) open(data []byte) (*Received, error) {
 	if len(data) > envelope.MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes", envelope.ErrTooLarge, len(data))
@@ -57,17 +62,9 @@ func (c *Client) open(data []byte) (*Received, error) {
 		return nil, errTooOld
 	}
 	r := &Received{ID: o.Header.ID, Header: o.Header, Sender: o.Sender, Auth: o.Auth, FromRole: keys.RoleDefender, Case: o.Header.ID}
-	if d, err := c.Directory(); err == nil {
-		r.From, r.FromRole = d.Lookup(o.Sender)
-	}
-	// Institutions sign; a defender's writing is deniable. A mailbox only
-	// takes what an institution in the directory signed, so a stranger
-	// cannot pose as a mission to a defender.
-	if c.role == keys.RoleDefender && (o.Auth != envelope.Signed || r.From == "") {
-		return nil, errUnverified
-	}
-	if r.FromRole != keys.RoleDefender && o.Auth != envelope.Signed {
-		return nil, errUnverified
+	aerr := c.authorize(r)
+	if aerr != nil && !errors.Is(aerr, errUnknownSigner) {
+		return nil, aerr
 	}
 	if r.Message, err = message.Unmarshal(o.Body); err != nil {
 		return nil, err
@@ -75,7 +72,31 @@ func (c *Client) open(data []byte) (*Received, error) {
 	if ref, ok := refOf(r.Message); ok {
 		r.Case = ref
 	}
-	return r, nil
+	return r, aerr
+}
+
+// authorize decides, with the directory held now, who wrote r and
+// whether they may have: institutions sign, a defender's writing is
+// deniable. A mailbox only takes what an institution in the directory
+// signed, so a stranger cannot pose as a mission to a defender. A signed
+// message whose signer the directory does not name — or any signed
+// message while no directory is current — is errUnknownSigner: a newer
+// directory may name the signer.
+func (c *Client) authorize(r *Received) error {
+	r.From, r.FromRole = "", keys.RoleDefender
+	d, derr := c.Directory()
+	if derr == nil {
+		r.From, r.FromRole = d.Lookup(r.Sender)
+	}
+	switch {
+	case r.Auth == envelope.Signed && r.From == "" && (c.role == keys.RoleDefender || derr != nil):
+		return errUnknownSigner
+	case c.role == keys.RoleDefender && r.Auth != envelope.Signed:
+		return errUnverified
+	case r.FromRole != keys.RoleDefender && r.Auth != envelope.Signed:
+		return errUnverified
+	}
+	return nil
 }
 
 // refOf returns the case a message refers to.

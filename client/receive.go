@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
@@ -48,7 +50,50 @@ type Batch struct {
 	// offered again later. Err is the first handler error.
 	Failed int
 	Err    error
+	// Deferred messages lay beyond the decryption work one batch may
+	// cost (see maxOpenWork): unopened, unsettled, offered again.
+	Deferred int
+	// HeldBack messages are signed by someone the directory this device
+	// holds does not name, though a newer one may: unseen, unsettled, and
+	// offered again once a newer directory arrives (see holdUnknownSigner).
+	HeldBack int
 }
+
+func (b *Batch) add(o Batch) {
+	b.Handled += o.Handled
+	b.Dropped += o.Dropped
+	b.Failed += o.Failed
+	b.Deferred += o.Deferred
+	b.HeldBack += o.HeldBack
+	if b.Err == nil {
+		b.Err = o.Err
+	}
+}
+
+// Untrusted input bounds of a receive.
+const (
+	// maxOpenWork bounds the decryption work of one batch, in KEM
+	// decapsulations: one per recipient stanza per key tried, ~95 µs
+	// each (X-Wing, NATS.md), so under a second of one core. It is
+	// decided from each envelope's clear header before any cryptography.
+	// An honest batch stays within it (256 alerts sealed to 8 missions
+	// and tried with 4 keys); a relay that fills a batch with envelopes
+	// of 32 stanzas addressed to others gets no more than this, and what
+	// lies beyond waits, unopened and unsettled, for the next batch.
+	maxOpenWork = 8192
+	// holdUnknownSigner is how long after its creation a message signed
+	// by someone the directory held does not name is kept pending rather
+	// than dropped: time for a newer directory to reach the relay and the
+	// device. Past it, or when a current directory issued after the
+	// message was written still does not name its signer, it is dropped.
+	holdUnknownSigner = 7 * 24 * time.Hour
+	// maxHeldBack bounds the messages held back at once, so that a relay
+	// cannot keep a reader's every batch busy with them.
+	maxHeldBack = 64
+	// unknownSignerRefresh spaces the directory refreshes that messages
+	// from unknown signers prompt.
+	unknownSignerRefresh = time.Minute
+)
 
 // ReceiveMailbox reads one batch from the client's mailbox (acks, replies,
 // receipts from institutions) and hands each new message to h.
@@ -94,7 +139,11 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 	if err != nil {
 		return Batch{}, err
 	}
-	opened, errs := c.openAll(msgs)
+	// Cheapest first: what each envelope would cost to open is read from
+	// its clear header, and only what fits the bound is opened.
+	n := c.withinWork(msgs)
+	opened, errs := c.openAll(msgs[:n])
+	c.resolveUnknown(ctx, opened, errs)
 
 	var b Batch
 	var settle []string
@@ -102,12 +151,17 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 	inBatch := map[routing.ID]bool{}
 	var lastSeq uint64
 	for i, m := range msgs {
+		if i >= n {
+			b.Deferred++ // the cursor stays before it
+			continue
+		}
 		lastSeq = max(lastSeq, m.Seq)
 		r, err := opened[i], errs[i]
-		if err == nil && inBatch[r.ID] {
-			err = errReplay
+		unknown := errors.Is(err, errUnknownSigner)
+		if r != nil && (err == nil || unknown) && inBatch[r.ID] {
+			err, unknown = errReplay, false
 		}
-		if err == nil {
+		if r != nil && (err == nil || unknown) {
 			var seen bool
 			if err := c.st.Do(func() error {
 				if err := c.seen.Sync(); err != nil {
@@ -119,8 +173,19 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 				return b, err // nothing settled: everything is offered again
 			}
 			if seen {
-				err = errReplay
+				err, unknown = errReplay, false
 			}
+		}
+		if unknown {
+			if c.holdBack(r) {
+				b.HeldBack++
+				c.log.Info("held back a message from a signer not in the directory")
+				continue // unseen, unsettled
+			}
+			err = errUnverified
+		}
+		if r != nil {
+			c.releaseHeld(r.ID)
 		}
 		if err != nil {
 			c.log.Info("dropped a message", "source", kindOf(src), "reason", err)
@@ -174,6 +239,89 @@ func (c *Client) RewindMailbox() {
 	c.cursorMu.Lock()
 	c.cursor = 0
 	c.cursorMu.Unlock()
+}
+
+// withinWork returns how many of msgs, in order, fit the decryption work
+// one batch may cost. The first always does, so a batch makes progress.
+func (c *Client) withinWork(msgs []relayconn.Fetched) int {
+	candidates := len(c.cfg.Keyring.InboxKeys()) + 1
+	work := 0
+	for i, m := range msgs {
+		info, err := envelope.Parse(m.Data)
+		if err != nil {
+			continue // refused by its structure, at no cost
+		}
+		work += info.Recipients * candidates
+		if work > c.openWork && i > 0 {
+			return i
+		}
+	}
+	return len(msgs)
+}
+
+// resolveUnknown looks again, once, for the signers that the directory
+// held does not name: it refreshes the directory (at most once every
+// unknownSignerRefresh) and authorizes those messages against it.
+func (c *Client) resolveUnknown(ctx context.Context, opened []*Received, errs []error) {
+	if !slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, errUnknownSigner) }) {
+		return
+	}
+	c.heldMu.Lock()
+	due := c.lastUnknownRefresh.IsZero() || c.clock.Since(c.lastUnknownRefresh) >= unknownSignerRefresh
+	if due {
+		c.lastUnknownRefresh = c.clock.Now()
+	}
+	c.heldMu.Unlock()
+	if !due {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := c.RefreshDirectory(rctx)
+	cancel()
+	if err != nil {
+		c.log.Info("directory refresh for an unknown signer", "err", err)
+		return
+	}
+	for i, err := range errs {
+		if errors.Is(err, errUnknownSigner) {
+			errs[i] = c.authorize(opened[i])
+		}
+	}
+}
+
+// holdBack decides whether r, signed by someone the directory held does
+// not name, is kept pending. It is, unless it was written longer ago
+// than holdUnknownSigner, or the current directory was issued after r
+// was written (so its signer was no institution by then), or
+// maxHeldBack messages are held already.
+func (c *Client) holdBack(r *Received) bool {
+	if c.clock.Since(r.Header.Created) > holdUnknownSigner {
+		return false
+	}
+	if d, err := c.Directory(); err == nil && d.Issued.After(r.Header.Created) {
+		return false
+	}
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if c.held[r.ID] {
+		return true
+	}
+	if len(c.held) >= maxHeldBack {
+		return false
+	}
+	c.held[r.ID] = true
+	c.heldBack.Store(int64(len(c.held)))
+	return true
+}
+
+// releaseHeld forgets a held message that has now been kept or dropped.
+func (c *Client) releaseHeld(id routing.ID) {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if c.held[id] {
+		delete(c.held, id)
+		c.heldBack.Store(int64(len(c.held)))
+	}
 }
 
 // openAll opens a batch. Opening is the costly step (a KEM decapsulation

@@ -17,8 +17,19 @@ type Sent struct {
 	ID routing.ID
 	// Queued is true when the relay could not be reached (or asked to
 	// retry): the sealed envelope waits in the encrypted outbox and goes
-	// out when the relay is back. It is not a failure.
+	// out when the relay is back. It is not a failure. Queued and not
+	// Queued both say nothing of whether anyone has read it: only an
+	// acknowledgement from a mission says that.
 	Queued bool
+	// AwaitingDirectory is true when the message could not be sealed
+	// yet: this device holds no current directory (it expired) and the
+	// relay gave none. The message waits in the outbox, encrypted at rest
+	// like everything there, and is sealed to the missions of the first
+	// current directory the relay gives, then sent. Missions is empty,
+	// and DirectoryErr says why (a *DirectoryExpiredError, or
+	// ErrNoDirectory).
+	AwaitingDirectory bool
+	DirectoryErr      error
 	// Missions are the directory ids of the missions it is sealed to.
 	Missions []string
 	// Partners are the partner governments a shared alert is sealed to.
@@ -155,7 +166,10 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p routi
 	}
 	for _, e := range entries {
 		ids, err := c.seal(e)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoDirectory):
+			s.AwaitingDirectory, s.DirectoryErr = true, err
+		case err != nil:
 			return nil, err
 		}
 		if e.Share {
@@ -163,6 +177,20 @@ func (c *Client) send(ctx context.Context, m message.Message, cc string, p routi
 		} else {
 			s.Missions = ids
 		}
+	}
+	if s.AwaitingDirectory {
+		// Sealing to the missions of an expired directory could reach a
+		// key headquarters has since revoked; the message waits, unsealed
+		// and encrypted at rest, for a current directory (see Sent).
+		for _, e := range entries {
+			e.Envelope, e.Missions = nil, nil
+			if err := c.putOutbox(e); err != nil {
+				return nil, fmt.Errorf("no current directory to seal to, and queueing failed: %w", err)
+			}
+		}
+		s.Queued, s.Missions, s.Partners = true, nil, nil
+		c.kickOutbox()
+		return s, nil
 	}
 	for _, e := range entries {
 		if e.Share && len(s.Partners) == 0 {
@@ -196,7 +224,7 @@ func (c *Client) submit(ctx context.Context, e *outboxEntry) error {
 }
 
 // seal (re)seals e's body under its message id, with a fresh created
-// time, to the current recipients.
+// time, to the current recipients, and notes them in e.
 func (c *Client) seal(e *outboxEntry) ([]string, error) {
 	var to []envelope.Recipient
 	var ids []string
@@ -220,7 +248,29 @@ func (c *Client) seal(e *outboxEntry) ([]string, error) {
 	if e.Envelope, err = envelope.Seal(h, e.Body, c.id, auth, to...); err != nil {
 		return nil, err
 	}
+	e.Missions = ids
 	return ids, nil
+}
+
+// errNothingToShare: a shared copy queued without a directory, and the
+// directory that arrived has no partner for its country.
+var errNothingToShare = errors.New("no partner government covers the country")
+
+// sealQueued seals a message that was queued while no directory was
+// current, and keeps the envelope in the outbox. Without a current
+// directory it is ErrNoDirectory, to wait; a directory with no mission
+// for the country is a permanent, local refusal.
+func (c *Client) sealQueued(e *outboxEntry) error {
+	ids, err := c.seal(e)
+	switch {
+	case errors.Is(err, ErrNoDirectory):
+		return err
+	case err != nil:
+		return &RefusedError{ID: e.ID, Local: true, Reason: &proto.Error{Code: "not_sealed", Description: err.Error()}}
+	case len(ids) == 0 && e.Share:
+		return errNothingToShare
+	}
+	return c.putOutbox(e)
 }
 
 // transientError marks a failure after which the message stays queued.
@@ -229,14 +279,21 @@ type transientError struct{ err error }
 func (t *transientError) Error() string { return t.err.Error() }
 func (t *transientError) Unwrap() error { return t.err }
 
-// A RefusedError is a permanent refusal by the relay: sending the same
-// message again cannot succeed.
+// A RefusedError is a permanent refusal: sending the same message again
+// cannot succeed. It is the relay's, or with Local this device's, which
+// could not seal a message queued without a directory.
 type RefusedError struct {
 	ID     routing.ID
 	Reason *proto.Error
+	Local  bool
 }
 
-func (e *RefusedError) Error() string { return "the relay refused the message: " + e.Reason.Error() }
+func (e *RefusedError) Error() string {
+	if e.Local {
+		return "this device cannot seal the message: " + e.Reason.Description
+	}
+	return "the relay refused the message: " + e.Reason.Error()
+}
 func (e *RefusedError) Unwrap() error { return e.Reason }
 
 // deliver publishes e once. A stale envelope (it waited longer than the
@@ -244,6 +301,11 @@ func (e *RefusedError) Unwrap() error { return e.Reason }
 // recipients still see it once, and published again. A permanent refusal
 // is a *RefusedError; everything else that fails is transient.
 func (c *Client) deliver(ctx context.Context, e *outboxEntry) error {
+	if len(e.Envelope) == 0 {
+		if err := c.sealQueued(e); err != nil {
+			return err
+		}
+	}
 	_, err := c.conn.Publish(ctx, e.Target, e.Envelope)
 	var rerr *proto.Error
 	if errors.As(err, &rerr) && rerr.Code == proto.CodeStale {

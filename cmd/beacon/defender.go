@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -140,6 +142,10 @@ func (c *initCmd) keepIdentity(e *env, home string, fp keys.Fingerprint, dir []b
 		return err
 	}
 	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state"), Directory: dir})
+	if errors.Is(err, keys.ErrRollback) {
+		return withHint(fmt.Errorf("the directory file %s is older than the one this device already holds: %w", c.Directory, err),
+			"nothing was changed; this device keeps its newer directory. Ask headquarters for the current one")
+	}
 	if err != nil {
 		return stateHint(err, "--root-fp")
 	}
@@ -171,7 +177,8 @@ func (c *initCmd) directory(e *env, cl *client.Client) (d *keys.Directory, fetch
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	stop := e.progress("connecting to the relay", c.Timeout).Stop
-	fetchErr = reach(ctx, cl)
+	e.warned = true // what is wrong with the relay's directory is said below
+	fetchErr = reach(ctx, e, cl)
 	stop()
 	if d, err = cl.Directory(); err != nil {
 		if fetchErr == nil {
@@ -190,7 +197,7 @@ func printSetup(e *env, kr *keys.Keyring, d *keys.Directory, fetchErr error) {
 	case errors.Is(fetchErr, client.ErrNotConnected):
 		fmt.Fprintln(e.stdout, "note: the relay is not reachable now; messages will queue on this device until it is")
 	default:
-		fmt.Fprintf(e.stdout, "note: the relay's directory was not accepted (%v); using serial %d\n", fetchErr, d.Serial)
+		fmt.Fprintf(e.stdout, "note: the relay's directory was not accepted (%v); using serial %d\n", refusedReason(fetchErr), d.Serial)
 	}
 }
 
@@ -219,6 +226,7 @@ func checkDirectoryFile(path string, data []byte, fp keys.Fingerprint) error {
 // relayDirectoryError says why init has no directory it can trust, when
 // the relay was all it had.
 func relayDirectoryError(err error, timeout time.Duration) error {
+	err = refusedReason(err)
 	const relayHint = "check the relay URL, or pass --directory FILE from headquarters"
 	switch {
 	case errors.Is(err, client.ErrNotConnected):
@@ -233,6 +241,16 @@ func relayDirectoryError(err error, timeout time.Duration) error {
 		return withHint(fmt.Errorf("no verified directory: the relay's does not verify against the root fingerprint: %w", err), "the relay or the network changed it; try another relay, or pass --directory FILE from headquarters")
 	}
 	return withHint(fmt.Errorf("no verified directory: %w", err), relayHint)
+}
+
+// refusedReason is why the relay's directory was refused, without the
+// words saying that it was.
+func refusedReason(err error) error {
+	var re *client.RelayDirectoryError
+	if errors.As(err, &re) {
+		return re.Err
+	}
+	return err
 }
 
 // checkRelayURLs refuses a URL Beacon cannot connect with before trying.
@@ -382,20 +400,19 @@ func coverageHint(err error) error {
 
 // send hands one message to the client so that no wait can lose it. A
 // relay that answers at once gets it directly, sealed to the directory
-// just fetched. Otherwise it is sealed and stored in the encrypted outbox
-// straight away, and the rest of Timeout goes to delivering it from there:
-// a dropped network, Ctrl-C or a flat battery during the wait no longer
-// loses it. Only a device without a directory to seal to must wait for
-// the relay first.
+// just fetched. Otherwise it is stored in the encrypted outbox straight
+// away — sealed, or, on a device whose directory has expired, waiting to
+// be sealed to the next current one — and the rest of Timeout goes to
+// delivering it from there: a dropped network, Ctrl-C or a flat battery
+// during the wait no longer loses it.
 func (f *clientFlags) send(e *env, cl *client.Client, what string, do func(context.Context) (*client.Sent, error)) (*client.Sent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(f.Timeout, 0))
 	defer cancel()
 	report := e.progress("connecting to the relay", f.Timeout)
 	defer report.Stop()
 	stop := report.Stop
-	_, noDir := cl.Directory()
-	if noDir != nil || answersSoon(ctx, cl) {
-		reached := reach(ctx, cl) == nil || cl.Connected()
+	if answersSoon(ctx, cl) {
+		reached := reach(ctx, e, cl) == nil || cl.Connected()
 		stop()
 		if reached {
 			flush(ctx, e, cl, f.Timeout, nil)
@@ -409,11 +426,16 @@ func (f *clientFlags) send(e *env, cl *client.Client, what string, do func(conte
 	if err != nil || !s.Queued {
 		return s, sendError(err)
 	}
-	report.Note("the " + what + " is already sealed and stored on this device: stopping now loses nothing")
+	if s.AwaitingDirectory {
+		report.Note("the " + what + " is already stored on this device, encrypted: stopping now loses nothing")
+	} else {
+		report.Note("the " + what + " is already sealed and stored on this device: stopping now loses nothing")
+	}
 	own, _ := inOutbox(cl, s.ID)
-	reached := reach(ctx, cl) == nil || cl.Connected()
+	reached := reach(ctx, e, cl) == nil || cl.Connected()
 	stop()
 	if !reached {
+		relayRefused(e, cl.WaitConnected(ctx))
 		return s, nil
 	}
 	var refusal *client.Refusal
@@ -426,9 +448,34 @@ func (f *clientFlags) send(e *env, cl *client.Client, what string, do func(conte
 		return own - left
 	})
 	if refusal != nil {
+		if refusal.Local {
+			return nil, withHint(fmt.Errorf("the %s %s cannot be sent: %s", what, s.ID, refusal.Reason), "it stays in beacon outbox, unsent, until you discard it")
+		}
 		return nil, withHint(fmt.Errorf("the relay refused the %s %s for good: %s (%s)", what, s.ID, refusal.Reason, refusal.Code), "it stays in beacon outbox, unsent, until you discard it")
 	}
+	if s.AwaitingDirectory && !s.Queued {
+		// Sealed once the relay gave a directory, and sent: the case
+		// says to whom.
+		s.AwaitingDirectory = false
+		if k := caseOf(cl, s.ID); k != nil {
+			s.Missions = k.Missions
+		}
+	}
 	return s, nil
+}
+
+// caseOf returns the case with id, or nil.
+func caseOf(cl *client.Client, id routing.ID) *client.Case {
+	cases, err := cl.Cases()
+	if err != nil {
+		return nil
+	}
+	for _, k := range cases {
+		if k.ID == id {
+			return k
+		}
+	}
+	return nil
 }
 
 // sendGrace is how long send waits for the relay before it queues: about
@@ -475,12 +522,26 @@ func report(e *env, what, cc string, s *client.Sent) {
 	if cc == "" {
 		to = fmt.Sprintf("the case's %d mission(s) (%s)", len(s.Missions), strings.Join(s.Missions, ", "))
 	}
-	if !s.Queued {
+	switch {
+	case !s.Queued:
 		fmt.Fprintf(e.stdout, "sent: %s %s to %s\n", what, s.ID, to)
-		return
+		fmt.Fprintf(e.stdout, "the relay has stored it; nobody has read it yet. When a mission acknowledges it, beacon inbox (or beacon watch) shows who.\n")
+	case s.AwaitingDirectory:
+		if cc == "" {
+			fmt.Fprintf(e.stdout, "queued: %s %s for the case's missions\n", what, s.ID)
+		} else {
+			fmt.Fprintf(e.stdout, "queued: %s %s for the missions of %s\n", what, s.ID, cc)
+		}
+		why := "this device holds no current directory of missions"
+		var exp *client.DirectoryExpiredError
+		if errors.As(s.DirectoryErr, &exp) {
+			why = fmt.Sprintf("the directory of missions on this device expired at %s (serial %d)", exp.Expired.UTC().Format(time.RFC3339), exp.Serial)
+		}
+		fmt.Fprintf(e.stdout, "%s and the relay gave no current one. The %s is stored encrypted on this device but not sealed yet: it is sealed to the missions of the first current directory the relay gives, and leaves then by itself, the next time any beacon command (or beacon watch) reaches the relay. beacon outbox shows it.\n", why, what)
+	default:
+		fmt.Fprintf(e.stdout, "queued: %s %s for %s\n", what, s.ID, to)
+		fmt.Fprintf(e.stdout, "the relay is not reachable now. The %s is sealed and stored encrypted on this device; it leaves automatically the next time any beacon command (or beacon watch) reaches the relay. beacon outbox shows it.\n", what)
 	}
-	fmt.Fprintf(e.stdout, "queued: %s %s for %s\n", what, s.ID, to)
-	fmt.Fprintf(e.stdout, "the relay is not reachable now. The %s is sealed and stored encrypted on this device; it leaves automatically the next time any beacon command (or beacon watch) reaches the relay. beacon outbox shows it.\n", what)
 }
 
 // reportShare says what became of the consent to share. Until the bridge
@@ -681,7 +742,7 @@ func (c *inboxCmd) Run(e *env) error {
 		return err
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(e.context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if c.connect(e, cl) {
 		fetch, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -695,6 +756,7 @@ func (c *inboxCmd) Run(e *env) error {
 	} else {
 		fmt.Fprintln(e.stderr, "note: the relay is not reachable; showing what this device already has")
 	}
+	noteHeldBack(e, cl)
 	cases, err := cl.Cases()
 	if err != nil {
 		return err
@@ -709,20 +771,50 @@ func (c *inboxCmd) Run(e *env) error {
 		return nil
 	}
 	fmt.Fprintln(e.stdout, "following; Ctrl-C to stop")
-	for ctx.Err() == nil {
-		rs, err := cl.ReadMailbox(ctx, client.FetchOptions{Wait: 30 * time.Second})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			cl.WaitConnected(ctx)
-			continue
-		}
-		for _, r := range rs {
-			fmt.Fprintf(e.stdout, "%s  case %s  %-12s %s\n", r.Header.Created.Local().Format("2006-01-02 15:04:05"), r.Case, r.From, client.Summarize(r.Message))
+	out := &lineWriter{w: e.stdout}
+	return cl.FollowMailbox(ctx, func(r *client.Received) { printReceived(out, r) }, followProblem(e))
+}
+
+// followProblem reports a failed fetch of a follow once, not at every
+// retry, until a fetch succeeds again.
+func followProblem(e *env) func(error) {
+	var last string
+	return func(err error) {
+		if s := err.Error(); s != last {
+			last = s
+			fmt.Fprintf(e.stderr, "note: could not fetch new messages: %v; trying again, less and less often\n", err)
 		}
 	}
-	return nil
+}
+
+// noteHeldBack says when messages wait, unread, for a directory naming
+// their signer.
+func noteHeldBack(e *env, cl *client.Client) {
+	st, err := cl.Status()
+	if err == nil && st.HeldBack > 0 {
+		fmt.Fprintf(e.stderr, "note: %d message(s) signed by someone this device's directory does not name are held, unread and kept at the relay, until a newer directory arrives\n", st.HeldBack)
+	}
+}
+
+// printReceived shows one message as it arrives.
+func printReceived(w io.Writer, r *client.Received) {
+	line := fmt.Sprintf("%s  case %s  %-12s %s", r.Header.Created.Local().Format("2006-01-02 15:04:05"), r.Case, r.From, client.Summarize(r.Message))
+	if _, ok := r.Message.(*message.Ack); ok {
+		line += " (a person at " + r.From + " has read it)"
+	}
+	fmt.Fprintln(w, line)
+}
+
+// A lineWriter writes whole lines from several goroutines.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func printCase(e *env, k *client.Case) {
@@ -731,13 +823,38 @@ func printCase(e *env, k *client.Case) {
 		state := ""
 		switch {
 		case en.Refused != "":
-			state = "  [refused by the relay: " + en.Refused + "]"
+			state = "  [refused: " + en.Refused + "]"
 		case en.Queued:
 			state = "  [queued]"
 		}
 		fmt.Fprintf(e.stdout, "  %s  %-12s %s%s\n", en.At.Local().Format("2006-01-02 15:04:05"), en.From, en.Text, state)
 	}
+	if st := caseStatus(k); st != "" {
+		fmt.Fprintf(e.stdout, "  status: %s\n", st)
+	}
 	printMeetingsAndLiaisons(e, k)
+}
+
+// caseStatus says where a case this device opened stands: on the device,
+// refused, stored at the relay and read by nobody yet, or acknowledged by
+// people at missions. Only an acknowledgement says someone read it.
+func caseStatus(k *client.Case) string {
+	if len(k.Thread) == 0 || k.Thread[0].From != "you" {
+		return ""
+	}
+	first := k.Thread[0]
+	acked := k.Acknowledged()
+	switch {
+	case first.Refused != "":
+		return "refused; it was not sent"
+	case first.Queued:
+		return "queued on this device; it leaves by itself when the relay is reachable"
+	case len(acked) == 0:
+		return "stored at the relay; no mission has acknowledged it yet"
+	case len(k.Missions) > 0:
+		return fmt.Sprintf("acknowledged by %s (%d of %d missions)", strings.Join(acked, ", "), len(acked), len(k.Missions))
+	}
+	return "acknowledged by " + strings.Join(acked, ", ")
 }
 
 type outboxCmd struct {
@@ -778,19 +895,30 @@ func (c *outboxCmd) Run(e *env) error {
 			waiting = append(waiting, m)
 		}
 	}
-	if len(waiting) == 0 {
+	switch {
+	case len(waiting) == 0 && len(refused) == 0:
 		fmt.Fprintln(e.stdout, "outbox empty: everything has reached the relay")
-	} else {
+	case len(waiting) == 0:
+		fmt.Fprintln(e.stdout, "nothing waiting for the relay")
+	default:
 		fmt.Fprintf(e.stdout, "%d message(s) waiting for the relay:\n", len(waiting))
 	}
 	for _, m := range waiting {
-		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Since.Local().Format("2006-01-02 15:04:05"))
+		unsealed := ""
+		if m.AwaitingDirectory {
+			unsealed = ", not sealed yet: waiting for a current directory"
+		}
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s, queued %s%s\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Since.Local().Format("2006-01-02 15:04:05"), unsealed)
 	}
 	if len(refused) > 0 {
-		fmt.Fprintf(e.stdout, "%d message(s) the relay refused for good; they will not be sent:\n", len(refused))
+		fmt.Fprintf(e.stdout, "%d message(s) refused for good; they will not be sent:\n", len(refused))
 	}
 	for _, m := range refused {
-		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s: %s (%s)\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), m.Refused.Reason, m.Refused.Code)
+		by := "the relay refused it"
+		if m.Refused.Local {
+			by = "this device cannot seal it"
+		}
+		fmt.Fprintf(e.stdout, "  %s  %s  %s %s%s: %s: %s (%s)\n", m.ID, m.Kind, m.Country, m.Priority, sharedCopy(m), by, m.Refused.Reason, m.Refused.Code)
 	}
 	if len(refused) > 0 {
 		fmt.Fprintln(e.stdout, "beacon outbox --discard ID deletes one; send what it said again with a new command")
@@ -839,6 +967,10 @@ func (c *missionsCmd) Run(e *env) error {
 	defer cl.Close()
 	c.connect(e, cl)
 	d, err := cl.Directory()
+	var exp *client.DirectoryExpiredError
+	if errors.As(err, &exp) {
+		return withHint(err, "the relay gave no current one; alerts you send now wait on this device until it does. Ask headquarters for a current directory: beacon init --relay URL --root-fp FP --directory FILE keeps your identity")
+	}
 	if err != nil {
 		return err
 	}
@@ -882,18 +1014,35 @@ func (c *newsCmd) Run(e *env) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	stop := e.progress("fetching broadcasts", c.Timeout).Stop
-	bs, err := cl.News(ctx, strings.ToLower(c.Country))
+	n, err := cl.ReadNews(ctx, strings.ToLower(c.Country))
 	stop()
 	if err != nil {
 		return err
 	}
-	if len(bs) == 0 {
+	if len(n.Bulletins) == 0 {
 		fmt.Fprintln(e.stdout, "no broadcasts")
 	}
-	for _, b := range bs {
-		fmt.Fprintf(e.stdout, "%s  %s  [%s] %s (verified: %s)\n  %s\n", b.Created.Local().Format("2006-01-02"), b.Country,
-			b.Broadcast.Category, b.Broadcast.Title, b.Mission, strings.ReplaceAll(b.Broadcast.Text, "\n", "\n  "))
+	for _, b := range n.Bulletins {
+		until := ""
+		if !b.Broadcast.ValidUntil.IsZero() {
+			until = ", until " + b.Broadcast.ValidUntil.Local().Format("2006-01-02")
+		}
+		fmt.Fprintf(e.stdout, "%s  %s  [%s] %s (verified: %s%s)\n  %s\n", b.Created.Local().Format("2006-01-02"), b.Country,
+			b.Broadcast.Category, b.Broadcast.Title, b.Mission, until, strings.ReplaceAll(b.Broadcast.Text, "\n", "\n  "))
 		printAnswerHint(e, b)
+	}
+	for _, l := range []struct {
+		n    int
+		what string
+	}{
+		{n.Expired, "expired broadcast(s) not shown"},
+		{n.Duplicates, "copies of broadcasts shown once"},
+		{n.Capped, fmt.Sprintf("older broadcast(s) not shown: at most %d of each mission", client.MaxBulletinsPerMission)},
+		{n.Unverified, "broadcast(s) that no mission covering their country signed, not shown"},
+	} {
+		if l.n > 0 {
+			fmt.Fprintf(e.stderr, "note: %d %s\n", l.n, l.what)
+		}
 	}
 	return nil
 }

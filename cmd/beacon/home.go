@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/config"
+	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/keys"
 )
 
@@ -119,7 +121,11 @@ type clientFlags struct {
 // for the relay: the client connects in the background while the command
 // runs the checks it can make on the device, and only then calls connect
 // or send.
-func (f *clientFlags) openClient(e *env) (*client.Client, error) {
+func (f *clientFlags) openClient(e *env) (*client.Client, error) { return f.openClientWith(e, nil) }
+
+// openClientWith is openClient with a last change to the client's
+// config (an event handler, say).
+func (f *clientFlags) openClientWith(e *env, tweak func(*client.Config)) (*client.Client, error) {
 	home, err := beaconHome(e)
 	if err != nil {
 		return nil, err
@@ -139,7 +145,11 @@ func (f *clientFlags) openClient(e *env) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Open(client.Config{URLs: hc.Relays, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state")})
+	cfg := client.Config{URLs: hc.Relays, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state")}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	c, err := client.Open(cfg)
 	if err != nil {
 		return nil, stateHint(err, "root_fingerprint in config.yaml")
 	}
@@ -167,9 +177,10 @@ func (f *clientFlags) connect(e *env, c *client.Client) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), f.Timeout)
 	defer cancel()
 	stop := e.progress("connecting to the relay", f.Timeout).Stop
-	err := reach(ctx, c)
+	err := reach(ctx, e, c)
 	stop()
 	if err != nil && !c.Connected() {
+		relayRefused(e, err)
 		return false
 	}
 	flush(ctx, e, c, f.Timeout, nil)
@@ -177,12 +188,62 @@ func (f *clientFlags) connect(e *env, c *client.Client) bool {
 }
 
 // reach waits for the relay and fetches its directory. A directory that
-// cannot be fetched or is refused leaves the client connected.
-func reach(ctx context.Context, c *client.Client) error {
+// cannot be fetched or is refused leaves the client connected; a refused
+// one is said on stderr, once per command: it is a security event.
+func reach(ctx context.Context, e *env, c *client.Client) error {
 	if err := c.WaitConnected(ctx); err != nil {
 		return err
 	}
-	return c.RefreshDirectory(ctx)
+	err := c.RefreshDirectory(ctx)
+	var re *client.RelayDirectoryError
+	if errors.As(err, &re) && !e.warned {
+		e.warned = true
+		printWarning(e.stderr, directoryWarning(c, re))
+	}
+	return err
+}
+
+// relayRefused says, when the client refused the relay for good at
+// connect time (it broke the protocol), that this and not the network is
+// why nothing was sent.
+func relayRefused(e *env, err error) {
+	if errors.Is(err, relayconn.ErrHostile) {
+		printWarning(e.stderr, withHint(fmt.Errorf("refusing the relay: %w", err),
+			"an honest relay never does this; messages stay queued on this device. Tell headquarters, and use another relay"))
+	}
+}
+
+// printWarning prints a warning and its hint the way errors are printed.
+func printWarning(w io.Writer, err error) {
+	fmt.Fprintf(w, "warning: %v\n", err)
+	var h *hintError
+	if errors.As(err, &h) && h.hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", h.hint)
+	}
+}
+
+// directoryWarning explains a directory the relay served that this
+// device refused: what it means, and what the device uses instead.
+func directoryWarning(c *client.Client, re *client.RelayDirectoryError) error {
+	var what string
+	switch {
+	case errors.Is(re, keys.ErrRollback):
+		what = "the relay served an older directory than this device has already seen (%v): a relay that does this may be hiding missions added, or keys revoked, since"
+	case errors.Is(re, keys.ErrExpired):
+		what = "the relay serves a directory that has expired (%v): it has not been given a current one, or is serving an old one on purpose"
+	case errors.Is(re, keys.ErrUntrustedRoot):
+		what = "the relay served a directory not signed by the root this device pins (%v)"
+	case errors.Is(re, relayconn.ErrHostile):
+		what = "the relay broke the protocol while sending the directory (%v)"
+	default:
+		what = "the relay served a directory that was changed after headquarters signed it (%v)"
+	}
+	keep := "this device has no current directory either: messages wait on it, unsealed and encrypted, until a current one arrives"
+	if d, err := c.Directory(); err == nil {
+		keep = fmt.Sprintf("this device keeps using the directory it holds (serial %d, valid until %s)", d.Serial, d.Expires.UTC().Format(time.RFC3339))
+	}
+	return withHint(fmt.Errorf("security: "+what+"; %s", re.Err, keep),
+		"tell headquarters; if it goes on, use another relay (beacon init --relay URL --root-fp FP keeps your identity)")
 }
 
 // flush sends what the outbox holds and says how many earlier messages

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,7 @@ type cli struct {
 	Missions missionsCmd `cmd:"" help:"Who receives alerts for a country, with safety numbers." group:"Defender"`
 	News     newsCmd     `cmd:"" help:"Verified broadcasts from missions." group:"Defender"`
 	Answer   answerCmd   `cmd:"" help:"Answer a broadcast (apply, or ask about it): only the mission that sent it reads it." group:"Defender"`
+	Watch    watchCmd    `cmd:"" help:"Stay connected: send what is queued as soon as the relay is reachable, show acks and replies as they arrive." group:"Defender"`
 }
 
 // env is what every command gets: its streams and the environment, so tests
@@ -63,6 +65,19 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// ctx, if set, ends a long-running command (watch, inbox --follow)
+	// as Ctrl-C would; nil is context.Background().
+	ctx context.Context
+	// warned is set once a refused relay directory has been reported.
+	warned bool
+}
+
+// context is the context a long-running command stops with.
+func (e *env) context() context.Context {
+	if e.ctx != nil {
+		return e.ctx
+	}
+	return context.Background()
 }
 
 func main() {

@@ -44,6 +44,8 @@ func TestScripts(t *testing.T) {
 			"mission":  cmdMission,
 			"rootfp":   cmdRootFP,
 			"capture":  cmdCapture,
+			"hostile":  cmdHostile,
+			"nextdir":  cmdNextdir,
 		},
 	})
 }

@@ -79,7 +79,7 @@ func (c *reportCmd) Run(e *env) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	stop := e.progress("asking the relay for the figures", c.Timeout).Stop
-	if err := reach(ctx, cl); err != nil && !cl.Connected() {
+	if err := reach(ctx, e, cl); err != nil && !cl.Connected() {
 		stop()
 		return withHint(fmt.Errorf("the relay is not reachable: %w", err), "the report is read from the relay; try again when it is reachable")
 	}

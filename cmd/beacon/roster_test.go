@@ -115,6 +115,7 @@ func cmdMkworld(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), signed, 0o644))
 	ts.Setenv("ROOT_FP", root.Public().Fingerprint().String())
+	h.roots[root.Public().Fingerprint()] = root
 }
 
 // harnessKey finds a script's harness among its testscript values.
@@ -129,7 +130,9 @@ type harness struct {
 	dirFile  string           // the directory of the relay started last
 	root     keys.Fingerprint // its root
 	keyrings map[string]*keys.Keyring
-	last     map[string]*client.Received // the last alert each mission read, by key file
+	last     map[string]*client.Received         // the last alert each mission read, by key file
+	roots    map[keys.Fingerprint]*keys.Identity // the roots mkworld made, to sign later versions
+	hostiles map[string]*scriptHostile
 }
 
 // A scriptRelay keeps its data directory and ports across a stop and a
@@ -142,7 +145,7 @@ type scriptRelay struct {
 
 func newHarness(work string) *harness {
 	return &harness{work: work, relays: map[string]*scriptRelay{}, keyrings: map[string]*keys.Keyring{},
-		last: map[string]*client.Received{}}
+		last: map[string]*client.Received{}, roots: map[keys.Fingerprint]*keys.Identity{}, hostiles: map[string]*scriptHostile{}}
 }
 
 func harnessOf(ts *testscript.TestScript) *harness { return ts.Value(harnessKey{}).(*harness) }

@@ -1,8 +1,11 @@
 package relayconn
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // ReconnectDelay is the delay before reconnect attempt n: exponential from
@@ -48,4 +51,18 @@ func (b *Backoff) Failures() int { return b.n }
 func jitter(d, hi time.Duration) time.Duration {
 	d = min(d, hi)
 	return d/2 + rand.N(d/2+1)
+}
+
+// Sleep waits d on clock, or until ctx ends, and then returns ctx's error.
+// Loops that talk to the relay wait with it, so a test's fake clock
+// decides when they try again.
+func Sleep(ctx context.Context, clock clockwork.Clock, d time.Duration) error {
+	t := clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -23,7 +23,21 @@
 // [keys.MaxDirectorySize] while it downloads, and only one download runs
 // at a time. The connection ignores the servers a relay announces (a
 // relay cannot redirect a client to a server of its choosing) and refuses
-// a relay that announces a maximum payload larger than [MaxPayload].
+// a relay that announces a maximum payload larger than [MaxPayload]: it
+// closes the connection for good, and [Conn.WaitConnected] says why.
+//
+// One limit is not this package's to enforce: nats.go allocates a message
+// of the size its protocol line declares before any of it is read, so a
+// relay running modified server code could make the client allocate up to
+// the size it declares once per message. An unmodified nats-server never
+// delivers more than the maximum payload it announced, which is checked.
+//
+// # Reconnecting
+//
+// Attempts to reconnect back off from 250 ms to 30 s ([ReconnectDelay]),
+// except while [Config.Urgent] reports that something waits to be sent:
+// then they come at most a second apart, so a queued alert leaves within
+// a second of the relay coming back.
 package relayconn
 
 import (
@@ -81,7 +95,19 @@ type Config struct {
 	// OnConnect, if set, is called after every connect and reconnect, on
 	// the connection's callback goroutine: it must not block.
 	OnConnect func()
+	// OnDisconnect, if set, is called when the connection is lost, on the
+	// same goroutine, with the reason; it must not block.
+	OnDisconnect func(error)
+	// Urgent, if set, reports whether something waits to be sent; while
+	// it does, reconnect attempts come at most UrgentReconnect apart.
+	Urgent func() bool
 }
+
+// UrgentReconnect bounds the delay between reconnect attempts while
+// something waits to be sent. A refused TCP connection a second costs a
+// client nothing, and a relay that restarts meets its waiting clients
+// spread over that second by the jitter.
+const UrgentReconnect = time.Second
 
 // A Conn is a connection to a relay. It is safe for concurrent use.
 type Conn struct {
@@ -97,6 +123,11 @@ type Conn struct {
 	closeOnce sync.Once
 
 	dirOnce dirFlight
+	// refused is set once the relay broke the protocol at connect time
+	// (an implausible maximum payload): the connection is closed for good.
+	refused  error
+	refusedC chan struct{} // closed when refused is set
+	wg       sync.WaitGroup
 }
 
 // Dial starts connecting to the relay and returns at once.
@@ -119,7 +150,9 @@ func Dial(cfg Config) (*Conn, error) {
 	onUp := func(nc *nats.Conn) {
 		if mp := nc.MaxPayload(); mp > MaxPayload {
 			c.log.Warn("relay announces an implausible maximum payload; disconnecting", "max_payload", mp)
-			go nc.Close()
+			c.refuse(fmt.Errorf("%w: it announces a maximum payload of %d bytes, more than the %d any relay needs", ErrHostile, mp, MaxPayload))
+			// Closing from the callback would wait for the callback.
+			c.wg.Go(nc.Close)
 			return
 		}
 		c.log.Info("connected", "url", nc.ConnectedUrlRedacted())
@@ -142,12 +175,20 @@ func Dial(cfg Config) (*Conn, error) {
 		// The relay's cluster may announce its other nodes; a client
 		// connects only where it was told to.
 		nats.IgnoreDiscoveredServers(),
-		nats.CustomReconnectDelay(func(attempts int) time.Duration { return ReconnectDelay(attempts) }),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			if cfg.Urgent != nil && cfg.Urgent() {
+				return jitter(min(ReconnectDelay(attempts), UrgentReconnect), UrgentReconnect)
+			}
+			return ReconnectDelay(attempts)
+		}),
 		nats.ConnectHandler(onUp),
 		nats.ReconnectHandler(onUp),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			c.log.Info("disconnected", "err", err)
 			c.setConnected(false)
+			if cfg.OnDisconnect != nil {
+				cfg.OnDisconnect(err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.log.Warn("relay error", "err", err)
@@ -178,7 +219,8 @@ func newConn(mbox routing.Mailbox, clock clockwork.Clock, log *slog.Logger) *Con
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Conn{mbox: mbox, clock: clock, log: log, connected: make(chan struct{}), closed: make(chan struct{})}
+	return &Conn{mbox: mbox, clock: clock, log: log, connected: make(chan struct{}), closed: make(chan struct{}),
+		refusedC: make(chan struct{})}
 }
 
 func (c *Conn) setConnected(up bool) {
@@ -206,20 +248,45 @@ func (c *Conn) NATS() *nats.Conn { return c.nc }
 func (c *Conn) Connected() bool { return c.nc != nil && c.nc.IsConnected() }
 
 // WaitConnected waits until the connection is up, or ctx ends
-// ([ErrNotConnected]).
+// ([ErrNotConnected]). A relay refused at connect time makes it fail at
+// once with [ErrHostile] and the reason.
 func (c *Conn) WaitConnected(ctx context.Context) error {
 	c.mu.Lock()
-	ch := c.connected
+	ch, refused := c.connected, c.refused
 	c.mu.Unlock()
+	if refused != nil {
+		return refused
+	}
 	select {
 	case <-ch:
 		return nil
 	case <-c.closed:
 		return ErrClosed
+	case <-c.refusedCh():
+		return c.Refused()
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
 	}
 }
+
+// Refused returns why the connection refused the relay for good (an
+// [ErrHostile]), or nil.
+func (c *Conn) Refused() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
+}
+
+func (c *Conn) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = err
+		close(c.refusedC)
+	}
+}
+
+func (c *Conn) refusedCh() <-chan struct{} { return c.refusedC }
 
 // Close closes the connection (if Dial made it). Calls in flight return
 // ErrClosed or a connection error.
@@ -229,7 +296,21 @@ func (c *Conn) Close() {
 		if c.owned && c.nc != nil {
 			c.nc.Close()
 		}
+		c.wg.Wait()
 	})
+}
+
+// usable says why the connection cannot be used now, or nil.
+func (c *Conn) usable() error {
+	switch {
+	case c.isClosed():
+		return ErrClosed
+	case c.Refused() != nil:
+		return c.Refused()
+	case !c.Connected():
+		return ErrNotConnected
+	}
+	return nil
 }
 
 func (c *Conn) isClosed() bool {
@@ -252,11 +333,8 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 // request sends one request under the connection's ingest prefix and
 // returns the one answer.
 func (c *Conn) request(ctx context.Context, target string, body []byte) (*nats.Msg, error) {
-	if c.isClosed() {
-		return nil, ErrClosed
-	}
-	if !c.Connected() {
-		return nil, ErrNotConnected
+	if err := c.usable(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -287,11 +365,8 @@ func (c *Conn) Publish(ctx context.Context, target string, data []byte) (*proto.
 
 // Send publishes data to an ingest target without waiting for the reply.
 func (c *Conn) Send(target string, data []byte) error {
-	if c.isClosed() {
-		return ErrClosed
-	}
-	if !c.Connected() {
-		return ErrNotConnected
+	if err := c.usable(); err != nil {
+		return err
 	}
 	return c.nc.PublishRequest(proto.Ingest(c.mbox, target), c.nc.NewRespInbox(), data)
 }

@@ -83,7 +83,9 @@ func (c *Conn) directory(ctx context.Context) ([]byte, error) {
 			return nil, hostile("%d chunks cannot hold %d bytes", n, sz)
 		case i == 0:
 			chunks, size = n, sz
-			buf = make([]byte, 0, size)
+			// Grown as chunks arrive: a relay that announces the largest
+			// size and then stalls costs one chunk, not the whole size.
+			buf = make([]byte, 0, min(size, proto.DirectoryChunkSize))
 		case n != chunks || sz != size:
 			return nil, fmt.Errorf("fetching the directory: it changed while being fetched; try again")
 		}

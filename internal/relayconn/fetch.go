@@ -18,7 +18,8 @@ import (
 type FetchOptions struct {
 	// Max is the most messages to take, 1 to proto.MaxFetch (default 256).
 	Max int
-	// MaxBytes bounds the bytes of the batch (default proto.MaxFetchBytes).
+	// MaxBytes bounds the bytes of the batch, at most
+	// proto.MaxFetchBytes (default DefaultFetchBytes).
 	MaxBytes int
 	// Wait is how long the relay may wait for the first message; 0
 	// returns what is there now.
@@ -33,9 +34,10 @@ func (o FetchOptions) normal() FetchOptions {
 		o.Max = 256
 	}
 	o.Max = min(o.Max, proto.MaxFetch)
-	if o.MaxBytes <= 0 || o.MaxBytes > proto.MaxFetchBytes {
-		o.MaxBytes = proto.MaxFetchBytes
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultFetchBytes
 	}
+	o.MaxBytes = min(o.MaxBytes, proto.MaxFetchBytes)
 	o.Wait = min(max(o.Wait, 0), proto.MaxFetchWait*time.Millisecond)
 	return o
 }
@@ -58,9 +60,22 @@ type Fetched struct {
 // stop it from firing.
 const answerGrace = 10 * time.Second
 
-// maxMessage bounds one fetched message: every stored envelope, broadcast
-// and ack token is at most an envelope's maximum size.
+// maxMessage bounds one fetched message: every stored envelope and ack
+// token is at most an envelope's maximum size.
 const maxMessage = envelope.MaxSize
+
+// maxNewsMessage bounds one broadcast: a public message's maximum size.
+const maxNewsMessage = envelope.MaxPublicSize
+
+// DefaultFetchBytes is how many bytes a fetch takes in unless asked for
+// more: about forty of the largest envelopes, or two thousand alerts of a
+// few paragraphs, and little enough for a phone to hold while it opens
+// them. The relay may exceed it by one message.
+const DefaultFetchBytes = 4 << 20
+
+// newsBytes bounds one news answer: the most broadcasts a relay may return
+// (proto.MaxNews) at a typical size of a few KiB.
+const newsBytes = 4 << 20
 
 // Fetch asks the relay for a batch from src and collects it until the
 // batch's end marker. It fails with ErrHostile if the relay sends more
@@ -69,21 +84,26 @@ const maxMessage = envelope.MaxSize
 func (c *Conn) Fetch(ctx context.Context, src proto.Source, o FetchOptions) ([]Fetched, error) {
 	o = o.normal()
 	body, _ := json.Marshal(proto.FetchRequest{Max: o.Max, MaxBytes: o.MaxBytes, WaitMS: int(o.Wait / time.Millisecond), After: o.After})
-	return c.batch(ctx, proto.FetchTarget(src), body, o)
+	return c.batch(ctx, proto.FetchTarget(src), body, o, maxMessage)
 }
 
 // News returns the broadcasts the relay holds for cc ("" for every
-// country), unverified.
+// country), unverified: at most proto.MaxNews of them, in about newsBytes,
+// none larger than a public message can be.
 func (c *Conn) News(ctx context.Context, cc string) ([]Fetched, error) {
-	return c.batch(ctx, proto.NewsTarget(cc), nil, FetchOptions{Max: proto.MaxNews, MaxBytes: proto.MaxFetchBytes}.normal())
+	o := FetchOptions{Max: proto.MaxNews, MaxBytes: newsBytes}.normal()
+	body, _ := json.Marshal(proto.FetchRequest{Max: o.Max, MaxBytes: o.MaxBytes})
+	return c.batch(ctx, proto.NewsTarget(cc), body, o, maxNewsMessage)
 }
 
-func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOptions) ([]Fetched, error) {
-	if c.isClosed() {
-		return nil, ErrClosed
-	}
-	if !c.Connected() {
-		return nil, ErrNotConnected
+// batch collects one answer of at most o.Max messages and about
+// o.MaxBytes, none larger than maxMsg. Every bound is checked on each
+// message as it arrives, before its bytes are looked at, and the
+// subscription itself holds no more than the bounds allow: the client
+// library drops what lies beyond.
+func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOptions, maxMsg int) ([]Fetched, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
 	}
 	inbox := c.nc.NewRespInbox()
 	sub, err := c.nc.SubscribeSync(inbox)
@@ -94,7 +114,7 @@ func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOpt
 	// Room for what was asked, the end marker and one message of slack;
 	// anything beyond is dropped by the client library, and the batch
 	// then fails below for want of its end marker or its count.
-	sub.SetPendingLimits(o.Max+2, o.MaxBytes+2*maxMessage+4096)
+	sub.SetPendingLimits(o.Max+2, o.MaxBytes+2*maxMsg+4096)
 	if err := c.nc.PublishRequest(proto.Ingest(c.mbox, target), inbox, body); err != nil {
 		return nil, err
 	}
@@ -124,9 +144,9 @@ func (c *Conn) batch(ctx context.Context, target string, body []byte, o FetchOpt
 			switch {
 			case len(out) == o.Max:
 				return nil, fmt.Errorf("%w: more than the %d messages asked for", ErrHostile, o.Max)
-			case len(m.Data) > maxMessage:
-				return nil, fmt.Errorf("%w: a message of %d bytes, larger than any envelope", ErrHostile, len(m.Data))
-			case size > o.MaxBytes+maxMessage:
+			case len(m.Data) > maxMsg:
+				return nil, fmt.Errorf("%w: a message of %d bytes, larger than any it may hold (%d)", ErrHostile, len(m.Data), maxMsg)
+			case size > o.MaxBytes+maxMsg:
 				return nil, fmt.Errorf("%w: more than the %d bytes asked for", ErrHostile, o.MaxBytes)
 			}
 			f := Fetched{Data: m.Data, Settle: m.Header.Get(proto.HeaderSettle), Subject: m.Header.Get(proto.HeaderSubject)}

@@ -19,7 +19,7 @@ const reportWait = 30 * time.Second
 // protocol's bounds.
 func (c *Conn) Report(ctx context.Context, req proto.ReportRequest) ([]proto.ReportChunk, error) {
 	body, _ := json.Marshal(req)
-	msgs, err := c.batch(ctx, proto.SvcReportTarget, body, FetchOptions{Max: proto.MaxReportChunks, MaxBytes: proto.MaxFetchBytes, Wait: reportWait})
+	msgs, err := c.batch(ctx, proto.SvcReportTarget, body, FetchOptions{Max: proto.MaxReportChunks, MaxBytes: proto.MaxFetchBytes, Wait: reportWait}, proto.MaxReportChunk)
 	if err != nil {
 		return nil, err
 	}
