@@ -163,8 +163,18 @@ func TestBrowser(t *testing.T) {
 
 	// Open it, acknowledge it by a click.
 	step(t, ctx, "opening the case", chromedp.Click(row), chromedp.WaitVisible(`#ack-btn`),
-		chromedp.SendKeys(`#ack-next`, "A diplomat is on the way to the airport"), chromedp.Click(`#ack-btn`),
-		chromedp.WaitVisible(row+`[data-state="acknowledged"]`))
+		chromedp.SendKeys(`#ack-next`, "A diplomat is on the way to the airport"))
+	// A live update of the open case while the officer types keeps what
+	// was typed.
+	if _, err := def.SendUpdate(tb.ctx, sent.ID, "Moved to the central police station"); err != nil {
+		t.Fatal(err)
+	}
+	step(t, ctx, "the update shown in the open case", until(`document.querySelector('#case-view').textContent.includes('Moved to the central police station')`))
+	typed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('ack-next').value`))
+	if err != nil || typed != "A diplomat is on the way to the airport" {
+		t.Fatalf("a live update wiped the officer's typing: the field holds %q (%v)", typed, err)
+	}
+	step(t, ctx, "acknowledging", chromedp.Click(`#ack-btn`), chromedp.WaitVisible(row+`[data-state="acknowledged"]`))
 	got := tb.mailbox(def, 1)
 	a, ok := got[0].Message.(*message.Ack)
 	if !ok || got[0].Case != sent.ID || got[0].From != "nl-kampala" || a.NextStep != "A diplomat is on the way to the airport" ||
@@ -175,7 +185,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := caseOf(cases, sent.ID); k == nil || len(k.Thread) != 2 || k.Thread[1].Kind != message.KindAck {
+	if k := caseOf(cases, sent.ID); k == nil || len(k.Thread) != 3 || k.Thread[1].Kind != message.KindUpdate || k.Thread[2].Kind != message.KindAck {
 		t.Fatalf("the defender's inbox: %+v", k)
 	}
 	step(t, ctx, "an internal note", chromedp.SendKeys(`#note-text`, "Lawyer (M. Okello) informed by phone; do not name him to partners."),

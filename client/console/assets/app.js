@@ -251,7 +251,46 @@ function renderCase() {
 
   const left = el("div", {}, actionsCard(c), c.meeting ? meetingCard(c) : "", c.observation && c.observation.court ? observationCard(c) : "", threadCard(c));
   const right = el("div", {}, notesCard(c), rollupCard(c));
+  // A live update of the open case must not wipe what an officer is
+  // typing: what the fields hold, and where the cursor is, survive it.
+  const kept = keepFields(view);
   view.replaceChildren(head, meta, el("div", { class: "cols" }, left, right));
+  restoreFields(view, kept);
+}
+
+// keepFields notes the values of the view's named fields that the officer
+// changed (not those the page set), and which field has the focus.
+function keepFields(view) {
+  const values = {};
+  for (const f of view.querySelectorAll("input[id], textarea[id], select[id]")) {
+    if (f.type === "checkbox") {
+      if (f.checked !== f.defaultChecked) values[f.id] = f.checked;
+    } else if (f.tagName === "SELECT") {
+      const d = [...f.options].find((o) => o.defaultSelected);
+      if (f.value !== (d ? d.value : f.options.length ? f.options[0].value : "")) values[f.id] = f.value;
+    } else if (f.value !== f.defaultValue) {
+      values[f.id] = f.value;
+    }
+  }
+  const a = document.activeElement;
+  const focus = a && a.id && view.contains(a) ? { id: a.id, start: a.selectionStart, end: a.selectionEnd } : null;
+  return { values, focus };
+}
+
+function restoreFields(view, kept) {
+  for (const [id, v] of Object.entries(kept.values)) {
+    const f = document.getElementById(id);
+    if (!f || !view.contains(f)) continue;
+    if (f.type === "checkbox") f.checked = v;
+    else f.value = v;
+  }
+  if (kept.focus) {
+    const f = document.getElementById(kept.focus.id);
+    if (f && view.contains(f)) {
+      f.focus();
+      if (typeof kept.focus.start === "number" && f.setSelectionRange) f.setSelectionRange(kept.focus.start, kept.focus.end);
+    }
+  }
 }
 
 function actionsCard(c) {
