@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // Directory limits.
@@ -77,6 +78,14 @@ type Mission struct {
 	// Offers is what else the post commits to: meetings, trial
 	// observation, an emergency contact.
 	Offers Offers `yaml:"offers,omitempty"`
+	// Escalate lists the priorities whose alerts escalate when no one
+	// acknowledges them within Response; empty means urgent only.
+	Escalate []routing.Priority `yaml:"escalate,omitempty"`
+	// Quorum is how many acknowledgements stop an escalation before each
+	// tier is released: Quorum[0] before the escalation target, [1]
+	// before headquarters, [2] before partner governments. A tier not
+	// listed needs one. See [Directory.Escalation].
+	Quorum []int `yaml:"quorum,omitempty"`
 }
 
 // ResponseTargets are acknowledgement deadlines per priority.
@@ -367,6 +376,7 @@ func (r *Roster) Validate() error {
 			bad("%s: response_targets: urgent, high and routine must each be positive", where)
 		}
 		errs = append(errs, m.Offers.validate(where)...)
+		checkEscalation(bad, where, &m)
 	}
 	for _, p := range r.Partners {
 		where := entity("partner", p.ID, p.Name, p.Identity, p.NKey, true)

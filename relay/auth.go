@@ -204,7 +204,7 @@ func permissionsFor(p *principal) *server.Permissions {
 	mb := p.mbox
 	var pub []string
 	if p.role == keys.RoleDefender {
-		pub = []string{proto.Ingest(mb, "to.*.*"), proto.Ingest(mb, "share.*.*"), proto.Ingest(mb, "svc.>")}
+		pub = []string{proto.Ingest(mb, "to.*.*"), proto.Ingest(mb, "share.*.*"), proto.Ingest(mb, "svc.>"), proto.Ingest(mb, proto.HoldTargets)}
 	} else {
 		pub = []string{proto.IngestWildcard(mb)}
 	}

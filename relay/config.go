@@ -60,6 +60,7 @@ type Config struct {
 	Storage   StorageConfig    `yaml:"storage"`
 	Limits    LimitsConfig     `yaml:"limits"`
 	Cluster   *ClusterConfig   `yaml:"cluster"`
+	Holds     HoldsConfig      `yaml:"holds"`
 	Log       LogConfig        `yaml:"log"`
 }
 
@@ -226,6 +227,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&l.ServiceRate, defaultServiceRate)
 	setDefault(&l.ServiceBurst, defaultServiceBurst)
 	setDefault(&l.MaxConnections, defaultMaxConnections)
+	c.Holds.applyDefaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 }
@@ -427,6 +429,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.Holds.validate(&errs, s.Retention)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs.Add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}

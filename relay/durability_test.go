@@ -525,6 +525,10 @@ func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, c
 			continue
 		}
 		c := sd.Config
+		if name == proto.StreamHolds {
+			assertHoldsConfig(t, c, cfg)
+			continue
+		}
 		if c.MaxAge != s.Retention || c.Duplicates != s.DedupWindow || c.MaxBytes != int64(s.MaxBytes) ||
 			c.MaxMsgSize != int32(s.MaxMessageSize) || c.Replicas != s.Replicas {
 			t.Errorf("%s: MaxAge %v Duplicates %v MaxBytes %d MaxMsgSize %d Replicas %d; want %v %v %d %d %d", name,
@@ -538,6 +542,18 @@ func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, c
 		if c.DenyDelete != (name != proto.StreamMailbox) || !c.DenyPurge {
 			t.Errorf("%s: DenyDelete %v DenyPurge %v; want both (DenyDelete false for MAILBOX)", name, c.DenyDelete, c.DenyPurge)
 		}
+	}
+}
+
+// assertHoldsConfig checks HOLDS: message schedules need roll-ups (so the
+// purge permission) and discard old, so the stream has no size limit of
+// its own and the relay enforces max_bytes on new holds itself.
+func assertHoldsConfig(t *testing.T, c *server.StreamConfig, cfg *relay.Config) {
+	t.Helper()
+	s := cfg.Storage
+	if !c.AllowMsgSchedules || !c.AllowRollup || c.DenyPurge || c.DenyDelete || !c.AllowDirect || c.MaxBytes != -1 ||
+		c.Discard != server.DiscardOld || c.MaxAge != s.Retention || c.Replicas != s.Replicas || c.Storage != server.FileStorage {
+		t.Errorf("HOLDS: %+v", c)
 	}
 }
 

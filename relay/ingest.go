@@ -32,9 +32,10 @@ import (
 // verifies signatures only on the two clear-text signed kinds (broadcasts
 // and ack tokens), against the directory.
 type ingest struct {
-	r    *Relay
-	subs []*nats.Subscription
-	svc  *services
+	r     *Relay
+	subs  []*nats.Subscription
+	svc   *services
+	holds *holds
 	// Token buckets per connection key: walk-in defenders, directory
 	// institutions, and service requests (fetches, acks) each have their own.
 	lim, instLim, svcLim *limiter
@@ -58,6 +59,10 @@ func startIngest(r *Relay) (*ingest, error) {
 		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.clock),
 		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.clock)}
 
+	var err error
+	if in.holds, err = startHolds(context.Background(), in); err != nil {
+		return nil, err
+	}
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
 	for range max(2, runtime.GOMAXPROCS(0)) {
@@ -97,6 +102,9 @@ func (in *ingest) stop(ctx context.Context) error {
 		if len(errs) > 0 {
 			break
 		}
+	}
+	if in.holds != nil {
+		errs = append(errs, in.holds.stop(ctx))
 	}
 	errs = append(errs, in.svc.stop(ctx))
 	// What the drained handlers forwarded reaches the server before the
@@ -139,6 +147,10 @@ func (in *ingest) handle(m *nats.Msg) {
 	}
 	if proto.IsService(target) {
 		in.service(m, mbox, target)
+		return
+	}
+	if proto.IsHold(target) {
+		in.hold(m, mbox, target)
 		return
 	}
 	a, ref := in.check(m, mbox, target)

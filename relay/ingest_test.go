@@ -247,7 +247,7 @@ func TestIngestDefenderTargetsRefused(t *testing.T) {
 		{"share.ug", valid},
 		{"share.ug.urgent.x", valid},
 		{"svc", valid},
-		{"hold.x", valid},
+		{"hold.x.y", valid},
 		{"in.x", valid},
 	} {
 		subj := proto.Ingest(d.Mailbox, c.target)

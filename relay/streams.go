@@ -18,15 +18,17 @@ type streamSpec struct {
 	direct bool
 	// deletable streams let the relay delete what their reader settled.
 	deletable bool
+	// schedules: the stream holds message schedules (HOLDS).
+	schedules bool
 }
 
 var streamSpecs = []streamSpec{
-	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority", false, false},
-	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox", true, true},
-	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge", false, false},
-	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false},
-	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", false, false},
-	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", false, false},
+	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority", false, false, false},
+	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox", true, true, false},
+	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge", false, false, false},
+	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false, false},
+	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", true, false, false},
+	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", true, true, true},
 }
 
 // streamConfig is the JetStream configuration of spec under the relay's
@@ -35,7 +37,7 @@ var streamSpecs = []streamSpec{
 // never deleted to make room.
 func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 	s := r.cfg.Storage
-	return jetstream.StreamConfig{
+	c := jetstream.StreamConfig{
 		Name:        spec.name,
 		Description: spec.description,
 		Subjects:    []string{spec.subject},
@@ -56,6 +58,10 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 		DenyPurge:   true,
 		AllowDirect: spec.direct,
 	}
+	if spec.schedules {
+		holdsStreamConfig(&c)
+	}
+	return c
 }
 
 // ensureStreams creates each stream or updates it to the configured

@@ -70,6 +70,13 @@ type World struct {
 type MissionSpec struct {
 	ID        string
 	Countries []string
+	// Urgent is the mission's response target for urgent alerts; zero
+	// is 15 minutes. Escalation, Escalate and Quorum are the directory's
+	// fields of the same names.
+	Urgent     time.Duration
+	Escalation string
+	Escalate   []routing.Priority
+	Quorum     []int
 }
 
 // NewWorld generates keyrings for the missions (and one partner, one
@@ -90,9 +97,14 @@ func NewWorld(t testing.TB, missions ...MissionSpec) *World {
 			t.Fatal(err)
 		}
 		w.Keyrings[m.ID] = kr
+		urgent := m.Urgent
+		if urgent == 0 {
+			urgent = 15 * time.Minute
+		}
 		r.Missions = append(r.Missions, keys.Mission{ID: m.ID, Name: "Mission " + m.ID, Countries: m.Countries,
 			Identity: kr.Identity.Public(), NKey: kr.NKeyPublic(), InboxKeys: []keys.SignedInboxKey{kr.Inboxes[0].Signed},
-			Response: keys.ResponseTargets{Urgent: 15 * time.Minute, High: 4 * time.Hour, Routine: 72 * time.Hour}})
+			Response:   keys.ResponseTargets{Urgent: urgent, High: 4 * time.Hour, Routine: 72 * time.Hour},
+			Escalation: m.Escalation, Escalate: m.Escalate, Quorum: m.Quorum})
 	}
 	pk, _ := keys.NewKeyring(keys.RolePartner)
 	w.Keyrings["partner"] = pk

@@ -16,7 +16,8 @@
 //	bcn.mbox.<mailbox>            stored replies, acks and receipts for one mailbox (MAILBOX)
 //	bcn.bcast.<cc>                stored signed broadcasts (BROADCASTS)
 //	bcn.ack.<message id>          stored signed ack tokens (ACKS)
-//	bcn.hold.<...>                held envelopes (HOLDS)
+//	bcn.hold.state.<id>           a held envelope and its release condition (HOLDS)
+//	bcn.hold.timer.<id>           its message schedule; it fires to bcn.hold.due.<id>
 //
 // <mailbox> and <message id> are 32 lower-case hex digits
 // ([routing.Mailbox], [routing.ID]); <cc> an ISO 3166-1 alpha-2 code in
@@ -45,6 +46,12 @@
 //	svc.news.<cc|all>     the public broadcasts
 //	svc.directory         the signed directory, in chunks
 //	svc.report            report metadata for headquarters and missions ([SvcReport])
+//
+// Held envelopes are handed over and checked in on with hold requests,
+// hold.<op> ([HoldTarget]): hold.checkin and hold.escalate arm a hold,
+// hold.ok checks in, hold.disarm, hold.release and hold.panic end a
+// check-in plan, hold.status reports on holds by id. Each is answered by
+// a [HoldReply].
 //
 // A fetch ([FetchRequest]) is answered with one message per envelope —
 // header [HeaderSettle] carries the token to settle it with, [HeaderSubject]

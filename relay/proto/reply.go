@@ -69,7 +69,8 @@ const (
 
 // Codes lists every refusal code, for metrics.
 var Codes = []Code{CodeMalformed, CodeTooLarge, CodeVersion, CodeMismatch, CodeStale, CodeForbidden,
-	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply}
+	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply,
+	CodeNoHold, CodeChain, CodeLate, CodeConflict, CodeNoTier, CodeHoldFull}
 
 // Retryable reports whether a refusal with this code may succeed later
 // unchanged: the relay was busy or its storage failed. Every other refusal

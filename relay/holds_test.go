@@ -1,0 +1,384 @@
+package relay_test
+
+// Held envelopes end to end: real relays, real timers fired by
+// JetStream, deadlines of a few seconds. Nothing sleeps: a test waits for
+// a release with a fetch that long-polls until it arrives, and for its
+// absence with a fetch that long-polls past the deadline.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/keys"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
+)
+
+// holder is a defender handing over holds: a connection and the chains
+// of the plans it armed.
+type holder struct {
+	c      *relaytest.Conn
+	id     *keys.Identity
+	chains map[routing.ID]*chain
+}
+
+type chain struct {
+	id   routing.ID
+	seed proto.Link
+	n    uint32
+	used uint32
+}
+
+func newHolder(t testing.TB, url string) *holder {
+	t.Helper()
+	return &holder{c: relaytest.Connect(t, url, nil), id: newIdentity(t), chains: map[routing.ID]*chain{}}
+}
+
+// request sends a hold request and decodes the answer; a refusal is a
+// *proto.Error.
+func (h *holder) request(op proto.HoldOp, body []byte) (*proto.HoldReply, error) {
+	m, err := h.c.Request(proto.Ingest(h.c.Mailbox, proto.HoldTarget(op)), body, 20*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return proto.ParseHoldReply(m.Data)
+}
+
+func (h *holder) requestJSON(op proto.HoldOp, v any) (*proto.HoldReply, error) {
+	b, _ := json.Marshal(v)
+	return h.request(op, b)
+}
+
+// seal seals body for the missions of w covering cc, as a defender does.
+func (h *holder) seal(t testing.TB, w *relaytest.World, cc string, body string, to ...string) ([]byte, routing.ID) {
+	t.Helper()
+	if len(to) == 0 {
+		for _, m := range w.Dir.MissionsFor(cc) {
+			to = append(to, m.ID)
+		}
+	}
+	var rcpt []envelope.Recipient
+	for _, id := range to {
+		kr := w.Keyrings[id]
+		rcpt = append(rcpt, envelope.ToInbox(kr.Identity.Public(), kr.Inboxes[0].Key.Public()))
+	}
+	hd := envelope.NewHeader(cc, routing.Urgent)
+	env, err := envelope.Seal(hd, []byte(body), h.id, envelope.Deniable, rcpt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, hd.ID
+}
+
+// arm arms a check-in plan of every + grace holding env.
+func (h *holder) arm(t testing.TB, env []byte, every, grace time.Duration, panicLock *proto.Link, id routing.ID) (*proto.HoldInfo, error) {
+	t.Helper()
+	if id.IsZero() {
+		id = routing.NewID()
+	}
+	ch := &chain{id: id, n: 16}
+	rand.Read(ch.seed[:])
+	plan := &proto.CheckInPlan{ID: id, Every: proto.SecondsOf(every), Grace: proto.SecondsOf(grace),
+		Chain: proto.ChainValue(id, ch.seed, ch.n, 0), Length: ch.n, Panic: panicLock}
+	body, err := proto.FrameHold(plan, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.request(proto.HoldArmCheckIn, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(rep.Holds) != 1 || rep.Holds[0].ID != id || rep.Stream != proto.StreamHolds || rep.Seq == 0 {
+		t.Fatalf("arm answered %+v", rep)
+	}
+	h.chains[id] = ch
+	return &rep.Holds[0], nil
+}
+
+// next spends the next link of plan id on op.
+func (h *holder) next(id routing.ID, op proto.HoldOp) (*proto.HoldReply, error) {
+	ch := h.chains[id]
+	ch.used++
+	return h.requestJSON(op, &proto.CheckIn{ID: id, Index: ch.used, Value: proto.ChainValue(id, ch.seed, ch.n, ch.used)})
+}
+
+func (h *holder) status(t testing.TB, ids ...routing.ID) map[routing.ID]proto.HoldInfo {
+	t.Helper()
+	rep, err := h.requestJSON(proto.HoldStatus, &proto.StatusRequest{IDs: ids})
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	out := map[routing.ID]proto.HoldInfo{}
+	for _, hi := range rep.Holds {
+		out[hi.ID] = hi
+	}
+	return out
+}
+
+func wantCode(t testing.TB, what string, err error, code proto.Code) {
+	t.Helper()
+	var perr *proto.Error
+	if !errors.As(err, &perr) || perr.Code != code {
+		t.Errorf("%s: %v, want refusal %q", what, err, code)
+	}
+}
+
+// awaitAlerts long-polls mission's alerts of cc until one arrives or
+// wait passes, and settles what it got.
+func awaitAlerts(t testing.TB, m *relaytest.Conn, cc string, wait time.Duration) []relaytest.Fetched {
+	t.Helper()
+	got, err := m.Fetch(proto.SvcFetchAlerts(cc), 16, wait)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if len(got) > 0 {
+		if err := m.Settle(got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+// holdsWorld is a relay whose plans may check in every second, with a
+// mission for each of the countries the tests use: each test reads its
+// own country, so they run side by side.
+func holdsWorld(t *testing.T, opts ...relay.Option) (*relaytest.World, *relay.Relay) {
+	t.Helper()
+	return holdsWorldMin(t, time.Second, opts...)
+}
+
+func holdsWorldMin(t *testing.T, min time.Duration, opts ...relay.Option) (*relaytest.World, *relay.Relay) {
+	t.Helper()
+	var specs []relaytest.MissionSpec
+	for _, cc := range []string{"ug", "ke", "tz", "rw", "bi", "et"} {
+		specs = append(specs, relaytest.MissionSpec{ID: "m-" + cc, Countries: []string{cc}})
+	}
+	w := relaytest.NewWorld(t, specs...)
+	cfg := relaytest.Config(t)
+	cfg.Holds.MinCheckInInterval = min
+	w.Configure(cfg)
+	return w, relaytest.Start(t, cfg, opts...)
+}
+
+// TestCheckInPlanMissedIsReleasedOnce: a plan nobody checks in on is
+// released at its deadline (every + grace after arming, to the second
+// rounded up), exactly once, into the alerts of its country, where the
+// mission reads the envelope as it was sealed.
+func TestCheckInPlanMissedIsReleasedOnce(t *testing.T) {
+	t.Parallel()
+	w, r := holdsWorld(t)
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-ug")
+	env, _ := h.seal(t, w, "ug", "I did not check in: detained?")
+	armed := time.Now()
+	info, err := h.arm(t, env, time.Second, time.Second, nil, routing.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Deadline.Before(armed.Add(2*time.Second)) || info.Deadline.After(armed.Add(3*time.Second)) {
+		t.Fatalf("deadline %s, armed at %s with every 1s grace 1s", info.Deadline, armed)
+	}
+	got := awaitAlerts(t, m, "ug", 20*time.Second)
+	at := time.Now()
+	if len(got) != 1 || !bytes.Equal(got[0].Data, env) || got[0].Subject != proto.AlertSubject("ug", routing.Urgent) {
+		t.Fatalf("released %d messages, want the held envelope once under bcn.to.ug.urgent", len(got))
+	}
+	if at.Before(info.Deadline) {
+		t.Errorf("released at %s, before its deadline %s", at, info.Deadline)
+	}
+	t.Logf("released %s after its deadline", at.Sub(info.Deadline))
+	if st := h.status(t, info.ID)[info.ID]; st.State != proto.HoldReleased {
+		t.Errorf("status after the release: %+v", st)
+	}
+	// Once: nothing more comes, and the plan takes no more check-ins.
+	if more := awaitAlerts(t, m, "ug", 1500*time.Millisecond); len(more) != 0 {
+		t.Errorf("%d more messages after the release", len(more))
+	}
+	_, err = h.next(info.ID, proto.HoldOK)
+	wantCode(t, "a check-in after the release", err, proto.CodeNoHold)
+}
+
+// TestCheckInPostpones: on the relay's clock (a fake one here, started
+// at the real time) a check-in moves the deadline to every + grace after
+// it; JetStream fires at the new deadline, not the old one.
+func TestCheckInPostpones(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	w, r := holdsWorld(t, relay.WithClock(clock))
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-ke")
+	env, _ := h.seal(t, w, "ke", "silent")
+	info, err := h.arm(t, env, 2*time.Second, 0, nil, routing.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(1500 * time.Millisecond)
+	want := clock.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second) // rounded up
+	rep, err := h.next(info.ID, proto.HoldOK)
+	if err != nil {
+		t.Fatalf("check-in in time: %v", err)
+	}
+	moved := rep.Holds[0].Deadline
+	if !moved.Equal(want) || !moved.After(info.Deadline) || rep.Holds[0].Index != 1 {
+		t.Fatalf("after the check-in: deadline %s index %d, want %s 1", moved, rep.Holds[0].Index, want)
+	}
+	if early := awaitAlerts(t, m, "ke", time.Until(info.Deadline)+time.Second); len(early) != 0 {
+		t.Fatal("released at the deadline the check-in moved")
+	}
+	if got := awaitAlerts(t, m, "ke", 20*time.Second); len(got) != 1 || !bytes.Equal(got[0].Data, env) {
+		t.Fatalf("released %d messages at the new deadline, want 1", len(got))
+	}
+	if time.Now().Before(moved) {
+		t.Errorf("released before the new deadline %s", moved)
+	}
+}
+
+// TestCheckInRefusals: a replayed or forged check-in is refused, and a
+// disarmed plan never fires; a late check-in is refused (the relay's
+// clock is past the deadline); only defenders hand over holds, at no
+// less than the relay's minimum interval.
+func TestCheckInRefusals(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	w, r := holdsWorldMin(t, 2*time.Second, relay.WithClock(clock))
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-tz")
+	env, _ := h.seal(t, w, "tz", "silent")
+	info, err := h.arm(t, env, 2*time.Second, 0, nil, routing.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.next(info.ID, proto.HoldOK); err != nil {
+		t.Fatalf("check-in 1: %v", err)
+	}
+	ch := h.chains[info.ID]
+	_, err = h.requestJSON(proto.HoldOK, &proto.CheckIn{ID: info.ID, Index: 1, Value: proto.ChainValue(info.ID, ch.seed, ch.n, 1)})
+	wantCode(t, "check-in 1 replayed", err, proto.CodeChain)
+	var forged proto.Link
+	rand.Read(forged[:])
+	_, err = h.requestJSON(proto.HoldOK, &proto.CheckIn{ID: info.ID, Index: 2, Value: forged})
+	wantCode(t, "a forged check-in", err, proto.CodeChain)
+	_, err = h.requestJSON(proto.HoldOK, &proto.CheckIn{ID: routing.NewID(), Index: 1, Value: forged})
+	wantCode(t, "a check-in on no plan", err, proto.CodeNoHold)
+	rep, err := h.next(info.ID, proto.HoldDisarm)
+	if err != nil || rep.Holds[0].State != proto.HoldDisarmed {
+		t.Fatalf("disarm: %+v %v", rep, err)
+	}
+	_, err = h.next(info.ID, proto.HoldOK)
+	wantCode(t, "a check-in on a disarmed plan", err, proto.CodeNoHold)
+	if got := awaitAlerts(t, m, "tz", time.Until(info.Deadline)+3*time.Second); len(got) != 0 {
+		t.Errorf("a disarmed plan released %d messages", len(got))
+	}
+
+	late, err := h.arm(t, env, time.Hour, 0, nil, routing.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	_, err = h.next(late.ID, proto.HoldOK)
+	wantCode(t, "a check-in an hour late", err, proto.CodeLate)
+
+	_, err = h.arm(t, env, time.Second, 0, nil, routing.ID{})
+	wantCode(t, "check-ins every second, under the relay's minimum of 2s", err, proto.CodeBadRequest)
+	mh := &holder{c: w.ConnectAs(t, r.ClientURL(), "m-tz"), id: h.id, chains: map[routing.ID]*chain{}}
+	_, err = mh.arm(t, env, time.Hour, 0, nil, routing.ID{})
+	wantCode(t, "a mission arming a plan", err, proto.CodeForbidden)
+	_, err = h.arm(t, env[:len(env)-1], time.Hour, 0, nil, routing.ID{})
+	wantCode(t, "a truncated envelope", err, proto.CodeMalformed)
+}
+
+// TestPanicReleasesAtOnce: the panic secret releases a plan within a
+// second, far before its deadline; a wrong secret changes nothing.
+func TestPanicReleasesAtOnce(t *testing.T) {
+	t.Parallel()
+	w, r := holdsWorld(t)
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-rw")
+	duress := make([]byte, 32)
+	rand.Read(duress)
+	id := proto.PanicID(duress)
+	lock := proto.PanicLock(id, proto.PanicSecret(duress))
+	env, _ := h.seal(t, w, "rw", "under duress")
+	info, err := h.arm(t, env, time.Hour, 0, &lock, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrong proto.Link
+	rand.Read(wrong[:])
+	_, err = h.requestJSON(proto.HoldPanic, &proto.PanicRequest{ID: id, Secret: wrong})
+	wantCode(t, "a wrong panic secret", err, proto.CodeNoHold)
+	if _, err := h.requestJSON(proto.HoldPanic, &proto.PanicRequest{ID: id, Secret: proto.PanicSecret(duress)}); err != nil {
+		t.Fatalf("panic: %v", err)
+	}
+	if got := awaitAlerts(t, m, "rw", 10*time.Second); len(got) != 1 || !bytes.Equal(got[0].Data, env) {
+		t.Fatalf("panic released %d messages, want 1", len(got))
+	}
+	if st := h.status(t, id)[id]; st.State != proto.HoldReleased || !st.Deadline.Before(info.Deadline) {
+		t.Errorf("after the panic: %+v", st)
+	}
+	// The same id may be armed again, with a new envelope, once the
+	// plan ended; the same envelope again is the old plan, not re-armed.
+	if again, err := h.arm(t, env, time.Hour, 0, &lock, id); err == nil && again.State != proto.HoldReleased {
+		t.Errorf("the released envelope handed over again was armed again: %+v", again)
+	}
+	env2, _ := h.seal(t, w, "rw", "under duress, again")
+	if again, err := h.arm(t, env2, time.Hour, 0, &lock, id); err != nil || again.State != proto.HoldArmed {
+		t.Errorf("arming the panic id again: %+v %v", again, err)
+	}
+}
+
+// TestHeldBytesHoldNoPlaintext: what the relay writes to disk for a held
+// envelope, its chain and its release, contains none of the plaintext.
+func TestHeldBytesHoldNoPlaintext(t *testing.T) {
+	t.Parallel()
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "m-ug", Countries: []string{"ug"}})
+	cfg := relaytest.Config(t)
+	cfg.Holds.MinCheckInInterval = time.Second
+	w.Configure(cfg)
+	r := relaytest.Start(t, cfg)
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-ug")
+	const secret = "PLAINTEXT-MARKER: taken to the station on Kafu road"
+	env, _ := h.seal(t, w, "ug", secret)
+	if _, err := h.arm(t, env, time.Second, 0, nil, routing.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := awaitAlerts(t, m, "ug", 20*time.Second); len(got) != 1 {
+		t.Fatalf("released %d", len(got))
+	}
+	assertNoPlaintext(t, cfg.DataDir, secret)
+}
+
+func assertNoPlaintext(t *testing.T, dir, secret string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte("Kafu")) {
+			t.Errorf("%s holds plaintext", path)
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("walking %s: %d files, %v", dir, files, err)
+	}
+}
+
