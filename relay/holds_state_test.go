@@ -293,4 +293,3 @@ func TestCeilSecond(t *testing.T) {
 		t.Errorf("rounded down: %s", got)
 	}
 }
-

@@ -381,4 +381,3 @@ func assertNoPlaintext(t *testing.T, dir, secret string) {
 		t.Fatalf("walking %s: %d files, %v", dir, files, err)
 	}
 }
-
