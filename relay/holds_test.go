@@ -381,3 +381,130 @@ func assertNoPlaintext(t *testing.T, dir, secret string) {
 		t.Fatalf("walking %s: %d files, %v", dir, files, err)
 	}
 }
+
+// TestCheckInPlansSurviveKillNine arms two plans on a relay process and
+// kills it with SIGKILL at once; the relay restarts on its data
+// directory. The plan that fell due while it was down is released when
+// it is back, the other at its deadline: each once.
+func TestCheckInPlansSurviveKillNine(t *testing.T) {
+	t.Parallel()
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "m-ug", Countries: []string{"ug"}})
+	cfgPath := writeChildConfig(t, t.TempDir(), w, "always")
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("holds:\n  min_checkin_interval: 1s\n")
+	f.Close()
+	first, err := startChild(t, cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHolder(t, first.url)
+	envs := map[string]bool{}
+	var ids []routing.ID
+	var deadlines []time.Time
+	for _, every := range []time.Duration{time.Second, 6 * time.Second} {
+		env, _ := h.seal(t, w, "ug", "silent for "+every.String())
+		info, err := h.arm(t, env, every, 0, nil, routing.ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs[string(env)] = true
+		ids = append(ids, info.ID)
+		deadlines = append(deadlines, info.Deadline)
+	}
+	h.c.Close()
+	first.kill9(t)
+	killed := time.Now()
+	// The scenario, not a wait for an event: the first plan falls due
+	// while no relay runs.
+	<-time.After(time.Until(deadlines[0]))
+	second, err := startChild(t, cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("down for %s; the plans fell due %s and %s after the kill", time.Since(killed), deadlines[0].Sub(killed), deadlines[1].Sub(killed))
+	if !time.Now().Before(deadlines[1]) {
+		t.Fatal("the restart took past the second deadline; the test shows less than it should")
+	}
+	m := w.ConnectAs(t, second.url, "m-ug")
+	for len(envs) > 0 {
+		got := awaitAlerts(t, m, "ug", 20*time.Second)
+		if len(got) == 0 {
+			t.Fatalf("%d plans not released", len(envs))
+		}
+		for _, g := range got {
+			if !envs[string(g.Data)] {
+				t.Fatal("released a message twice, or one never held")
+			}
+			delete(envs, string(g.Data))
+		}
+	}
+	if more := awaitAlerts(t, m, "ug", 1500*time.Millisecond); len(more) != 0 {
+		t.Errorf("%d more messages after both releases", len(more))
+	}
+	h2 := &holder{c: relaytest.Connect(t, second.url, nil)}
+	for _, id := range ids {
+		if st := h2.status(t, id)[id]; st.State != proto.HoldReleased {
+			t.Errorf("plan %s: %+v, want released", id, st)
+		}
+	}
+}
+
+// TestCheckInPlanSurvivesNodeLoss runs the shipped 3-node cluster (R3
+// streams), arms a plan through one node and stops the node that leads
+// HOLDS before the deadline: the release still happens, once, through
+// the nodes left.
+func TestCheckInPlanSurvivesNodeLoss(t *testing.T) {
+	t.Parallel()
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "m-ug", Countries: []string{"ug"}})
+	cfgs := clusterConfigs(t, w)
+	for _, c := range cfgs {
+		c.Holds.MinCheckInInterval = time.Second
+	}
+	nodes := startNodes(t, cfgs...)
+	var leader string
+	waitUntil(t, "HOLDS leader", func() (bool, string) {
+		if c := streamDetails(t, nodes[0].Server())[proto.StreamHolds].Cluster; c != nil {
+			leader = c.Leader
+		}
+		return leader != "", "no leader"
+	})
+	down := -1
+	for i, c := range cfgs {
+		if c.ServerName == leader {
+			down = i
+		}
+	}
+	if down < 0 {
+		t.Fatalf("HOLDS leader %q is none of the nodes", leader)
+	}
+	via := nodes[(down+1)%3]
+	h := newHolder(t, via.ClientURL())
+	env, _ := h.seal(t, w, "ug", "silent in a cluster")
+	info, err := h.arm(t, env, 6*time.Second, 0, nil, routing.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[down].Shutdown(t.Context()); err != nil {
+		t.Fatalf("stopping %s: %v", leader, err)
+	}
+	if left := time.Until(info.Deadline); left <= 0 {
+		t.Fatalf("stopping the leader took past the deadline; the test shows nothing")
+	} else {
+		t.Logf("stopped %s (the HOLDS leader) %s before the deadline", leader, left)
+	}
+	m := w.ConnectAs(t, nodes[(down+2)%3].ClientURL(), "m-ug")
+	got := awaitAlerts(t, m, "ug", 30*time.Second)
+	if len(got) != 1 || !bytes.Equal(got[0].Data, env) {
+		t.Fatalf("released %d messages with a node down, want the envelope once", len(got))
+	}
+	t.Logf("released %s after the deadline", time.Since(info.Deadline))
+	if more := awaitAlerts(t, m, "ug", 2*time.Second); len(more) != 0 {
+		t.Errorf("%d more messages after the release", len(more))
+	}
+	if st := h.status(t, info.ID)[info.ID]; st.State != proto.HoldReleased {
+		t.Errorf("status: %+v", st)
+	}
+}
