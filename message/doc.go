@@ -25,7 +25,8 @@
 //
 //   - alert, [Alert] (defender → missions of a country): country, priority,
 //     category, summary (1–280, one line), details (0–8000), location
-//     (optional, up to 120, one line), share, publicise.
+//     (optional, up to 120, one line), share, publicise, exercise
+//     (optional: true for a drill, left out otherwise).
 //   - update, [Update] (defender → the same missions): ref, text (1–4000).
 //   - cancel, [Cancel] (defender → the same missions): ref, reason, text
 //     (optional, up to 1000).
@@ -43,6 +44,19 @@
 //   - broadcast, [Broadcast] (mission → everyone in a country): country,
 //     category, title (1–120, one line), text (1–4000), valid_until
 //     (optional).
+//   - checkin, [CheckIn] (defender → missions of a country, held by the
+//     relay and released when the defender misses a check-in): country,
+//     priority, text (1–4000), armed, every and grace (durations in whole
+//     seconds, written as Go writes them: "6h0m0s"; every at least 1s,
+//     both at most 366 days), exercise (optional).
+//   - escalation, [Escalation] (defender → the next tier, held and
+//     released when an alert is not acknowledged in time): ref (the
+//     alert), tier (target, headquarters or partners), then the alert's
+//     own fields, country to exercise.
+//
+// A drill is marked with "exercise": true on an alert or a check-in (an
+// escalation carries its alert's); [IsExercise] says so. Readers show a
+// drill as one and never count it as a real case.
 //
 // What a mission's console writes (file mission.go), and the defender's
 // answer to a broadcast:

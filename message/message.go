@@ -23,7 +23,7 @@ const (
 
 // Message is one of the kinds in this package: [*Alert], [*Update],
 // [*Cancel], [*MeetingRequest], [*ObservationRequest], [*Ack], [*Reply],
-// [*Receipt] or [*Broadcast]. [Marshal] refuses any other implementation,
+// [*Receipt], [*Broadcast], [*CheckIn] or [*Escalation]. [Marshal] refuses any other implementation,
 // because it could not promise [Unmarshal] would accept the result.
 type Message interface {
 	Kind() Kind
@@ -74,6 +74,10 @@ func newSchema(k Kind) schema {
 		return new(Broadcast)
 	case KindMeetingResponse, KindObservation, KindLiaison, KindBroadcastAnswer, KindCaseReport, KindSharedAlert:
 		return newMissionSchema(k)
+	case KindCheckIn:
+		return new(CheckIn)
+	case KindEscalation:
+		return new(Escalation)
 	}
 	return nil
 }
@@ -85,7 +89,8 @@ func schemaOf(m Message) (schema, bool) {
 	switch m := m.(type) {
 	case *Alert, *Update, *Cancel, *MeetingRequest, *ObservationRequest,
 		*Ack, *Reply, *Receipt, *Broadcast,
-		*MeetingResponse, *Observation, *Liaison, *BroadcastAnswer, *CaseReport, *SharedAlert:
+		*MeetingResponse, *Observation, *Liaison, *BroadcastAnswer, *CaseReport, *SharedAlert,
+		*CheckIn, *Escalation:
 		return m.(schema), true
 	}
 	return nil, false
@@ -103,6 +108,9 @@ type Alert struct {
 	// "share" or "publicise" is refused.
 	Share     bool // may be shared with partner governments
 	Publicise bool // may be made public
+	// Exercise marks a drill (as CAP's status=Exercise): it travels the
+	// whole path, marked, and never counts as a real case.
+	Exercise bool
 }
 
 func (*Alert) Kind() Kind { return KindAlert }
@@ -124,6 +132,7 @@ func (m *Alert) fields() []field {
 		&textField{name: "location", p: &m.Location, max: maxLocation, opt: true},
 		&boolField{name: "share", p: &m.Share},
 		&boolField{name: "publicise", p: &m.Publicise},
+		&exerciseField{p: &m.Exercise},
 	}
 }
 
