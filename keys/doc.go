@@ -48,6 +48,18 @@
 // returns the whole keyring or nothing. A key file has exactly one form,
 // the one WriteKeyFile writes: an edited file is refused.
 //
+// # Duress
+//
+// A key file has two slots. [WriteDuressKeyFile] puts in the second a
+// decoy ([NewDecoy]: a harmless identity of its own) that a second,
+// duress passphrase opens; [WriteKeyFile] fills it with random bytes that
+// look the same. [LoadKeyFile] runs argon2id once, whichever passphrase
+// it is given, and compares the result with both slots, so neither the
+// file nor the time an unlock takes says whether a duress passphrase
+// exists. A decoy comes back with [Keyring.Decoy] set; it shares with the
+// owner's keyring only the [Keyring.DuressKey], from which the client
+// derives what releases the owner's check-in plan.
+//
 // # The directory
 //
 // A [Roster] is YAML written by headquarters. [SignDirectory] signs it with

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -13,8 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/renameio/v2"
 	"github.com/nats-io/nkeys"
@@ -33,6 +32,11 @@ type Keyring struct {
 	// Inboxes are a mission's or partner's inbox keys, newest last.
 	Inboxes []InboxEntry
 	Created time.Time
+	// duress is the key of [Keyring.DuressKey].
+	duress []byte
+	// Decoy marks the keyring that a duress passphrase opens: a harmless
+	// identity of its own, with nothing to show.
+	Decoy bool
 }
 
 // Format prints a keyring without its secrets, whatever the verb: fmt
@@ -144,6 +148,8 @@ type keyringJSON struct {
 	NKeySeed string      `json:"nkey_seed"`
 	Inboxes  []inboxJSON `json:"inboxes,omitempty"`
 	Created  time.Time   `json:"created"`
+	Duress   []byte      `json:"duress,omitempty"`
+	Decoy    bool        `json:"decoy,omitempty"`
 }
 
 type inboxJSON struct {
@@ -155,37 +161,29 @@ type inboxJSON struct {
 // WriteKeyFile encrypts kr under passphrase and writes it to path with mode
 // 0600, atomically: a crash leaves either the old file or the new one. It
 // refuses to replace an existing file unless overwrite is set.
+//
+// The file has two slots (keys/SPEC.md, "Key file"): kr's, and one of
+// random bytes as long, which no passphrase opens. A file with a duress
+// passphrase ([WriteDuressKeyFile]) looks the same, so a file does not
+// say whether it has one.
 func WriteKeyFile(path string, kr *Keyring, passphrase []byte, overwrite bool) error {
-	if utf8.RuneCount(passphrase) < MinPassphraseLength {
-		return fmt.Errorf("passphrase is too short: at least %d characters", MinPassphraseLength)
-	}
+	return writeKeyFile(path, kr, passphrase, nil, nil, overwrite)
+}
+
+// keyringPlaintext is kr's keyring JSON.
+func keyringPlaintext(kr *Keyring) ([]byte, error) {
 	seed, err := kr.NKey.Seed()
 	if err != nil {
-		return fmt.Errorf("NKey seed: %w", err)
+		return nil, fmt.Errorf("NKey seed: %w", err)
 	}
 	// Times are written in UTC, in whole seconds: the one form a reader
 	// accepts (an inbox key's signature covers whole seconds anyway).
-	plain := keyringJSON{Role: kr.Role, Identity: kr.Identity.SecretString(), NKeySeed: string(seed), Created: wholeSecondUTC(kr.Created)}
+	plain := keyringJSON{Role: kr.Role, Identity: kr.Identity.SecretString(), NKeySeed: string(seed), Created: wholeSecondUTC(kr.Created),
+		Duress: kr.duress, Decoy: kr.Decoy}
 	for _, e := range kr.Inboxes {
 		plain.Inboxes = append(plain.Inboxes, inboxJSON{Key: e.Key.SecretString(), Expires: wholeSecondUTC(e.Signed.Expires), Signature: e.Signed.Signature})
 	}
-	pt, err := json.Marshal(plain)
-	if err != nil {
-		return err
-	}
-	kf := keyFile{Format: keyFileFormat, KDF: "argon2id", Time: argonTime, MemoryKiB: argonMemory, Threads: argonThreads,
-		Salt: make([]byte, 16), Nonce: make([]byte, chacha20poly1305.NonceSizeX)}
-	rand.Read(kf.Salt)
-	rand.Read(kf.Nonce)
-	key, check := kf.derive(passphrase)
-	kf.Check = check
-	aead, _ := chacha20poly1305.NewX(key)
-	kf.Ciphertext = aead.Seal(nil, kf.Nonce, pt, kf.associatedData())
-	out, err := kf.marshal()
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(path, out, 0o600, overwrite)
+	return json.Marshal(plain)
 }
 
 // marshal returns the file's one form: indented JSON and a newline.
@@ -201,10 +199,35 @@ func wholeSecondUTC(t time.Time) time.Time { return t.UTC().Truncate(time.Second
 // modified file. The check value helps an attacker no more than the
 // ciphertext does: both cost one argon2id run per guess.
 func (kf *keyFile) derive(passphrase []byte) (key, check []byte) {
-	master := argon2.IDKey(passphrase, kf.Salt, kf.Time, kf.MemoryKiB, kf.Threads, 32)
+	return deriveKeyFile(passphrase, kf.Salt, kf.Time, kf.MemoryKiB, kf.Threads)
+}
+
+// argonRuns counts argon2id derivations, for the test that every unlock,
+// with either passphrase or a wrong one, costs exactly one.
+var argonRuns atomic.Int64
+
+func deriveKeyFile(passphrase, salt []byte, t, m uint32, p uint8) (key, check []byte) {
+	argonRuns.Add(1)
+	master := argon2.IDKey(passphrase, salt, t, m, p, 32)
 	key, _ = hkdf.Key(sha256.New, master, nil, keyFileLabel+"/key", chacha20poly1305.KeySize)
 	check, _ = hkdf.Key(sha256.New, master, nil, keyFileLabel+"/check", 32)
 	return key, check
+}
+
+// checkKDF checks the derivation's parameters (keys/SPEC.md, "Reading",
+// step 4). The lower bounds are the defaults: a file with weaker ones
+// was not written by Beacon. The upper bounds keep a hostile file from
+// costing unbounded memory or time.
+func checkKDF(kdf string, t, m uint32, p uint8, salt []byte) error {
+	switch {
+	case kdf != "argon2id":
+		return fmt.Errorf("%w: unknown kdf %q", ErrKeyFileCorrupt, kdf)
+	case t < argonTime || t > maxArgonTime, m < argonMemory || m > maxArgonMemory, p < 1 || p > maxArgonThread:
+		return fmt.Errorf("%w: argon2id parameters t=%d m=%d p=%d out of range", ErrKeyFileCorrupt, t, m, p)
+	case len(salt) < 16 || len(salt) > 64:
+		return fmt.Errorf("%w: bad field sizes", ErrKeyFileCorrupt)
+	}
+	return nil
 }
 
 // associatedData is every field but the ciphertext, canonically encoded.
@@ -223,6 +246,15 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The format decides the layout; the strict decode and the
+	// comparison with the one form below judge the file.
+	var f struct {
+		Format string `json:"format"`
+	}
+	json.Unmarshal(data, &f)
+	if f.Format == keyFileFormatV2 {
+		return loadKeyFileV2(path, data, passphrase)
+	}
 	var kf keyFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -236,15 +268,13 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 	if canon, _ := kf.marshal(); !bytes.Equal(canon, data) {
 		return nil, fmt.Errorf("%s: %w: not in the one form a key file has (was it edited?)", path, ErrKeyFileCorrupt)
 	}
-	switch {
-	case kf.Format != keyFileFormat || kf.KDF != "argon2id":
-		return nil, fmt.Errorf("%s: %w: unknown format %q/%q", path, ErrKeyFileCorrupt, kf.Format, kf.KDF)
-	case kf.Time < argonTime || kf.Time > maxArgonTime,
-		kf.MemoryKiB < argonMemory || kf.MemoryKiB > maxArgonMemory,
-		kf.Threads < 1 || kf.Threads > maxArgonThread:
-		return nil, fmt.Errorf("%s: %w: argon2id parameters t=%d m=%d p=%d out of range", path, ErrKeyFileCorrupt, kf.Time, kf.MemoryKiB, kf.Threads)
-	case len(kf.Salt) < 16 || len(kf.Salt) > 64, len(kf.Check) != 32, len(kf.Nonce) != chacha20poly1305.NonceSizeX,
-		len(kf.Ciphertext) < chacha20poly1305.Overhead:
+	if kf.Format != keyFileFormat {
+		return nil, fmt.Errorf("%s: %w: unknown format %q", path, ErrKeyFileCorrupt, kf.Format)
+	}
+	if err := checkKDF(kf.KDF, kf.Time, kf.MemoryKiB, kf.Threads, kf.Salt); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(kf.Check) != 32 || len(kf.Nonce) != chacha20poly1305.NonceSizeX || len(kf.Ciphertext) < chacha20poly1305.Overhead {
 		return nil, fmt.Errorf("%s: %w: bad field sizes", path, ErrKeyFileCorrupt)
 	}
 	key, check := kf.derive(passphrase)
@@ -294,7 +324,13 @@ func parseKeyring(pt []byte) (*Keyring, error) {
 	if !isWholeSecondUTC(kj.Created) {
 		return nil, errors.New("created time is not in UTC whole seconds")
 	}
-	kr := &Keyring{Role: role, Created: kj.Created}
+	if kj.Duress != nil && len(kj.Duress) != DuressKeySize {
+		return nil, fmt.Errorf("duress key is %d bytes, want %d", len(kj.Duress), DuressKeySize)
+	}
+	if kj.Decoy && (kj.Duress == nil || role != RoleDefender) {
+		return nil, errors.New("a decoy is a defender's keyring with a duress key")
+	}
+	kr := &Keyring{Role: role, Created: kj.Created, duress: kj.Duress, Decoy: kj.Decoy}
 	if kr.Identity, err = ParseIdentity(kj.Identity); err != nil {
 		return nil, err
 	}

@@ -37,14 +37,18 @@ func writePrivate(t *testing.T, dir, name string, data []byte) string {
 	return path
 }
 
-// editField rewrites one top-level field of a key file's JSON in place, or
-// adds it after the first, so that the rest of the file keeps its one form
-// and only the edit is wrong.
+// editField rewrites a field of a key file's JSON in place wherever it
+// is (in both slots for a slot's field), or adds it at the top after the
+// first, so that the rest of the file keeps its one form and only the
+// edit is wrong. Editing both slots reaches the one the passphrase opens,
+// whichever it is.
 func editField(t *testing.T, data []byte, field string, edit func(json.RawMessage) json.RawMessage) []byte {
 	t.Helper()
 	lines := strings.Split(string(data), "\n")
-	prefix := `  "` + field + `": `
+	found := false
 	for i, line := range lines {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
+		prefix := indent + `"` + field + `": `
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			comma := strings.HasSuffix(v, ",")
 			v = strings.TrimSuffix(v, ",")
@@ -52,11 +56,12 @@ func editField(t *testing.T, data []byte, field string, edit func(json.RawMessag
 			if comma {
 				line += ","
 			}
-			lines[i] = line
-			return []byte(strings.Join(lines, "\n"))
+			lines[i], found = line, true
 		}
 	}
-	lines = append(lines[:2], append([]string{prefix + string(edit(nil)) + ","}, lines[2:]...)...)
+	if !found {
+		lines = append(lines[:2], append([]string{`  "` + field + `": ` + string(edit(nil)) + ","}, lines[2:]...)...)
+	}
 	return []byte(strings.Join(lines, "\n"))
 }
 
@@ -71,6 +76,30 @@ func flipBytesField(t *testing.T, data []byte, field string) []byte {
 		out, _ := json.Marshal(b)
 		return out
 	})
+}
+
+// removeSlot leaves a key file with its first slot only.
+func removeSlot(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var kf map[string]any
+	if err := json.Unmarshal(data, &kf); err != nil {
+		t.Fatal(err)
+	}
+	kf["slots"] = kf["slots"].([]any)[:1]
+	out, _ := json.MarshalIndent(kf, "", "  ")
+	// MarshalIndent of a map sorts the keys: put them back in order.
+	var ordered struct {
+		Format    string          `json:"format"`
+		KDF       string          `json:"kdf"`
+		Time      int             `json:"time"`
+		MemoryKiB int             `json:"memory_kib"`
+		Threads   int             `json:"threads"`
+		Salt      json.RawMessage `json:"salt"`
+		Slots     json.RawMessage `json:"slots"`
+	}
+	json.Unmarshal(out, &ordered)
+	out, _ = json.MarshalIndent(ordered, "", "  ")
+	return append(out, '\n')
 }
 
 func setField(t *testing.T, data []byte, field, value string) []byte {
@@ -185,17 +214,25 @@ func TestKeyFile(t *testing.T) {
 			MemoryKiB int    `json:"memory_kib"`
 			Threads   int    `json:"threads"`
 			Salt      []byte `json:"salt"`
-			Nonce     []byte `json:"nonce"`
-			Check     []byte `json:"check"`
+			Slots     []struct {
+				Check, Nonce, Ciphertext []byte
+			} `json:"slots"`
 		}
 		if err := json.Unmarshal(data, &kf); err != nil {
 			t.Fatal(err)
 		}
-		if kf.Format != "beacon-key-file-v1" || kf.KDF != "argon2id" || kf.Time != 3 || kf.MemoryKiB != 64<<10 || kf.Threads != 4 {
+		if kf.Format != "beacon-key-file-v2" || kf.KDF != "argon2id" || kf.Time != 3 || kf.MemoryKiB != 64<<10 || kf.Threads != 4 {
 			t.Errorf("parameters %+v, want argon2id t=3 m=65536 p=4 (package doc)", kf)
 		}
-		if len(kf.Salt) != 16 || len(kf.Nonce) != 24 || len(kf.Check) != 32 {
-			t.Errorf("salt %d, nonce %d, check %d bytes; want 16, 24, 32", len(kf.Salt), len(kf.Nonce), len(kf.Check))
+		if len(kf.Salt) != 16 || len(kf.Slots) != 2 {
+			t.Fatalf("salt %d bytes, %d slots; want 16, 2", len(kf.Salt), len(kf.Slots))
+		}
+		// Without a duress passphrase the second slot is random bytes,
+		// as long as the first.
+		for i, sl := range kf.Slots {
+			if len(sl.Nonce) != 24 || len(sl.Check) != 32 || len(sl.Ciphertext) != len(kf.Slots[0].Ciphertext) || (len(sl.Ciphertext)-16)%512 != 0 {
+				t.Errorf("slot %d: nonce %d, check %d, ciphertext %d bytes; want 24, 32, one multiple of 512 plus 16", i, len(sl.Nonce), len(sl.Check), len(sl.Ciphertext))
+			}
 		}
 	})
 
@@ -265,7 +302,9 @@ func TestKeyFile(t *testing.T) {
 			"time above max":         setField(t, data, "time", "65"),
 			"no threads":             setField(t, data, "threads", "0"),
 			"threads above max":      setField(t, data, "threads", "65"),
-			"other format":           setField(t, data, "format", `"beacon-key-file-v2"`),
+			"other format":           setField(t, data, "format", `"beacon-key-file-v3"`),
+			"v1 format, two slots":   setField(t, data, "format", `"beacon-key-file-v1"`),
+			"one slot":               removeSlot(t, data),
 			"other kdf":              setField(t, data, "kdf", `"scrypt"`),
 			"short nonce":            setField(t, data, "nonce", `"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="`),
 			"empty ciphertext":       setField(t, data, "ciphertext", `""`),

@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,6 +179,12 @@ func loadKeyFileVector(t *testing.T, f map[string]string, file []byte) error {
 	check("nkey", kr.NKeyPublic())
 	check("created", kr.Created.Format(time.RFC3339))
 	check("inboxes", strconv.Itoa(len(kr.Inboxes)))
+	duress := ""
+	if k := kr.DuressKey(); k != nil {
+		duress = base64.StdEncoding.EncodeToString(k)
+	}
+	check("duress", duress)
+	check("decoy", map[bool]string{true: "true"}[kr.Decoy])
 	for i, e := range kr.Inboxes {
 		check(fmt.Sprintf("inbox-%d", i), e.Key.SecretString()+" "+e.Signed.Expires.Format(time.RFC3339))
 		if err := e.Signed.Verify(kr.Identity.Public(), e.Signed.Expires.Add(-time.Second)); err != nil {

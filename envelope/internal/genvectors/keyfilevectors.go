@@ -66,6 +66,12 @@ func keyFileVectors() []*keyVector {
 			for i, e := range kr.inboxes {
 				v.field(fmt.Sprintf("inbox-%d", i), e.key.secretText()+" "+e.expires.Format(time.RFC3339))
 			}
+			if kr.duress != nil {
+				v.field("duress", std.EncodeToString(kr.duress))
+			}
+			if kr.decoy {
+				v.field("decoy", "true")
+			}
 		}
 		vs = append(vs, v)
 	}
@@ -123,7 +129,8 @@ func keyFileVectors() []*keyVector {
 	lax[21] = b64std[strings.IndexByte(b64std, lax[21])|1] // a spare bit of the last character
 	corrupt("key-file-salt-trailing-bits", "a spare bit of the salt's base64 set: lax decoders read the same salt",
 		[]byte(strings.Replace(text, saltB64, string(lax), 1)))
-	corrupt("key-file-format-v2", "format beacon-key-file-v2", edit(func(kf *keyFile) { kf.format = "beacon-key-file-v2" }))
+	corrupt("key-file-format-v2", "a version 1 layout labelled beacon-key-file-v2", edit(func(kf *keyFile) { kf.format = "beacon-key-file-v2" }))
+	corrupt("key-file-format-v3", "format beacon-key-file-v3", edit(func(kf *keyFile) { kf.format = "beacon-key-file-v3" }))
 	corrupt("key-file-kdf-scrypt", "kdf scrypt", edit(func(kf *keyFile) { kf.kdf = "scrypt" }))
 	corrupt("key-file-time-2", "t = 2, below the default", edit(func(kf *keyFile) { kf.time = 2 }))
 	corrupt("key-file-time-17", "t = 17, above the limit of 16", edit(func(kf *keyFile) { kf.time = 17 }))
@@ -181,6 +188,7 @@ func keyFileVectors() []*keyVector {
 		kr.inboxes[1].signature = defender.signInboxKey(missionInbox2.pub, kr.inboxes[1].expires)
 		return kr.text()
 	})
+	keyFileV2Vectors(kv, corrupt)
 	return vs
 }
 

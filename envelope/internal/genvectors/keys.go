@@ -212,6 +212,8 @@ type keyring struct {
 	nkeySeed string
 	inboxes  []keyringInbox
 	created  time.Time
+	duress   []byte // the duress key, or nil
+	decoy    bool
 }
 
 type keyringInbox struct {
@@ -238,6 +240,13 @@ func (kr *keyring) text() []byte {
 		}
 		b.WriteString("]")
 	}
-	fmt.Fprintf(&b, `,"created":%q}`, kr.created.UTC().Format(rfc3339Seconds))
+	fmt.Fprintf(&b, `,"created":%q`, kr.created.UTC().Format(rfc3339Seconds))
+	if kr.duress != nil {
+		fmt.Fprintf(&b, `,"duress":"%s"`, std.EncodeToString(kr.duress))
+	}
+	if kr.decoy {
+		b.WriteString(`,"decoy":true`)
+	}
+	b.WriteString("}")
 	return []byte(b.String())
 }

@@ -135,6 +135,7 @@ func TestKeysFromPackageKeys(t *testing.T) {
 
 // What keys.WriteKeyFile writes has the form keys/SPEC.md gives, and this
 // implementation decrypts it to the keyring it holds. Two argon2id runs.
+// (keys' own tests cover a file with a duress passphrase.)
 func TestReadWhatWriteKeyFileWrites(t *testing.T) {
 	kr, err := keys.NewKeyring(keys.RoleMission)
 	if err != nil {
@@ -151,11 +152,11 @@ func TestReadWhatWriteKeyFileWrites(t *testing.T) {
 	// Read the fields by position from the template, not with a JSON
 	// decoder, so that a difference in layout fails.
 	lines := strings.Split(string(data), "\n")
-	if len(lines) != 12 || lines[0] != "{" || lines[10] != "}" || lines[11] != "" {
-		t.Fatalf("key file is not the 11-line template:\n%s", data)
+	if len(lines) != 21 || lines[0] != "{" || lines[19] != "}" || lines[20] != "" {
+		t.Fatalf("key file is not the 21-line template:\n%s", data)
 	}
-	field := func(i int, name string) string {
-		v, ok := strings.CutPrefix(lines[i], `  "`+name+`": `)
+	field := func(i int, indent, name string) string {
+		v, ok := strings.CutPrefix(lines[i], indent+`"`+name+`": `)
 		if !ok {
 			t.Fatalf("line %d is %q, want field %q", i, lines[i], name)
 		}
@@ -175,13 +176,20 @@ func TestReadWhatWriteKeyFileWrites(t *testing.T) {
 		}
 		return b
 	}
-	kf := &keyFile{format: field(1, "format"), kdf: field(2, "kdf"), time: num(field(3, "time")), memoryKiB: num(field(4, "memory_kib")),
-		threads: num(field(5, "threads")), salt: bin(field(6, "salt")), check: bin(field(7, "check")), nonce: bin(field(8, "nonce")),
-		ciphertext: bin(field(9, "ciphertext"))}
+	const top, in = "  ", "      "
+	kf := &keyFileV2{format: field(1, top, "format"), kdf: field(2, top, "kdf"), time: num(field(3, top, "time")), memoryKiB: num(field(4, top, "memory_kib")),
+		threads: num(field(5, top, "threads")), salt: bin(field(6, top, "salt")),
+		slots: []keySlot{
+			{check: bin(field(9, in, "check")), nonce: bin(field(10, in, "nonce")), ciphertext: bin(field(11, in, "ciphertext"))},
+			{check: bin(field(14, in, "check")), nonce: bin(field(15, in, "nonce")), ciphertext: bin(field(16, in, "ciphertext"))},
+		}}
 	if !bytes.Equal(kf.text(), data) {
 		t.Fatalf("the template gives another file:\n%s\nwant\n%s", kf.text(), data)
 	}
-	pt, err := kf.open(keyFilePassphrase)
+	if n := len(kf.slots[0].ciphertext); n != len(kf.slots[1].ciphertext) || (n-16)%slotPadding != 0 {
+		t.Errorf("slots of %d and %d bytes, want one multiple of %d plus 16", n, len(kf.slots[1].ciphertext), slotPadding)
+	}
+	pt, _, err := kf.open(keyFilePassphrase)
 	if err != nil {
 		t.Fatalf("this implementation cannot open it: %v", err)
 	}
@@ -195,7 +203,7 @@ func TestReadWhatWriteKeyFileWrites(t *testing.T) {
 	if !bytes.Equal(pt, want.text()) {
 		t.Errorf("the keyring is not in its one form:\n%s\nwant\n%s", pt, want.text())
 	}
-	if _, err := kf.open(keyFilePassphrase + "x"); err == nil {
+	if _, _, err := kf.open(keyFilePassphrase + "x"); err == nil {
 		t.Error("opens with another passphrase")
 	}
 	pub, _ := kr.NKey.PublicKey()
