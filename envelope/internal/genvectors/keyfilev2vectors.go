@@ -49,7 +49,9 @@ func keyFileV2Vectors(kv func(name, expect, desc, mode, passphrase string, file 
 	corrupt("key-file-v2-one-slot", "the owner's slot only", slots(func(kf *keyFileV2) { kf.slots = kf.slots[1:] }))
 	corrupt("key-file-v2-three-slots", "a third slot, a copy of the first", slots(func(kf *keyFileV2) { kf.slots = append(kf.slots, kf.slots[0]) }))
 	corrupt("key-file-v2-slot-sizes-differ", "the random slot 512 bytes longer than the owner's",
-		slots(func(kf *keyFileV2) { kf.slots[0].ciphertext = derive("key-file/longer", len(kf.slots[1].ciphertext)+512) }))
+		slots(func(kf *keyFileV2) {
+			kf.slots[0].ciphertext = derive("key-file/longer", len(kf.slots[1].ciphertext)+512)
+		}))
 	corrupt("key-file-v2-not-padded", "both ciphertexts 16 bytes short of a multiple of 512 plus the tag", slots(func(kf *keyFileV2) {
 		kf.slots[0].ciphertext = kf.slots[0].ciphertext[:len(kf.slots[0].ciphertext)-16]
 		kf.slots[1].ciphertext = kf.slots[1].ciphertext[:len(kf.slots[1].ciphertext)-16]
