@@ -112,13 +112,27 @@ func refOf(m message.Message) (routing.ID, bool) {
 		return m.Ref, true
 	case *message.Receipt:
 		return m.Ref, true
+	case *message.Escalation:
+		return m.Ref, true
 	}
 	return missionRef(m)
 }
 
-// Summarize renders a message as one line, as a case thread shows it.
+// Summarize renders a message as one line, as a case thread shows it. A
+// drill says so first.
 func Summarize(m message.Message) string {
+	if message.IsExercise(m) {
+		return "DRILL: " + summarize(m)
+	}
+	return summarize(m)
+}
+
+func summarize(m message.Message) string {
 	switch m := m.(type) {
+	case *message.CheckIn:
+		return fmt.Sprintf("missed check-in (every %s, grace %s, armed %s): %s", m.Every, m.Grace, m.Armed.Format(time.RFC3339), firstLine(m.Text))
+	case *message.Escalation:
+		return fmt.Sprintf("escalated to %s, not acknowledged in time: %s", m.Tier, summarize(&m.Alert))
 	case *message.Alert:
 		return fmt.Sprintf("[%s/%s] %s", m.Priority, m.Category, m.Summary)
 	case *message.Update:
@@ -146,4 +160,9 @@ func Summarize(m message.Message) string {
 		return s
 	}
 	return string(m.Kind())
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -34,22 +34,40 @@ type Sent struct {
 	Missions []string
 	// Partners are the partner governments a shared alert is sealed to.
 	Partners []string
+	// Escalation lists the tiers of the alert's escalation handed to the
+	// relay (or queued with it): keys.TierTarget and the others.
+	Escalation []int
 }
 
 // SendAlert seals an alert to every mission covering its country, so all
 // of them read the same alert, and sends it; with a.Share, a second
 // envelope sealed to the partner governments covering the country goes to
-// the bridge.
+// the bridge. Its escalation (see holds.go) is handed to the relay first.
+// A drill (a.Exercise) is never shared with partners.
 func (c *Client) SendAlert(ctx context.Context, a *message.Alert) (*Sent, error) {
 	p := a.Priority
 	if !p.Valid() {
 		return nil, fmt.Errorf("alert priority: %w", message.ErrInvalid)
 	}
-	s, err := c.send(ctx, a, a.Country, p, routing.ID{}, a.Share)
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	share := a.Share && !a.Exercise
+	id := routing.NewID()
+	esc, err := c.armEscalation(ctx, a, id, share)
 	if err != nil {
 		return nil, err
 	}
-	c.recordSent(s, a, a.Country, p, a.Summary)
+	s, err := c.send(ctx, a, a.Country, p, id, share)
+	if err != nil {
+		return nil, err
+	}
+	s.Escalation = esc
+	title := a.Summary
+	if a.Exercise {
+		title = "DRILL: " + title
+	}
+	c.recordSent(s, a, a.Country, p, title)
 	return s, nil
 }
 
