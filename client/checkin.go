@@ -253,7 +253,9 @@ func (c *Client) Disarm(ctx context.Context) (*Plan, error) { return c.spend(ctx
 
 // ReleasePlan releases the plan now: the missions get its message within
 // seconds.
-func (c *Client) ReleasePlan(ctx context.Context) (*Plan, error) { return c.spend(ctx, proto.HoldRelease) }
+func (c *Client) ReleasePlan(ctx context.Context) (*Plan, error) {
+	return c.spend(ctx, proto.HoldRelease)
+}
 
 // spend spends the next link of the chain on op. The link is marked spent
 // on the device before it is sent, so a value is never sent twice; if
