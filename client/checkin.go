@@ -386,3 +386,7 @@ func (c *Client) DuressRelease(ctx context.Context) error {
 	}
 	return err
 }
+
+// Decoy reports whether this client was opened with the decoy keyring a
+// duress passphrase opens.
+func (c *Client) Decoy() bool { return c.cfg.Keyring.Decoy }

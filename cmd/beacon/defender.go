@@ -30,6 +30,7 @@ type initCmd struct {
 	Force     bool          `help:"Replace the identity on this device with a new one. The old identity, its cases and its outbox are destroyed."`
 	Timeout   time.Duration `default:"15s" help:"How long to try to reach the relay."`
 	passphraseFlags
+	duressFlags
 }
 
 // Run sets up the device. Everything that can be checked on the device is
@@ -75,6 +76,9 @@ func (c *initCmd) Run(e *env) error {
 		return withHint(fmt.Errorf("%s already holds an identity and its config.yaml", home),
 			"nothing to change. --force replaces the identity (the old one is lost for good); --directory FILE brings in a directory from headquarters and keeps it; or set BEACON_HOME to another directory")
 	}
+	if c.Duress {
+		return withHint(fmt.Errorf("%s already holds an identity", home), "to add a duress passphrase to it, run: beacon duress")
+	}
 	return c.keepIdentity(e, home, fp, dir, cfgErr)
 }
 
@@ -90,6 +94,10 @@ func (c *initCmd) newIdentity(e *env, home string, fp keys.Fingerprint, dir []by
 		}
 	}
 	pw, err := c.passphrase(e, keyPath, true)
+	if err != nil {
+		return err
+	}
+	dpw, err := c.duressPassphrase(e, pw)
 	if err != nil {
 		return err
 	}
@@ -115,7 +123,7 @@ func (c *initCmd) newIdentity(e *env, home string, fp keys.Fingerprint, dir []by
 		os.RemoveAll(fresh)
 		return err
 	}
-	if err := keys.WriteKeyFile(keyPath, kr, pw, replace); err != nil {
+	if err := writeKey(keyPath, kr, pw, dpw, replace); err != nil {
 		os.RemoveAll(fresh)
 		return err
 	}
@@ -141,7 +149,7 @@ func (c *initCmd) keepIdentity(e *env, home string, fp keys.Fingerprint, dir []b
 	if err != nil {
 		return err
 	}
-	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state"), Directory: dir})
+	cl, err := client.Open(client.Config{URLs: c.Relay, Keyring: kr, Root: fp, StateDir: stateDirFor(home, kr), Directory: dir})
 	if errors.Is(err, keys.ErrRollback) {
 		return withHint(fmt.Errorf("the directory file %s is older than the one this device already holds: %w", c.Directory, err),
 			"nothing was changed; this device keeps its newer directory. Ask headquarters for the current one")

@@ -145,13 +145,16 @@ func (f *clientFlags) openClientWith(e *env, tweak func(*client.Config)) (*clien
 	if err != nil {
 		return nil, err
 	}
-	cfg := client.Config{URLs: hc.Relays, Keyring: kr, Root: fp, StateDir: filepath.Join(home, "state")}
+	cfg := client.Config{URLs: hc.Relays, Keyring: kr, Root: fp, StateDir: stateDirFor(home, kr)}
 	if tweak != nil {
 		tweak(&cfg)
 	}
 	c, err := client.Open(cfg)
 	if err != nil {
 		return nil, stateHint(err, "root_fingerprint in config.yaml")
+	}
+	if kr.Decoy {
+		f.duressRelease(c)
 	}
 	return c, nil
 }

@@ -57,6 +57,9 @@ type cli struct {
 	News     newsCmd     `cmd:"" help:"Verified broadcasts from missions." group:"Defender"`
 	Answer   answerCmd   `cmd:"" help:"Answer a broadcast (apply, or ask about it): only the mission that sent it reads it." group:"Defender"`
 	Watch    watchCmd    `cmd:"" help:"Stay connected: send what is queued as soon as the relay is reachable, show acks and replies as they arrive." group:"Defender"`
+	Checkin  checkinCmd  `cmd:"" help:"A dead man's switch: arm a plan, check in, disarm; the relay releases your message if you go silent." group:"Defender"`
+	Panic    panicCmd    `cmd:"" help:"Release your armed check-in plan now; --wipe also deletes this device's key and state." group:"Defender"`
+	Duress   duressCmd   `cmd:"" help:"Set a duress passphrase: it shows an empty decoy and silently releases your armed plan." group:"Defender"`
 }
 
 // env is what every command gets: its streams and the environment, so tests

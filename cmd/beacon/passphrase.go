@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,43 +26,11 @@ var errNoPassphrase = errors.New("no passphrase: not a terminal, and neither --p
 // passphrase returns the passphrase for the key file at path. With confirm
 // (a new key file) a prompt asks twice.
 func (p *passphraseFlags) passphrase(e *env, path string, confirm bool) ([]byte, error) {
-	if p.PassphraseFile != "" {
-		b, err := os.ReadFile(p.PassphraseFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading passphrase: %w", err)
-		}
-		line, _, _ := bytes.Cut(b, []byte("\n"))
-		return bytes.TrimSuffix(line, []byte("\r")), nil
-	}
-	if s := e.getenv("BEACON_PASSPHRASE"); s != "" {
-		return []byte(s), nil
-	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
+	pw, err := readSecret(e, p.PassphraseFile, "BEACON_PASSPHRASE", "Passphrase for "+path, confirm)
+	if errors.Is(err, errNoPassphrase) {
 		return nil, withHint(errNoPassphrase, "for scripts, set BEACON_PASSPHRASE or pass --passphrase-file FILE")
 	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "Passphrase for %s: ", path)
-	pw, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	if err != nil {
-		return nil, fmt.Errorf("reading passphrase: %w", err)
-	}
-	if confirm {
-		fmt.Fprintf(tty, "Again, to confirm: ")
-		again, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		if err != nil {
-			return nil, fmt.Errorf("reading passphrase: %w", err)
-		}
-		if !bytes.Equal(pw, again) {
-			return nil, errors.New("the two passphrases differ")
-		}
-	}
-	return pw, nil
+	return pw, err
 }
 
 // loadKeyring opens a key file, with hints for the usual mistakes.

@@ -302,6 +302,7 @@ func (h *harness) keyring(ts *testscript.TestScript, file string) *keys.Keyring 
 // cmdMission is the testscript command
 //
 //	mission read ID KEYFILE
+//	mission await ID KEYFILE
 //	mission ack KEYFILE TEXT
 //	mission pending KEYFILE CC
 //
@@ -309,7 +310,8 @@ func (h *harness) keyring(ts *testscript.TestScript, file string) *keys.Keyring 
 // $RELAY_URL with the directory of the relay started last. read fetches
 // what the mission has not read yet and prints one line per message (kind,
 // id, content; see describeReceived); it checks that the key is mission
-// ID's. ack acknowledges the alert the mission read last, signed as the
+// ID's. await is read, but waits up to 10 seconds for a first message
+// (a release from a hold). ack acknowledges the alert the mission read last, signed as the
 // mission's name, and replies TEXT. pending prints how many messages for
 // CC the mission has not read or not yet acknowledged to the relay.
 func cmdMission(ts *testscript.TestScript, neg bool, args []string) {
@@ -321,7 +323,7 @@ func cmdMission(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	switch {
-	case len(args) == 3 && args[0] == "read":
+	case len(args) == 3 && (args[0] == "read" || args[0] == "await"):
 		cl, m := h.openMission(ctx, ts, args[2])
 		defer cl.Close()
 		if m.ID != args[1] {
@@ -344,6 +346,14 @@ func cmdMission(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 		drain()
+		if len(got) == 0 && args[0] == "await" {
+			// A release from a hold reaches the alerts a moment after the
+			// command that caused it returned: wait for it.
+			rs, err := receiveAlerts(ctx, cl, client.FetchOptions{Wait: 10 * time.Second})
+			ts.Check(err)
+			got = append(got, rs...)
+			drain()
+		}
 		if len(got) == 0 {
 			var pending uint64
 			for _, cc := range m.Countries {
@@ -445,6 +455,11 @@ func describeReceived(r *client.Received) string {
 		fmt.Fprintf(&b, " %s %s %q times=%s", m.Country, m.Place, m.Purpose, strings.Join(times, ","))
 		if m.SafetyNotes != "" {
 			fmt.Fprintf(&b, " notes=%q", m.SafetyNotes)
+		}
+	case *message.CheckIn:
+		fmt.Fprintf(&b, " %s %q", m.Country, m.Text)
+		if m.Exercise {
+			b.WriteString(" exercise")
 		}
 	case *message.ObservationRequest:
 		fmt.Fprintf(&b, " %s %q %q hearing=%s defendants=%q", m.Country, m.Court, m.Case,
