@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hrdbeacon/beacon/client"
+)
+
+// The check-in reminder of beacon watch. A watch loop keeps one
+// checkInReminder and calls its remind on every tick:
+//
+//	next := rem.remind(e, cl, time.Now()) // wake again within next
+//
+// It reminds the defender before a check-in falls due, and once more when
+// it is overdue; it never checks in by itself: a device that checks in
+// on its own would keep checking in for a defender who was taken.
+type checkInReminder struct {
+	said    time.Time // the due time last reminded of
+	overdue time.Time // the due time last said to be overdue
+}
+
+// reminderLead is how long before the check-in falls due the defender is
+// reminded: a quarter of the interval, at most half an hour.
+func reminderLead(every time.Duration) time.Duration { return min(every/4, 30*time.Minute) }
+
+// next says what to tell the defender about plan p at now, if anything,
+// and how long until there may be something to say.
+func (r *checkInReminder) next(p *client.Plan, now time.Time) (string, time.Duration) {
+	lead := reminderLead(p.Every)
+	switch {
+	case !now.Before(p.Due) && r.overdue != p.Due:
+		r.overdue, r.said = p.Due, p.Due
+		return fmt.Sprintf("your check-in is overdue: without one the relay releases your message at %s (beacon checkin ok)",
+			p.Release.Local().Format(time.TimeOnly)), p.Release.Sub(now)
+	case !now.Before(p.Due.Add(-lead)) && now.Before(p.Due) && r.said != p.Due:
+		r.said = p.Due
+		return fmt.Sprintf("check in before %s (beacon checkin ok); without it the relay releases your message at %s",
+			p.Due.Local().Format(time.TimeOnly), p.Release.Local().Format(time.TimeOnly)), p.Due.Sub(now)
+	case now.Before(p.Due.Add(-lead)):
+		return "", p.Due.Add(-lead).Sub(now)
+	case now.Before(p.Due):
+		return "", p.Due.Sub(now)
+	}
+	return "", p.Release.Sub(now)
+}
+
+// remind prints the reminder for the plan armed from this device, if one
+// is due, and returns how long until the next may be.
+func (r *checkInReminder) remind(e *env, cl *client.Client, now time.Time) time.Duration {
+	p, err := cl.LocalPlan()
+	if err != nil {
+		return time.Hour
+	}
+	msg, next := r.next(p, now)
+	if msg != "" {
+		fmt.Fprintln(e.stdout, "reminder: "+msg)
+	}
+	return max(next, time.Second)
+}
