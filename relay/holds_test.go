@@ -219,12 +219,14 @@ func TestCheckInPostpones(t *testing.T) {
 	h := newHolder(t, r.ClientURL())
 	m := w.ConnectAs(t, r.ClientURL(), "m-ke")
 	env, _ := h.seal(t, w, "ke", "silent")
-	info, err := h.arm(t, env, 2*time.Second, 0, nil, routing.ID{})
+	info, err := h.arm(t, env, 3*time.Second, 0, nil, routing.ID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(1500 * time.Millisecond)
-	want := clock.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second) // rounded up
+	// A second later, and more than the lead (a second) before the
+	// deadline, rounded up to at least 3s after arming.
+	clock.Advance(time.Second)
+	want := clock.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second) // rounded up
 	rep, err := h.next(info.ID, proto.HoldOK)
 	if err != nil {
 		t.Fatalf("check-in in time: %v", err)

@@ -300,8 +300,10 @@ func (in *ingest) checkBroadcast(p *principal, data []byte, subj proto.Subject) 
 
 // checkAck admits a signed ack token from a mission or partner.
 func (in *ingest) checkAck(p *principal, data []byte, subj proto.Subject) (*admitted, *refusal) {
-	if p.role != keys.RoleMission && p.role != keys.RolePartner {
-		return nil, refuse(proto.CodeForbidden, "only missions and partners acknowledge")
+	// Headquarters acknowledge too: an escalation's second tier reaches
+	// them, and their ack stops the third.
+	if p.role != keys.RoleMission && p.role != keys.RolePartner && p.role != keys.RoleHeadquarters {
+		return nil, refuse(proto.CodeForbidden, "only missions, partners and headquarters acknowledge")
 	}
 	alert := subj.ID
 	tok, err := envelope.ParseAck(data)
