@@ -179,10 +179,14 @@ func (h *holds) save(ctx context.Context, id routing.ID, st *holdState, env []by
 
 // setTimer (re)places hold id's message schedule at st's deadline.
 func (h *holds) setTimer(ctx context.Context, id routing.ID, st *holdState) error {
+	_, err := h.r.js.PublishMsg(ctx, h.timerMsg(id, st), jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDueSubject(id)))
+	return err
+}
+
+func (h *holds) timerMsg(id routing.ID, st *holdState) *nats.Msg {
 	m := nats.NewMsg(proto.HoldTimerSubject(id))
 	m.Header.Set(hdrHoldGen, strconv.FormatUint(st.Gen, 10))
-	_, err := h.r.js.PublishMsg(ctx, m, jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDueSubject(id)))
-	return err
+	return m
 }
 
 // clearTimer removes hold id's schedule, so it does not fire for nothing.
@@ -311,26 +315,34 @@ func (h *holds) arm(ctx context.Context, data []byte, op proto.HoldOp) (*proto.H
 	if h.full(ctx) {
 		return nil, refuse(proto.CodeHoldFull, "this relay holds all it may; try another relay")
 	}
-	old, _, prev, err := h.load(ctx, id)
-	if err != nil {
-		return nil, unavailable(err)
+	// A new id is the usual case: stored if the subject is empty, and
+	// only a conflict costs a read.
+	seq, err := h.save(ctx, id, st, env, 0)
+	if errors.Is(err, errConflict) {
+		old, _, prev, lerr := h.load(ctx, id)
+		switch {
+		case lerr != nil:
+			return nil, unavailable(lerr)
+		case old != nil && old.Msg == st.Msg:
+			// The same envelope again: a retry whose answer was lost, or
+			// an escalation resent from an outbox after it ended. Nothing
+			// changes; it is never armed twice.
+			return &proto.HoldReply{Stream: proto.StreamHolds, Seq: prev, Holds: []proto.HoldInfo{old.info(id)}}, nil
+		case old != nil && (old.armed() || old.Kind == proto.HoldKindEscalation):
+			return nil, refuse(proto.CodeConflict, "a hold with this id exists")
+		}
+		// A check-in plan that ended may be armed again under its id
+		// (the duress key's id is one per device).
+		seq, err = h.save(ctx, id, st, env, prev)
 	}
-	switch {
-	case old != nil && old.Msg == st.Msg:
-		// The same envelope again: a retry whose answer was lost, or an
-		// escalation resent from an outbox after it ended. Nothing
-		// changes; it is never armed twice.
-		return &proto.HoldReply{Stream: proto.StreamHolds, Seq: prev, Holds: []proto.HoldInfo{old.info(id)}}, nil
-	case old != nil && (old.armed() || old.Kind == proto.HoldKindEscalation):
-		return nil, refuse(proto.CodeConflict, "a hold with this id exists")
-	}
-	seq, err := h.save(ctx, id, st, env, prev)
 	if errors.Is(err, errConflict) {
 		return nil, refuse(proto.CodeConflict, "a hold with this id was armed meanwhile")
 	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	// The timer only once the state is stored: a refused arm must not
+	// move another hold's timer.
 	if err := h.setTimer(ctx, id, st); err != nil {
 		// The state is stored; without its timer it would never fire.
 		// Take it back, so the defender is not told it is armed.
@@ -389,16 +401,29 @@ func (h *holds) panic(ctx context.Context, pr *proto.PanicRequest) (*proto.HoldR
 	return h.rewrite(ctx, pr.ID, st, env, prev, "panic")
 }
 
-// rewrite stores a plan's new state, then its timer.
+// rewrite stores a plan's new state and its timer, both at once: the
+// request was verified, and the order does not matter. A timer without
+// its state (the state lost a race to another request) fires, finds the
+// state of another generation, and arms the state's own deadline again;
+// a state without its timer is woken by the old timer, which finds a
+// newer state and does the same.
 func (h *holds) rewrite(ctx context.Context, id routing.ID, st *holdState, env []byte, prev uint64, outcome string) (*proto.HoldReply, *refusal) {
+	tm := h.timerMsg(id, st)
+	tf, terr := h.r.js.PublishMsgAsync(tm, jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDueSubject(id)))
 	seq, err := h.save(ctx, id, st, env, prev)
+	if terr == nil {
+		select {
+		case <-tf.Ok():
+		case terr = <-tf.Err():
+		case <-ctx.Done():
+			terr = ctx.Err()
+		}
+	}
 	if err != nil {
 		return nil, conflictOr(err)
 	}
-	if err := h.setTimer(ctx, id, st); err != nil {
-		// The old timer fires at the old deadline, finds a newer state
-		// and arms this one: the check-in stands.
-		h.r.log.Warn("holds: replacing a timer", "err", err)
+	if terr != nil {
+		h.r.log.Warn("holds: replacing a timer", "err", terr)
 	}
 	h.outcomes.WithLabelValues(st.Kind, outcome).Inc()
 	return &proto.HoldReply{Stream: proto.StreamHolds, Seq: seq, Holds: []proto.HoldInfo{st.info(id)}}, nil
