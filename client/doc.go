@@ -31,10 +31,28 @@
 // threads: acks, replies and receipts, accepted only when an institution
 // in the directory signed them; [Client.Cases] shows them.
 //
+// # Check-ins, escalation and duress
+//
+// [Client.ArmCheckIn] hands the relay a message sealed to the missions of
+// a country, released if the defender does not [Client.CheckIn] within
+// every + grace; each check-in shows the next value of a hash chain whose
+// seed only this device holds, so the relay cannot check in by itself.
+// [Client.Disarm] ends the plan, [Client.ReleasePlan] releases it now
+// (beacon panic), [Client.PlanStatus] asks the relay about it. An urgent
+// alert (and, where the directory says so, a high one) carries its
+// escalation: [Client.SendAlert] seals it to each tier of the directory's
+// plan and hands the tiers over first. [Client.Holds] lists what this
+// device handed over. A keyring opened with a duress passphrase is a
+// decoy; [Client.DuressRelease] releases the plan armed under its duress
+// key.
+//
 // # Missions
 //
 // [Client.ReceiveAlerts] reads what defenders sent to the mission's
-// countries and hands each message to the mission's own [Handler];
+// countries — released check-ins among them — and hands each message to
+// the mission's own [Handler]; escalations released to a mission or
+// headquarters arrive in its mailbox ([Client.ReceiveMailbox]), in the
+// case of the alert they escalate;
 // [Client.Acknowledge] and [Client.Reply] answer in the case thread,
 // signed, and [Client.Broadcast] publishes to everyone in a country. A
 // mission's store keeps each case's [Addressee], so [Client.AnswerTo]

@@ -33,6 +33,25 @@
 // consumers it owns, scoped by the mailbox in the subject. Package
 // [github.com/hrdbeacon/beacon/relay/proto] has the subjects.
 //
+// # Held envelopes
+//
+// A defender may hand over an envelope to release later (hold.<op>
+// requests, envelope/SPEC.md "Held envelopes"): a check-in plan, released
+// into the alerts of its country when the defender stops checking in, or
+// one tier of an urgent alert's escalation, released to the tier (the
+// posts' escalation target, headquarters, partner governments) when too
+// few institutions covering the country acknowledged the alert by the
+// tier's deadline. The relay keeps each in stream HOLDS, unopened: a
+// state (the envelope, and the condition in a header), and a JetStream
+// message schedule that fires at the deadline into a subject the relay's
+// one durable release consumer reads. NATS stores, replicates and fires
+// the schedules; Beacon adds no scheduler and no leader election. The
+// release publishes the envelope into its channel with the relay's own
+// connection (a release is older than the freshness window by design),
+// deduplicated by its message id, and only then records the hold as
+// released; see holds_state.go for the state machine and holds_release.go
+// for the release path. holds.min_checkin_interval bounds plans.
+//
 // # Durability
 //
 // With storage.sync "always" (the default) every stored message is fsynced

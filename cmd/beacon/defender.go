@@ -278,6 +278,7 @@ type alertCmd struct {
 	Category    string `required:"" enum:"detention,raid,threat,attack,travel_ban,surveillance,trial,other" help:"${enum}."`
 	Share       bool   `help:"Consent to share this alert with partner governments."`
 	Publicise   bool   `help:"Consent to make this alert public."`
+	Exercise    bool   `help:"A drill: it reaches the missions (and escalates) marked as an exercise, is never shared with partners, and never counts as a real case."`
 	Location    string `help:"Coarse location (a district, not an address)."`
 	Summary     string `arg:"" help:"One line: what is happening (up to 280 characters; more goes in --details-file)."`
 	DetailsFile string `name:"details-file" help:"File with the details (UTF-8, several lines, up to 8000 characters)." placeholder:"FILE"`
@@ -290,7 +291,8 @@ func (c *alertCmd) Run(e *env) error {
 		return err
 	}
 	a := &message.Alert{Country: strings.ToLower(c.Country), Priority: prio,
-		Category: message.Category(c.Category), Summary: c.Summary, Location: c.Location, Share: c.Share, Publicise: c.Publicise}
+		Category: message.Category(c.Category), Summary: c.Summary, Location: c.Location, Share: c.Share, Publicise: c.Publicise,
+		Exercise: c.Exercise}
 	if c.DetailsFile != "" {
 		if a.Details, err = readDetails(c.DetailsFile); err != nil {
 			return err
@@ -313,7 +315,7 @@ func (c *alertCmd) Run(e *env) error {
 		return err
 	}
 	report(e, "alert", a.Country, s)
-	if a.Share {
+	if a.Share && !a.Exercise {
 		reportShare(e, a.Country, s)
 	}
 	return nil
