@@ -19,6 +19,12 @@ import (
 // tz-x covers tz.
 func escalationRelay(t *testing.T) (*relaytest.World, *relay.Relay) {
 	t.Helper()
+	w, r, _ := escalationRelayAt(t)
+	return w, r
+}
+
+func escalationRelayAt(t *testing.T) (*relaytest.World, *relay.Relay, string) {
+	t.Helper()
 	w := relaytest.NewWorld(t,
 		relaytest.MissionSpec{ID: "ug-a", Countries: []string{"ug"}, Urgent: 2 * time.Second, Escalation: "ke-hub", Quorum: []int{2}},
 		relaytest.MissionSpec{ID: "ug-b", Countries: []string{"ug"}, Urgent: 2 * time.Second},
@@ -26,7 +32,7 @@ func escalationRelay(t *testing.T) (*relaytest.World, *relay.Relay) {
 		relaytest.MissionSpec{ID: "tz-x", Countries: []string{"tz"}})
 	cfg := relaytest.Config(t)
 	w.Configure(cfg)
-	return w, relaytest.Start(t, cfg)
+	return w, relaytest.Start(t, cfg), cfg.DataDir
 }
 
 // escalation is one alert's escalation, handed over tier by tier.
@@ -100,9 +106,9 @@ func awaitMailbox(t *testing.T, w *relaytest.World, r *relay.Relay, id string, w
 // too.
 func TestEscalationUnansweredReachesEveryTier(t *testing.T) {
 	t.Parallel()
-	w, r := escalationRelay(t)
+	w, r, dataDir := escalationRelayAt(t)
 	h := newHolder(t, r.ClientURL())
-	const body = "raided at dawn, nobody answers"
+	const body = "raided at dawn, nobody answers: Kafu road"
 	e := handOver(t, h, w, body)
 	ack(t, w, r, "tz-x", e.alert)
 	for _, c := range []struct {
@@ -129,6 +135,7 @@ func TestEscalationUnansweredReachesEveryTier(t *testing.T) {
 			t.Errorf("tier %d: %s, want released", hi.Tier, hi.State)
 		}
 	}
+	assertNoPlaintext(t, dataDir, body)
 }
 
 // TestEscalationQuorumOfTwo: ug-a requires two acknowledgements before
