@@ -203,7 +203,7 @@ func (c *Client) ArmCheckIn(ctx context.Context, o CheckInOptions) (*Plan, error
 	p := &savedPlan{ID: routing.NewID(), Length: o.Length, Every: o.Every, Grace: o.Grace, Country: o.Country,
 		Priority: o.Priority, Armed: now, Exercise: o.Exercise, Pending: true}
 	rand.Read(p.Seed[:])
-	params := &proto.CheckInPlan{Every: proto.SecondsOf(o.Every), Grace: proto.SecondsOf(o.Grace), Length: o.Length}
+	params := &proto.CheckInPlan{Every: proto.SecondsOf(o.Every), Grace: proto.SecondsOf(o.Grace), Length: o.Length, Exercise: o.Exercise}
 	if key := c.cfg.Keyring.DuressKey(); key != nil && !c.cfg.Keyring.Decoy {
 		// Armed under the duress key, the plan can be released by a device
 		// that holds nothing of it but that key: the decoy.

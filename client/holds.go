@@ -171,3 +171,16 @@ func (c *Client) armEscalation(ctx context.Context, a *message.Alert, id routing
 	}
 	return armed, nil
 }
+
+// markDrill tells the relay, before the alert goes, that alert id is a
+// drill, so that response reports (computed by the relay from metadata)
+// leave it out; queued like an escalation when the relay cannot take it
+// now, and ahead of it.
+func (c *Client) markDrill(ctx context.Context, a *message.Alert, id routing.ID) {
+	b, _ := json.Marshal(&proto.DrillMark{Alert: id})
+	e := &outboxEntry{ID: routing.NewID(), Target: proto.HoldTarget(proto.HoldDrill), Envelope: b, Country: a.Country,
+		Priority: a.Priority, Kind: message.Kind(proto.HoldKindDrill), Queued: c.clock.Now().Add(-2 * time.Microsecond)}
+	if err := c.submit(ctx, e); err != nil && !isTransient(err) {
+		c.log.Warn("the relay refused a drill mark", "err", err)
+	}
+}

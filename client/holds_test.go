@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -242,5 +243,57 @@ func TestDuressReleasesThePlan(t *testing.T) {
 	// Again: nothing armed, nothing said.
 	if err := dec.DuressRelease(ctx(t)); err != nil {
 		t.Errorf("a second duress release: %v", err)
+	}
+}
+
+// TestDrillsAreNotInTheReport: a drill alert and a missed drill check-in
+// reach the missions, but the response report, which the relay computes
+// from metadata, leaves them out; a real alert stays in it, even if
+// someone marks it as a drill after it was stored.
+func TestDrillsAreNotInTheReport(t *testing.T) {
+	t.Parallel()
+	w := holdsWorld(t)
+	def := w.party(t, newDefender(t))
+	since := time.Now().Add(-time.Minute)
+	drill := ugAlert("Drill: office raided")
+	drill.Exercise = true
+	drilled, err := def.SendAlert(ctx(t), drill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := def.SendAlert(ctx(t), ugAlert("Office raided"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := def.ArmCheckIn(ctx(t), client.CheckInOptions{Country: "ug", Every: time.Second, Text: "drill: silent", Exercise: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := w.party(t, w.Keyrings["ug-a"])
+	got := readAlertsWaiting(t, m.Client, 3, 20*time.Second)
+	drills := 0
+	for _, r := range got {
+		if message.IsExercise(r.Message) {
+			drills++
+		}
+	}
+	if drills != 2 {
+		t.Fatalf("the mission read %d drills of 3 messages, want 2", drills)
+	}
+	// Marked after it was stored, a real alert stays a real one.
+	late := relaytest.Connect(t, w.url(), nil)
+	b, _ := json.Marshal(&proto.DrillMark{Alert: real.ID})
+	if _, err := late.Relay.Hold(ctx(t), proto.HoldDrill, b); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.Report(ctx(t), since, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []routing.ID
+	for _, a := range d.Alerts {
+		ids = append(ids, a.ID)
+	}
+	if !slices.Equal(ids, []routing.ID{real.ID}) {
+		t.Errorf("the report counts %v; want only the real alert %s (not the drill %s nor the drill check-in)", ids, real.ID, drilled.ID)
 	}
 }

@@ -54,6 +54,9 @@ func (c *Client) SendAlert(ctx context.Context, a *message.Alert) (*Sent, error)
 	}
 	share := a.Share && !a.Exercise
 	id := routing.NewID()
+	if a.Exercise {
+		c.markDrill(ctx, a, id)
+	}
 	esc, err := c.armEscalation(ctx, a, id, share)
 	if err != nil {
 		return nil, err

@@ -207,6 +207,38 @@ func (h *holds) end(ctx context.Context, id routing.ID, st *holdState, prev uint
 	return nil
 }
 
+// markDrill marks message id as a drill, once: the first mark's time is
+// the one a report compares with the alert's.
+func (h *holds) markDrill(ctx context.Context, id routing.ID) (uint64, error) {
+	m := nats.NewMsg(proto.HoldDrillSubject(id))
+	ack, err := h.r.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		old, err := h.stream.GetLastMsgForSubject(ctx, proto.HoldDrillSubject(id)) // marked already
+		if err != nil {
+			return 0, err
+		}
+		return old.Sequence, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// drillMarks returns the drill marks stored since since, by message id,
+// with when each was stored.
+func (s *services) drillMarks(ctx context.Context, since time.Time) (map[routing.ID]time.Time, error) {
+	marks := map[routing.ID]time.Time{}
+	err := s.readSince(ctx, proto.StreamHolds, []string{proto.HoldDrillFilter}, since, true, func(msg jetstream.Msg, at time.Time) bool {
+		if part, id, err := proto.ParseHoldSubject(msg.Subject()); err == nil && part == "drill" {
+			marks[id] = at
+		}
+		return true
+	})
+	return marks, err
+}
+
 // full reports whether the stream holds as much as the relay keeps per
 // stream: HOLDS has no limit of its own (holdsStreamConfig).
 func (h *holds) full(ctx context.Context) bool {
@@ -265,6 +297,20 @@ func (h *holds) serve(ctx context.Context, data []byte, p *principal, op proto.H
 			return nil, refuse(proto.CodeBadRequest, "%v", err)
 		}
 		return h.panic(ctx, &pr)
+	case proto.HoldDrill:
+		var dm proto.DrillMark
+		if err := proto.DecodeStrict(data, &dm); err != nil || dm.Alert.IsZero() {
+			return nil, refuse(proto.CodeBadRequest, "a drill mark names the alert")
+		}
+		if p.role != keys.RoleDefender {
+			return nil, refuse(proto.CodeForbidden, "a %s may not mark drills", p.role)
+		}
+		seq, err := h.markDrill(ctx, dm.Alert)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		return &proto.HoldReply{Stream: proto.StreamHolds, Seq: seq, Holds: []proto.HoldInfo{{ID: dm.Alert, Kind: proto.HoldKindDrill,
+			State: proto.HoldMarked, Deadline: h.r.clock.Now().UTC().Truncate(time.Second)}}}, nil
 	case proto.HoldStatus:
 		var sr proto.StatusRequest
 		if err := proto.DecodeStrict(data, &sr); err != nil || len(sr.IDs) > proto.MaxStatusIDs {
@@ -311,6 +357,11 @@ func (h *holds) arm(ctx context.Context, data []byte, op proto.HoldOp) (*proto.H
 	}
 	if ref != nil {
 		return nil, ref
+	}
+	if op == proto.HoldArmCheckIn && plan.Exercise {
+		if _, err := h.markDrill(ctx, info.ID); err != nil {
+			return nil, unavailable(err)
+		}
 	}
 	if h.full(ctx) {
 		return nil, refuse(proto.CodeHoldFull, "this relay holds all it may; try another relay")

@@ -117,6 +117,12 @@ func (s *services) gatherReport(scope []keys.Mission, req proto.ReportRequest) (
 	maxAcks := (proto.MaxReportChunks/2 - 1) * reportAcksPerChunk
 	alerts, acks := 0, 0
 	out := &reportWriter{first: proto.ReportChunk{Missions: ids}}
+	// Drills are no real cases: an alert marked as one before it was
+	// stored is left out (relay/holds.go, markDrill).
+	drills, err := s.drillMarks(ctx, since.Add(-s.r.cfg.Storage.Retention))
+	if err != nil {
+		return nil, refuse(proto.CodeUnavailable, "the relay cannot read the drill marks now; try again")
+	}
 	if len(ccs) > 0 {
 		filters := make([]string, len(ccs))
 		for i, cc := range ccs {
@@ -128,6 +134,9 @@ func (s *services) gatherReport(scope []keys.Mission, req proto.ReportRequest) (
 			}
 			subj, err := proto.ParseSubject(msg.Subject())
 			id, ierr := routing.ParseID(msg.Headers().Get(jetstream.MsgIDHeader))
+			if t, drill := drills[id]; drill && !t.After(at) {
+				return true
+			}
 			if err == nil && ierr == nil && subj.Kind == proto.KindAlert {
 				out.alert(proto.ReportAlert{ID: id, Country: subj.Country, Priority: subj.Priority, StoredMS: at.UnixMilli()})
 				alerts++
@@ -138,7 +147,7 @@ func (s *services) gatherReport(scope []keys.Mission, req proto.ReportRequest) (
 			return nil, refuse(proto.CodeUnavailable, "the relay cannot read the alerts now; try again")
 		}
 	}
-	err := s.readSince(ctx, proto.StreamAcks, []string{proto.SubjectAcks}, since, false, func(msg jetstream.Msg, at time.Time) bool {
+	err = s.readSince(ctx, proto.StreamAcks, []string{proto.SubjectAcks}, since, false, func(msg jetstream.Msg, at time.Time) bool {
 		tok, err := envelope.ParseAck(msg.Data())
 		if err != nil {
 			return true

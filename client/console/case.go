@@ -232,7 +232,11 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 		from = "defender"
 	}
 	k := v.caseFor(mr.Case, mr)
-	opens := mr.Case == mr.ID
+	// An escalation opens, at the post it reached, the case of the alert
+	// it escalates (its case is the alert's id, so an ack stops the rest
+	// of the escalation); a check-in opens its own.
+	_, escalation := m.(*message.Escalation)
+	opens := mr.Case == mr.ID || escalation && k.Kind == ""
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from
 		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority}
@@ -250,6 +254,11 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	switch m := m.(type) {
 	case *message.Alert:
 		k.Title, k.Category, k.Location, k.Share, k.Publicise, k.alert = m.Summary, string(m.Category), m.Location, m.Share, m.Publicise, m
+	case *message.Escalation:
+		a := &m.Alert
+		k.Title, k.Category, k.Location, k.Share, k.Publicise, k.alert = a.Summary, string(a.Category), a.Location, a.Share, a.Publicise, a
+	case *message.CheckIn:
+		k.Title = "Missed check-in: " + strings.SplitN(m.Text, "\n", 2)[0]
 	case *message.MeetingRequest:
 		k.Title = "Meeting: " + m.Purpose
 		k.Meeting = &Meeting{Purpose: m.Purpose, Place: m.Place, SafetyNotes: m.SafetyNotes, Proposed: m.Times, State: "requested"}

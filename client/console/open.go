@@ -48,7 +48,7 @@ func Open(cfg *Config, kr *keys.Keyring, log *slog.Logger, clock clockwork.Clock
 		cl.Close()
 		return nil, err
 	}
-	o := &Office{Store: st, Client: cl, Config: cfg, Clock: clock, Log: log}
+	o := &Office{Store: st, Client: cl, Config: cfg, Clock: clock, Log: log, Flag: FlagsOf}
 	if err := o.CheckMission(); err != nil && !errors.Is(err, client.ErrNoDirectory) {
 		o.Close()
 		return nil, err

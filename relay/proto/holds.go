@@ -56,9 +56,15 @@ const (
 	// HoldStatus reports on holds by id ([StatusRequest]): ids, kinds,
 	// deadlines; never content.
 	HoldStatus HoldOp = "status"
+	// HoldDrill marks an alert about to be sent as a drill ([DrillMark]),
+	// so that response reports, which the relay computes from metadata,
+	// leave it out. The defender tells the relay, and only the relay,
+	// that the alert is an exercise; a mark made after the alert was
+	// stored does not count.
+	HoldDrill HoldOp = "drill"
 )
 
-var holdOps = []HoldOp{HoldArmCheckIn, HoldArmEscalation, HoldOK, HoldDisarm, HoldRelease, HoldPanic, HoldStatus}
+var holdOps = []HoldOp{HoldArmCheckIn, HoldArmEscalation, HoldOK, HoldDisarm, HoldRelease, HoldPanic, HoldStatus, HoldDrill}
 
 const holdTargetPrefix = "hold."
 
@@ -101,15 +107,21 @@ func HoldDueSubject(id routing.ID) string { return holdRoot + "due." + id.String
 // consumer reads.
 const HoldDueFilter = holdRoot + "due.>"
 
+// HoldDrillSubject marks message id as a drill; HoldDrillFilter is every
+// mark.
+func HoldDrillSubject(id routing.ID) string { return holdRoot + "drill." + id.String() }
+
+const HoldDrillFilter = holdRoot + "drill.>"
+
 // HoldReleaseConsumer names the durable consumer of HoldDueFilter.
 const HoldReleaseConsumer = "holds-release"
 
 // ParseHoldSubject returns the hold id of a HOLDS subject and which of
-// the three it is ("state", "timer" or "due").
+// them it is ("state", "timer", "due" or "drill").
 func ParseHoldSubject(subject string) (part string, id routing.ID, err error) {
 	rest, ok := strings.CutPrefix(subject, holdRoot)
 	part, hid, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || (part != "state" && part != "timer" && part != "due") {
+	if !ok || !ok2 || (part != "state" && part != "timer" && part != "due" && part != "drill") {
 		return "", routing.ID{}, fmt.Errorf("%w: %q is not a hold subject", ErrSubject, subject)
 	}
 	if id, err = routing.ParseID(hid); err != nil {
@@ -128,6 +140,7 @@ const HeaderReleased = "Beacon-Released"
 const (
 	HoldKindCheckIn    = "checkin"
 	HoldKindEscalation = "escalation"
+	HoldKindDrill      = "drill" // a drill mark (HoldDrill)
 )
 
 // Hold states, in [HoldInfo.State].
@@ -136,6 +149,7 @@ const (
 	HoldReleased = "released" // released into its channel
 	HoldDisarmed = "disarmed" // cancelled by its owner
 	HoldStopped  = "stopped"  // an escalation the acknowledgements stopped
+	HoldMarked   = "marked"   // a drill mark
 )
 
 // Limits of hold requests.
@@ -203,6 +217,9 @@ type CheckInPlan struct {
 	// Panic, if set, is [PanicLock](ID, secret): whoever shows the secret
 	// releases the plan at once ([HoldPanic]).
 	Panic *Link `json:"panic,omitempty"`
+	// Exercise marks a drill: the relay marks the held envelope's id as
+	// one ([HoldDrill]) when it arms the plan.
+	Exercise bool `json:"exercise,omitempty"`
 }
 
 // Check checks what a relay can check without its settings.
@@ -262,6 +279,11 @@ type CheckIn struct {
 type PanicRequest struct {
 	ID     routing.ID `json:"id"`
 	Secret Link       `json:"secret"`
+}
+
+// A DrillMark marks alert Alert (not yet sent) as a drill.
+type DrillMark struct {
+	Alert routing.ID `json:"alert"`
 }
 
 // A StatusRequest asks about holds by id.
