@@ -32,6 +32,7 @@ type holds struct {
 	acks jetstream.ConsumeContext // the tail of ACKS
 
 	work     chan func(context.Context)
+	quit     chan struct{} // closed at stop: workers and callbacks give up
 	workers  sync.WaitGroup
 	inflight sync.WaitGroup
 	slots    chan struct{}
@@ -67,7 +68,7 @@ const (
 
 func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 	r := in.r
-	h := &holds{r: r, in: in, work: make(chan func(context.Context)), slots: make(chan struct{}, maxHoldRequests),
+	h := &holds{r: r, in: in, work: make(chan func(context.Context)), quit: make(chan struct{}), slots: make(chan struct{}, maxHoldRequests),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beacon_relay_holds_total",
 			Help: "Held envelopes by kind and what became of them: armed, checked_in, released, stopped, disarmed, rearmed."},
 			[]string{"kind", "outcome"})}
@@ -86,12 +87,17 @@ func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 	}
 	for range holdWorkers {
 		h.workers.Go(func() {
-			for f := range h.work {
-				f(h.base)
+			for {
+				select {
+				case f := <-h.work:
+					f(h.base)
+				case <-h.quit:
+					return
+				}
 			}
 		})
 	}
-	if h.due, err = cons.Consume(func(m jetstream.Msg) { h.work <- func(ctx context.Context) { h.onDue(ctx, m) } }); err != nil {
+	if h.due, err = cons.Consume(func(m jetstream.Msg) { h.dispatch(func(ctx context.Context) { h.onDue(ctx, m) }) }); err != nil {
 		h.stop(context.Background())
 		return nil, fmt.Errorf("relay: holds: %w", err)
 	}
@@ -100,7 +106,7 @@ func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 	if err == nil {
 		h.acks, err = tail.Consume(func(m jetstream.Msg) {
 			if s, err := proto.ParseSubject(m.Subject()); err == nil && s.Kind == proto.KindAck {
-				h.work <- func(ctx context.Context) { h.onAck(ctx, s.ID) }
+				h.dispatch(func(ctx context.Context) { h.onAck(ctx, s.ID) })
 			}
 		})
 	}
@@ -110,6 +116,15 @@ func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 	}
 	r.metrics.reg.MustRegister(h.outcomes)
 	return h, nil
+}
+
+// dispatch hands f to a worker, waiting for one; once the relay stops, f
+// is dropped (a firing not acknowledged is offered again).
+func (h *holds) dispatch(f func(context.Context)) {
+	select {
+	case h.work <- f:
+	case <-h.quit:
+	}
 }
 
 // stop ends the consumers, lets the requests and releases in progress
@@ -133,8 +148,8 @@ func (h *holds) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("relay: hold requests still running: %w", ctx.Err())
 	}
+	close(h.quit)
 	h.stopping()
-	close(h.work)
 	h.workers.Wait()
 	return err
 }

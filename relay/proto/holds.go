@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -452,6 +451,3 @@ func mac(key []byte, label string) []byte {
 	m.Write([]byte(label))
 	return m.Sum(nil)
 }
-
-// FormatSeconds writes s as a header value.
-func FormatSeconds(s Seconds) string { return strconv.FormatInt(int64(s), 10) }
