@@ -33,7 +33,7 @@ func (h *HoldsConfig) validate(errs *config.Errors, retention time.Duration) {
 // that discards old messages: JetStream refuses schedules with discard
 // new. So that a full stream never drops a held envelope, HOLDS has no
 // size limit of its own; the relay refuses new holds once the stream
-// holds storage.max_bytes ([CodeHoldFull]), and MaxAge (the retention)
+// holds storage.max_bytes (proto.CodeHoldFull), and MaxAge (the retention)
 // applies as to every stream: no plan is armed with a deadline beyond it.
 func holdsStreamConfig(c *jetstream.StreamConfig) {
 	c.AllowMsgSchedules = true

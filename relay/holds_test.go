@@ -510,3 +510,39 @@ func TestCheckInPlanSurvivesNodeLoss(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// TestHoldsFullRefusesNewHolds: HOLDS has no size limit of its own (a
+// stream with schedules discards old messages when full, which would drop
+// held envelopes); the relay refuses new holds once it holds
+// storage.max_bytes, and keeps the ones it has.
+func TestHoldsFullRefusesNewHolds(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(time.Now())
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "m-ug", Countries: []string{"ug"}})
+	cfg := relaytest.Config(t)
+	cfg.Storage.MaxBytes = 1 << 20
+	cfg.Holds.MinCheckInInterval = time.Second
+	w.Configure(cfg)
+	r := relaytest.Start(t, cfg, relay.WithClock(clock))
+	h := newHolder(t, r.ClientURL())
+	var first routing.ID
+	stored := 0
+	for stored < 1<<20 {
+		env, _ := h.seal(t, w, "ug", "x")
+		info, err := h.arm(t, env, time.Hour, 0, nil, routing.ID{})
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", stored, err)
+		}
+		if first.IsZero() {
+			first = info.ID
+		}
+		stored += len(env)
+	}
+	clock.Advance(2 * time.Second) // the relay reads the stream's size once a second
+	env, _ := h.seal(t, w, "ug", "x")
+	_, err := h.arm(t, env, time.Hour, 0, nil, routing.ID{})
+	wantCode(t, "a hold past max_bytes", err, proto.CodeHoldFull)
+	if st := h.status(t, first)[first]; st.State != proto.HoldArmed {
+		t.Errorf("the first hold: %+v", st)
+	}
+}
