@@ -9,28 +9,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
+	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
 
-// holdsWorld: ug-a and ug-b cover ug and promise urgent answers within 2
+// holdsWorld: ug-a and ug-b cover ug and promise urgent answers within 3
 // seconds; ug-a escalates to ke-hub, which covers ke; hq oversees them
 // all; plans may check in every second.
-func holdsWorld(t *testing.T) *world {
+func holdsWorld(t *testing.T, opts ...relay.Option) *world {
 	t.Helper()
 	w := relaytest.NewWorld(t,
-		relaytest.MissionSpec{ID: "ug-a", Countries: []string{"ug"}, Urgent: 2 * time.Second, Escalation: "ke-hub"},
-		relaytest.MissionSpec{ID: "ug-b", Countries: []string{"ug"}, Urgent: 2 * time.Second},
-		relaytest.MissionSpec{ID: "ke-hub", Countries: []string{"ke"}, Urgent: 2 * time.Second})
+		relaytest.MissionSpec{ID: "ug-a", Countries: []string{"ug"}, Urgent: 3 * time.Second, Escalation: "ke-hub"},
+		relaytest.MissionSpec{ID: "ug-b", Countries: []string{"ug"}, Urgent: 3 * time.Second},
+		relaytest.MissionSpec{ID: "ke-hub", Countries: []string{"ke"}, Urgent: 3 * time.Second})
 	cfg := relaytest.Config(t)
 	cfg.Holds.MinCheckInInterval = time.Second
 	w.Configure(cfg)
 	rw := &world{World: w, cfg: cfg}
-	rw.restart(t)
+	rw.relay = relaytest.Start(t, cfg, opts...)
 	return rw
 }
 
@@ -41,12 +44,14 @@ func (w *world) party(t *testing.T, kr *keys.Keyring) *party {
 	return p
 }
 
-// TestCheckInPlanLifecycle: a defender arms a plan, checks in (the
-// release moves to every + grace from then), sees it in its holds,
-// disarms it; nothing reaches the missions past the old deadlines.
+// TestCheckInPlanLifecycle: a defender arms a plan, checks in, sees it
+// in its holds, disarms it; nothing reaches the missions past the
+// deadline. The relay's clock is a fake one that does not move, so that
+// the check-in is in time however slow the machine is (relay's
+// TestCheckInPostpones shows the deadline moving).
 func TestCheckInPlanLifecycle(t *testing.T) {
 	t.Parallel()
-	w := holdsWorld(t)
+	w := holdsWorld(t, relay.WithClock(clockwork.NewFakeClockAt(time.Now())))
 	def := w.party(t, newDefender(t))
 	m := w.party(t, w.Keyrings["ug-b"])
 	plan, err := def.ArmCheckIn(ctx(t), client.CheckInOptions{Country: "ug", Every: 2 * time.Second, Grace: time.Second,

@@ -14,7 +14,7 @@ import (
 )
 
 // escalationRelay: ug-a and ug-b cover ug and promise to acknowledge
-// urgent alerts within 2 seconds; ug-a escalates to ke-hub (which covers
+// urgent alerts within 3 seconds; ug-a escalates to ke-hub (which covers
 // ke) and wants two acknowledgements before it; hq oversees every post;
 // tz-x covers tz.
 func escalationRelay(t *testing.T) (*relaytest.World, *relay.Relay) {
@@ -26,9 +26,9 @@ func escalationRelay(t *testing.T) (*relaytest.World, *relay.Relay) {
 func escalationRelayAt(t *testing.T) (*relaytest.World, *relay.Relay, string) {
 	t.Helper()
 	w := relaytest.NewWorld(t,
-		relaytest.MissionSpec{ID: "ug-a", Countries: []string{"ug"}, Urgent: 2 * time.Second, Escalation: "ke-hub", Quorum: []int{2}},
-		relaytest.MissionSpec{ID: "ug-b", Countries: []string{"ug"}, Urgent: 2 * time.Second},
-		relaytest.MissionSpec{ID: "ke-hub", Countries: []string{"ke"}, Urgent: 2 * time.Second},
+		relaytest.MissionSpec{ID: "ug-a", Countries: []string{"ug"}, Urgent: 3 * time.Second, Escalation: "ke-hub", Quorum: []int{2}},
+		relaytest.MissionSpec{ID: "ug-b", Countries: []string{"ug"}, Urgent: 3 * time.Second},
+		relaytest.MissionSpec{ID: "ke-hub", Countries: []string{"ke"}, Urgent: 3 * time.Second},
 		relaytest.MissionSpec{ID: "tz-x", Countries: []string{"tz"}})
 	cfg := relaytest.Config(t)
 	w.Configure(cfg)

@@ -17,13 +17,13 @@ import (
 
 // demoEscalationTarget is the demo's response target for urgent alerts:
 // seconds, so the demo shows an escalation fire and still ends quickly.
-const demoEscalationTarget = 2 * time.Second
+const demoEscalationTarget = 3 * time.Second
 
 // demoEscalation shows an escalation when nobody answers, on a relay of
-// its own: nl-kampala promises to acknowledge urgent alerts within two
+// its own: nl-kampala promises to acknowledge urgent alerts within three
 // seconds and escalates to de-nairobi. A defender sends two urgent
 // alerts; nl-kampala acknowledges one. The relay, which reads neither,
-// releases the other's escalation to de-nairobi when the two seconds
+// releases the other's escalation to de-nairobi when the three seconds
 // pass, and stops the acknowledged one's.
 func demoEscalation(ctx context.Context, e *env, dir string, step func(string, ...any)) error {
 	fail := func(format string, args ...any) error { return fmt.Errorf("demo: escalation: "+format, args...) }
