@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/hrdbeacon/beacon/client"
 )
 
-// The check-in reminder of beacon watch. A watch loop keeps one
-// checkInReminder and calls its remind on every tick:
+// The check-in reminder of beacon watch, which runs watchCheckIns beside
+// its follow: a checkInReminder whose remind is called on every tick,
 //
-//	next := rem.remind(e, cl, time.Now()) // wake again within next
+//	next := rem.remind(out, cl, time.Now()) // wake again within next
 //
 // It reminds the defender before a check-in falls due, and once more when
 // it is overdue; it never checks in by itself: a device that checks in
@@ -47,14 +49,34 @@ func (r *checkInReminder) next(p *client.Plan, now time.Time) (string, time.Dura
 
 // remind prints the reminder for the plan armed from this device, if one
 // is due, and returns how long until the next may be.
-func (r *checkInReminder) remind(e *env, cl *client.Client, now time.Time) time.Duration {
+func (r *checkInReminder) remind(out io.Writer, cl *client.Client, now time.Time) time.Duration {
 	p, err := cl.LocalPlan()
 	if err != nil {
 		return time.Hour
 	}
 	msg, next := r.next(p, now)
 	if msg != "" {
-		fmt.Fprintln(e.stdout, "reminder: "+msg)
+		fmt.Fprintln(out, "reminder: "+msg)
 	}
 	return max(next, time.Second)
+}
+
+// reminderRecheck is how often watch looks at the plan even when no
+// reminder is near: another beacon command may have armed, checked in on
+// or disarmed it.
+const reminderRecheck = time.Minute
+
+// watchCheckIns reminds the defender of check-ins until ctx ends (beacon
+// watch runs it beside its follow).
+func watchCheckIns(ctx context.Context, out io.Writer, cl *client.Client) {
+	var r checkInReminder
+	for {
+		t := time.NewTimer(min(r.remind(out, cl, time.Now()), reminderRecheck))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -88,7 +88,7 @@ func (c *watchCmd) Run(e *env) error {
 			}
 		}
 	})
-	// A check-in reminder, when it comes, runs here beside the follow.
+	wg.Go(func() { watchCheckIns(ctx, out, cl) })
 	return cl.FollowMailbox(ctx, func(r *client.Received) { printReceived(out, r) }, followProblem(e))
 }
 
