@@ -367,7 +367,10 @@ func TestOneRefusalLosesNothingElse(t *testing.T) {
 	})
 	var ids []routing.ID
 	for _, s := range []string{"first", "second", "third"} {
-		sent, err := def.SendAlert(ctx(t), ugAlert(s))
+		// High, not urgent: one publish each, no escalation handed over.
+		a := ugAlert(s)
+		a.Priority = routing.High
+		sent, err := def.SendAlert(ctx(t), a)
 		if err != nil || !sent.Queued {
 			t.Fatalf("SendAlert = %+v, %v; want queued", sent, err)
 		}
