@@ -159,7 +159,7 @@ func (c *Client) armEscalation(ctx context.Context, a *message.Alert, id routing
 			return nil, err
 		}
 		e := &outboxEntry{ID: h.ID, Target: proto.HoldTarget(proto.HoldArmEscalation), Envelope: req, Country: a.Country,
-			Priority: a.Priority, Kind: message.KindEscalation, Queued: now.Add(-time.Microsecond)}
+			Priority: a.Priority, Kind: message.KindEscalation, Queued: now.Add(-time.Microsecond), Hold: true}
 		switch err := c.submit(ctx, e); {
 		case err == nil, isTransient(err):
 			armed = append(armed, tier.Tier)
@@ -179,7 +179,7 @@ func (c *Client) armEscalation(ctx context.Context, a *message.Alert, id routing
 func (c *Client) markDrill(ctx context.Context, a *message.Alert, id routing.ID) {
 	b, _ := json.Marshal(&proto.DrillMark{Alert: id})
 	e := &outboxEntry{ID: routing.NewID(), Target: proto.HoldTarget(proto.HoldDrill), Envelope: b, Country: a.Country,
-		Priority: a.Priority, Kind: message.Kind(proto.HoldKindDrill), Queued: c.clock.Now().Add(-2 * time.Microsecond)}
+		Priority: a.Priority, Kind: message.Kind(proto.HoldKindDrill), Queued: c.clock.Now().Add(-2 * time.Microsecond), Hold: true}
 	if err := c.submit(ctx, e); err != nil && !isTransient(err) {
 		c.log.Warn("the relay refused a drill mark", "err", err)
 	}

@@ -37,6 +37,10 @@ type outboxEntry struct {
 	ToIDs  []string     `json:"to_ids,omitempty"`
 	Kind   message.Kind `json:"kind"`
 	Queued time.Time    `json:"queued"`
+	// Hold marks a hold request that goes with a message (its escalation,
+	// its drill mark), queued just before it: not counted or listed apart
+	// while it waits, since its message waits with it.
+	Hold bool `json:"hold,omitempty"`
 	// Refused is set once the relay refused the message for good: it is
 	// kept, visible, and never sent again.
 	Refused *Refusal `json:"refused,omitempty"`
@@ -126,10 +130,13 @@ func (c *Client) Outbox() ([]Queued, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Queued, len(es))
-	for i, e := range es {
-		out[i] = Queued{ID: e.ID, Kind: e.Kind, Country: e.Country, Priority: e.Priority, Shared: e.Share, Since: e.Queued,
-			AwaitingDirectory: len(e.Envelope) == 0 && e.Refused == nil, Refused: e.Refused}
+	out := make([]Queued, 0, len(es))
+	for _, e := range es {
+		if e.Hold && e.Refused == nil {
+			continue
+		}
+		out = append(out, Queued{ID: e.ID, Kind: e.Kind, Country: e.Country, Priority: e.Priority, Shared: e.Share, Since: e.Queued,
+			AwaitingDirectory: len(e.Envelope) == 0 && e.Refused == nil, Refused: e.Refused})
 	}
 	return out, nil
 }

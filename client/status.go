@@ -143,6 +143,8 @@ func (c *Client) Status() (Status, error) {
 		switch {
 		case e.Refused != nil:
 			s.Refused++
+		case e.Hold:
+			// It goes with its message, which waits too.
 		case len(e.Envelope) == 0:
 			s.Waiting++
 			s.AwaitingDirectory++
