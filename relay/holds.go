@@ -48,8 +48,8 @@ type holds struct {
 
 const (
 	// holdWorkers release, re-arm and stop holds concurrently: each is a
-	// few JetStream round trips, most of them an fsync.
-	holdWorkers = 8
+	// few JetStream round trips, most of them an fsync, so many overlap.
+	holdWorkers = 32
 	// maxHoldRequests bounds the hold requests in flight on one relay;
 	// past it a request is refused as rate limited.
 	maxHoldRequests = 1024
@@ -61,6 +61,8 @@ const (
 	holdRetry = 2 * time.Second
 	// holdSizeEvery is how often the stream's size is read for the quota.
 	holdSizeEvery = time.Second
+	// holdPullExpiry is how long each pull of the release consumer lasts.
+	holdPullExpiry = 4 * time.Second
 	// maxAcksRead bounds the ack tokens read for one alert's quorum: far
 	// more institutions than cover any country.
 	maxAcksRead = 1024
@@ -78,7 +80,7 @@ func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 		return nil, fmt.Errorf("relay: holds: %w", err)
 	}
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, proto.StreamHolds, jetstream.ConsumerConfig{
-		Durable: proto.HoldReleaseConsumer, FilterSubject: proto.HoldDueFilter,
+		Durable: proto.HoldReleaseConsumer, FilterSubject: proto.HoldDue,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait: holdAckWait, MaxAckPending: 4 * holdWorkers * 64,
 	})
@@ -97,7 +99,10 @@ func startHolds(ctx context.Context, in *ingest) (*holds, error) {
 			}
 		})
 	}
-	if h.due, err = cons.Consume(func(m jetstream.Msg) { h.dispatch(func(ctx context.Context) { h.onDue(ctx, m) }) }); err != nil {
+	// Short pulls and heartbeats: when a node is lost, the consumer's new
+	// leader is found within seconds, not after a 30 s pull expires.
+	if h.due, err = cons.Consume(func(m jetstream.Msg) { h.dispatch(func(ctx context.Context) { h.onDue(ctx, m) }) },
+		jetstream.PullExpiry(holdPullExpiry), jetstream.PullHeartbeat(holdPullExpiry/4)); err != nil {
 		h.stop(context.Background())
 		return nil, fmt.Errorf("relay: holds: %w", err)
 	}
@@ -194,7 +199,7 @@ func (h *holds) save(ctx context.Context, id routing.ID, st *holdState, env []by
 
 // setTimer (re)places hold id's message schedule at st's deadline.
 func (h *holds) setTimer(ctx context.Context, id routing.ID, st *holdState) error {
-	_, err := h.r.js.PublishMsg(ctx, h.timerMsg(id, st), jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDueSubject(id)))
+	_, err := h.r.js.PublishMsg(ctx, h.timerMsg(id, st), jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDue))
 	return err
 }
 
@@ -210,12 +215,16 @@ func (h *holds) clearTimer(ctx context.Context, id routing.ID) error {
 }
 
 // end replaces the state of an armed hold with its tombstone and removes
-// its timer. It returns errConflict if the state changed since prev.
+// its timer (unless it fired: a firing removes its schedule). It returns
+// errConflict if the state changed since prev.
 func (h *holds) end(ctx context.Context, id routing.ID, st *holdState, prev uint64, state string) error {
 	if _, err := h.save(ctx, id, st.ended(state, h.r.clock.Now()), nil, prev); err != nil {
 		return err
 	}
 	h.outcomes.WithLabelValues(st.Kind, state).Inc()
+	if state == proto.HoldReleased {
+		return nil
+	}
 	if err := h.clearTimer(ctx, id); err != nil {
 		h.r.log.Warn("holds: removing a timer", "err", err)
 	}
@@ -475,7 +484,7 @@ func (h *holds) panic(ctx context.Context, pr *proto.PanicRequest) (*proto.HoldR
 // newer state and does the same.
 func (h *holds) rewrite(ctx context.Context, id routing.ID, st *holdState, env []byte, prev uint64, outcome string) (*proto.HoldReply, *refusal) {
 	tm := h.timerMsg(id, st)
-	tf, terr := h.r.js.PublishMsgAsync(tm, jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDueSubject(id)))
+	tf, terr := h.r.js.PublishMsgAsync(tm, jetstream.WithScheduleAt(st.Deadline), jetstream.WithScheduleTarget(proto.HoldDue))
 	seq, err := h.save(ctx, id, st, env, prev)
 	if terr == nil {
 		select {

@@ -30,10 +30,11 @@ import (
 // JetStream drops the copy (within the dedup window; past it the
 // recipients' seen-sets do).
 
-// onDue handles one firing of a timer.
+// onDue handles one firing of a timer. JetStream names the timer that
+// fired in the Nats-Scheduler header; only the relay writes HOLDS.
 func (h *holds) onDue(ctx context.Context, m jetstream.Msg) {
-	_, id, err := proto.ParseHoldSubject(m.Subject())
-	if err != nil {
+	part, id, err := proto.ParseHoldSubject(m.Headers().Get(hdrScheduler))
+	if err != nil || part != "timer" {
 		m.Term()
 		return
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/hrdbeacon/beacon/routing"
 )
 
-// A hold lives in stream HOLDS under three subjects of its id
-// (proto.HoldStateSubject and the others):
+// A hold lives in stream HOLDS under two subjects of its id
+// (proto.HoldStateSubject, proto.HoldTimerSubject):
 //
 //	state  the sealed envelope, with the hold's condition in header
 //	       Beacon-Hold (holdState as JSON). Every change replaces it (a
@@ -23,9 +23,11 @@ import (
 //	timer  a message schedule (Nats-Schedule: @at <deadline>) carrying
 //	       the state's generation. JetStream stores and replicates it,
 //	       and fires it when it falls due.
-//	due    where the timer fires: the relay's release consumer reads it,
-//	       and releases the envelope only if the state is still armed and
-//	       of the timer's generation.
+//
+// Timers fire into one subject, proto.HoldDue, which the relay's release
+// consumer reads: a firing names its timer (Nats-Scheduler), and the
+// relay releases the envelope only if the state is still armed and of
+// the timer's generation.
 //
 // A check-in raises the generation, replaces the state, then the timer.
 // A timer of an older generation (a check-in came between its firing and
@@ -35,8 +37,9 @@ import (
 
 // Header names of HOLDS messages.
 const (
-	hdrHold    = "Beacon-Hold"     // on a state: the holdState
-	hdrHoldGen = "Beacon-Hold-Gen" // on a timer and what it fires: the generation
+	hdrHold      = "Beacon-Hold"     // on a state: the holdState
+	hdrHoldGen   = "Beacon-Hold-Gen" // on a timer and what it fires: the generation
+	hdrScheduler = "Nats-Scheduler"  // on a firing, set by JetStream: the timer's subject
 )
 
 // holdState is a hold's condition and progress.

@@ -17,7 +17,7 @@
 //	bcn.bcast.<cc>                stored signed broadcasts (BROADCASTS)
 //	bcn.ack.<message id>          stored signed ack tokens (ACKS)
 //	bcn.hold.state.<id>           a held envelope and its release condition (HOLDS)
-//	bcn.hold.timer.<id>           its message schedule; it fires to bcn.hold.due.<id>
+//	bcn.hold.timer.<id>           its message schedule; it fires to bcn.hold.due
 //
 // <mailbox> and <message id> are 32 lower-case hex digits
 // ([routing.Mailbox], [routing.ID]); <cc> an ISO 3166-1 alpha-2 code in

@@ -99,12 +99,10 @@ func HoldStateSubject(id routing.ID) string { return holdRoot + "state." + id.St
 // HoldTimerSubject holds the hold's message schedule.
 func HoldTimerSubject(id routing.ID) string { return holdRoot + "timer." + id.String() }
 
-// HoldDueSubject is where the hold's schedule fires.
-func HoldDueSubject(id routing.ID) string { return holdRoot + "due." + id.String() }
-
-// HoldDueFilter is every hold's due subject: what the relay's release
-// consumer reads.
-const HoldDueFilter = holdRoot + "due.>"
+// HoldDue is where every hold's schedule fires: one subject, so that
+// firings cost no subject of their own. A firing names its hold in the
+// Nats-Scheduler header JetStream sets on it (the timer's subject).
+const HoldDue = holdRoot + "due"
 
 // HoldDrillSubject marks message id as a drill; HoldDrillFilter is every
 // mark.
@@ -112,15 +110,15 @@ func HoldDrillSubject(id routing.ID) string { return holdRoot + "drill." + id.St
 
 const HoldDrillFilter = holdRoot + "drill.>"
 
-// HoldReleaseConsumer names the durable consumer of HoldDueFilter.
+// HoldReleaseConsumer names the durable consumer of HoldDue.
 const HoldReleaseConsumer = "holds-release"
 
 // ParseHoldSubject returns the hold id of a HOLDS subject and which of
-// them it is ("state", "timer", "due" or "drill").
+// them it is ("state", "timer" or "drill").
 func ParseHoldSubject(subject string) (part string, id routing.ID, err error) {
 	rest, ok := strings.CutPrefix(subject, holdRoot)
 	part, hid, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || (part != "state" && part != "timer" && part != "due" && part != "drill") {
+	if !ok || !ok2 || (part != "state" && part != "timer" && part != "drill") {
 		return "", routing.ID{}, fmt.Errorf("%w: %q is not a hold subject", ErrSubject, subject)
 	}
 	if id, err = routing.ParseID(hid); err != nil {

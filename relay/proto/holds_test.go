@@ -59,13 +59,13 @@ func TestHoldTargetsAndSubjects(t *testing.T) {
 		}
 	}
 	id := routing.NewID()
-	for part, subj := range map[string]string{"state": HoldStateSubject(id), "timer": HoldTimerSubject(id), "due": HoldDueSubject(id), "drill": HoldDrillSubject(id)} {
+	for part, subj := range map[string]string{"state": HoldStateSubject(id), "timer": HoldTimerSubject(id), "drill": HoldDrillSubject(id)} {
 		p, got, err := ParseHoldSubject(subj)
 		if err != nil || p != part || got != id || !strings.HasPrefix(subj, "bcn.hold.") {
 			t.Errorf("%s: %s %s %v", subj, p, got, err)
 		}
 	}
-	for _, bad := range []string{"bcn.hold.state", "bcn.hold.x." + id.String(), "bcn.hold.state." + strings.ToUpper(id.String()), "bcn.to.ug.urgent"} {
+	for _, bad := range []string{"bcn.hold.state", "bcn.hold.due", "bcn.hold.due." + id.String(), "bcn.hold.x." + id.String(), "bcn.hold.state." + strings.ToUpper(id.String()), "bcn.to.ug.urgent"} {
 		if _, _, err := ParseHoldSubject(bad); !errors.Is(err, ErrSubject) {
 			t.Errorf("ParseHoldSubject(%q) = %v", bad, err)
 		}
