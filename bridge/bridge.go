@@ -17,6 +17,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nkeys"
 
+	"github.com/hrdbeacon/beacon/config"
 	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/keys"
 )
@@ -273,27 +274,27 @@ func selfIn(d *keys.Directory, kr *keys.Keyring) (string, error) {
 // checkDirectory checks that every configured partner is a partner of
 // the home directory.
 func (b *Bridge) checkDirectory() error {
-	return checkPartners(b.directory(), b.cfg)
+	if err := checkPartners(b.directory(), b.cfg); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	return nil
 }
 
 func checkPartners(d *keys.Directory, cfg *Config) error {
-	var errs []error
-	for _, pc := range cfg.Partners {
-		i := slices.IndexFunc(d.Partners, func(p keys.Partner) bool { return p.ID == pc.ID })
-		if i < 0 {
-			errs = append(errs, fmt.Errorf("partner %q: %w", pc.ID, ErrUnknownPartner))
+	var errs config.Errors
+	for i, pc := range cfg.Partners {
+		j := slices.IndexFunc(d.Partners, func(p keys.Partner) bool { return p.ID == pc.ID })
+		if j < 0 {
+			errs.AddErr(fmt.Sprintf("partners[%d].id", i), fmt.Errorf("%q: %w", pc.ID, ErrUnknownPartner))
 			continue
 		}
-		for _, cc := range pc.Countries {
-			if !slices.Contains(d.Partners[i].Countries, cc) {
-				errs = append(errs, fmt.Errorf("partner %q: the home directory does not give it %s", pc.ID, cc))
+		for k, cc := range pc.Countries {
+			if !slices.Contains(d.Partners[j].Countries, cc) {
+				errs.Add(fmt.Sprintf("partners[%d].countries[%d]", i, k), "the home directory does not give %s %s", pc.ID, cc)
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("bridge: %w", errors.Join(errs...))
-	}
-	return nil
+	return errs.Err()
 }
 
 // refreshDirectory fetches the home relay's directory and accepts it if

@@ -67,20 +67,25 @@ func Check(cfg *Config, kr *keys.Keyring) error {
 			if _, err := selfIn(d, kr); err != nil {
 				errs.AddErr("home.key_file", err)
 			}
-			if err := checkPartners(d, cfg); err != nil {
-				errs.AddErr("partners", err)
-			}
+			errs.AddErr("", checkPartners(d, cfg))
 		}
 	}
 	return errs.Err()
 }
 
-// CheckFile loads the config file at path and runs [Check] on it with kr;
-// every problem is located at its line.
-func CheckFile(path string, kr *keys.Keyring) error {
+// CheckFile loads the config file at path, opens its key file with load
+// (which asks for the passphrase) and runs [Check]; every problem is
+// located at its line, the key file's included.
+func CheckFile(path string, load func(keyFile string) (*keys.Keyring, error)) error {
 	cfg, src, err := loadConfig(path, nil)
 	if err != nil {
 		return err
+	}
+	kr, err := load(cfg.Home.KeyFile)
+	if err != nil {
+		var errs config.Errors
+		errs.AddErr("home.key_file", err)
+		return src.Locate(errs.Err())
 	}
 	return src.Locate(Check(cfg, kr))
 }

@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -324,4 +326,15 @@ func (p *PartnerConfig) priorities() []routing.Priority {
 func (p *PartnerConfig) websocket() bool {
 	ws, _ := countSchemes(p.URLs)
 	return ws > 0
+}
+
+// NewLogger builds the slog logger a config asks for, writing to w.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	o := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

@@ -2,12 +2,14 @@ package bridge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hrdbeacon/beacon/bridge"
+	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
@@ -295,4 +297,89 @@ func party(t testing.TB, ru *client.RollUp, id string) client.Party {
 	}
 	t.Fatalf("no party %s in the roll-up: %+v", id, ru.Parties)
 	return client.Party{}
+}
+
+// TestMissionReshare: a mission re-shares a defender's alert with the
+// partners — re-sealed and signed by the mission — only where the
+// defender consented; it travels the same way, and its receipt comes to
+// the mission's mailbox.
+func TestMissionReshare(t *testing.T) {
+	w := newWorld(t, "de-mfa")
+	w.startBridge(t, w.bridgeConfig(t, false))
+	def := openClient(t, w.home, keyring(t, keys.RoleDefender))
+	m := openClient(t, w.home, w.keys["nl-kampala"])
+	if _, err := def.SendAlert(testCtx(t), ugAlert("without consent", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := def.SendAlert(testCtx(t), ugAlert("with consent", true)); err != nil {
+		t.Fatal(err)
+	}
+	var got []*client.Received
+	for len(got) < 2 {
+		if _, err := m.ReceiveAlerts(testCtx(t), client.FetchOptions{Wait: 10 * time.Second}, func(_ context.Context, r *client.Received) error {
+			got = append(got, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.ShareCase(testCtx(t), got[0], nil); !errors.Is(err, client.ErrNoConsent) {
+		t.Fatalf("re-sharing an alert without consent: %v, want ErrNoConsent", err)
+	}
+	// The defender's consented alert is already in SHARED once.
+	if n := streamMsgs(t, w.home.relay, proto.StreamShared); n != 1 {
+		t.Fatalf("SHARED holds %d envelopes, want the defender's one", n)
+	}
+	s, err := m.ShareCase(testCtx(t), got[1], nil)
+	if err != nil || s.Queued || !slices.Equal(s.Partners, []string{"de-mfa"}) || s.ID == got[1].ID {
+		t.Fatalf("re-share: %+v, %v", s, err)
+	}
+	pc := openClient(t, w.partners["de-mfa"], w.keys["de-mfa"])
+	var reshare *client.Received
+	for _, r := range receiveBridged(t, pc, 2) {
+		if r.ID == s.ID {
+			reshare = r
+		}
+	}
+	if reshare == nil || reshare.Auth != envelope.Signed || !reshare.Sender.Equal(w.keys["nl-kampala"].Identity.Public()) {
+		t.Fatalf("the partner did not receive the mission's signed re-share: %+v", reshare)
+	}
+	rs := readMailbox(t, m, 1)
+	if rc, ok := rs[0].Message.(*message.Receipt); !ok || rc.Ref != s.ID || rc.Partner != "de-mfa" {
+		t.Errorf("the mission's mailbox: %+v, want de-mfa's receipt for the re-share", rs[0])
+	}
+}
+
+// TestReceiptShownOnce: a receipt the bridge sends twice (it may, after
+// a crash) is kept once in the defender's case.
+func TestReceiptShownOnce(t *testing.T) {
+	w := newWorld(t, "de-mfa")
+	def := openClient(t, w.home, keyring(t, keys.RoleDefender))
+	sent, err := def.SendAlert(testCtx(t), ugAlert("twice", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := w.bridgeConn(t)
+	for range 2 {
+		rc, err := receipt.Sign(sent.ID, "ug", "de-mfa", time.Now(), w.keys["bridge"].Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := br.Publish(proto.MailboxTarget(def.Mailbox()), rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handled, dropped int
+	for handled+dropped < 2 {
+		b, err := def.ReceiveMailbox(testCtx(t), client.FetchOptions{Wait: 10 * time.Second}, func(_ context.Context, r *client.Received) error {
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled, dropped = handled+b.Handled, dropped+b.Dropped
+	}
+	if handled != 1 || dropped != 1 {
+		t.Errorf("handled %d and dropped %d receipts, want one of each", handled, dropped)
+	}
 }

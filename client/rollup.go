@@ -80,19 +80,19 @@ func (r *RollUp) party(d *keys.Directory, id string) *Party {
 	}
 	p := Party{ID: id}
 	if d != nil {
+		for _, in := range d.Institutions() {
+			if in.ID == id {
+				p.Role = in.Role
+			}
+		}
 		for _, m := range d.Missions {
 			if m.ID == id {
-				p.Name, p.Role = m.Name, keys.RoleMission
+				p.Name = m.Name
 			}
 		}
 		for _, pt := range d.Partners {
 			if pt.ID == id {
-				p.Name, p.Role = pt.Name, keys.RolePartner
-			}
-		}
-		for _, h := range d.Headquarters {
-			if h.ID == id {
-				p.Name, p.Role = h.Name, keys.RoleHeadquarters
+				p.Name = pt.Name
 			}
 		}
 	}
@@ -107,16 +107,23 @@ func earliest(t *time.Time, at time.Time) {
 }
 
 // RollUp is the defender's roll-up of one of its alerts, from its own
-// case: the missions it was sealed to and the partners a copy was sealed
-// to, the receipts the bridge sent and the acks that came back. A mission
-// received it once the relay stored it (the alert is not queued); a
-// partner once the bridge's receipt for it arrived.
+// case ([RollUpOf]).
 func (c *Client) RollUp(ref routing.ID) (*RollUp, error) {
 	k, err := c.caseFor(ref)
 	if err != nil {
 		return nil, err
 	}
 	d, _ := c.Directory()
+	return RollUpOf(k, d), nil
+}
+
+// RollUpOf is the roll-up of a defender's case: the missions it was
+// sealed to and the partners a copy was sealed to, the receipts the
+// bridge sent and the acks that came back. A mission received it once
+// the relay stored it (the alert is not queued); a partner once the
+// bridge's receipt for it arrived; an ack says it was received too. d
+// (may be nil) gives the parties' names.
+func RollUpOf(k *Case, d *keys.Directory) *RollUp {
 	r := &RollUp{Alert: k.ID, Country: k.Country}
 	stored := time.Time{}
 	for _, e := range k.Thread {
@@ -127,9 +134,7 @@ func (c *Client) RollUp(ref routing.ID) (*RollUp, error) {
 	for _, id := range k.Missions {
 		p := r.party(d, id)
 		p.Role = keys.RoleMission
-		if !stored.IsZero() {
-			p.Received = stored
-		}
+		p.Received = stored
 	}
 	for _, id := range k.Partners {
 		r.party(d, id).Role = keys.RolePartner
@@ -153,7 +158,7 @@ func (c *Client) RollUp(ref routing.ID) (*RollUp, error) {
 			}
 		}
 	}
-	return r, nil
+	return r
 }
 
 // FetchRollUp is an institution's roll-up of the alert it received as r
