@@ -96,8 +96,8 @@ func demoBridge(ctx context.Context, e *env, dir string, step func(string, ...an
 
 	cfg := &bridge.Config{Home: bridge.HomeConfig{URLs: []string{home.ClientURL()}, KeyFile: "-",
 		RootFingerprint: homeRoot.Public().Fingerprint().String()},
-		Partners:         []bridge.PartnerConfig{{ID: "de-mfa", URLs: []string{partner.ClientURL()}, Priorities: []string{"urgent", "high", "routine"}}},
-		Batch:            64, Wait: 10 * time.Second, Timeout: 10 * time.Second,
+		Partners: []bridge.PartnerConfig{{ID: "de-mfa", URLs: []string{partner.ClientURL()}, Priorities: []string{"urgent", "high", "routine"}}},
+		Batch:    64, Wait: 10 * time.Second, Timeout: 10 * time.Second,
 		Retry:            bridge.RetryConfig{Min: 50 * time.Millisecond, Max: time.Second},
 		DirectoryRefresh: time.Hour, Log: bridge.LogConfig{Level: "warn", Format: "text"}}
 	b, err := bridge.New(cfg, br)
