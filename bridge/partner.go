@@ -3,8 +3,10 @@ package bridge
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hrdbeacon/beacon/bridge/receipt"
@@ -44,44 +46,99 @@ type item struct {
 // send the receipts, and only then settle the batch with the home relay.
 // What the partner's relay did not take is retried, with exponential
 // backoff and jitter, until it does; nothing is settled before it is
-// stored, so a crash anywhere re-reads it, and the partner's relay keeps
-// it once (the message id is the key).
+// stored and receipted, so a crash anywhere re-reads it, and the
+// partner's relay keeps it once (the message id is the key).
+//
+// The three steps run as a pipeline, one goroutine each, batches passing
+// in order: while one batch is delivered, the next is read and the
+// receipts of the one before go out. They wait on different relays and
+// streams, so their round trips and writes overlap. At most four batches
+// are unsettled at once, within what the relay lets a consumer hold.
 func (p *partner) forward(ctx context.Context) {
+	fetched := make(chan []*item)
+	stored := make(chan []*item, receiptQueue)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); defer close(fetched); p.fetcher(ctx, fetched) }()
+	go func() { defer wg.Done(); p.receipter(ctx, stored) }()
+	defer wg.Wait()
+	defer close(stored)
 	bo := relayconn.Backoff{Min: p.b.cfg.Retry.Min, Max: p.b.cfg.Retry.Max}
-	var held []*item
-	for ctx.Err() == nil {
-		if len(held) == 0 {
-			msgs, err := p.b.home.Fetch(ctx, proto.SharedSource(p.cfg.ID), relayconn.FetchOptions{Max: p.b.cfg.Batch, Wait: p.b.cfg.Wait})
-			if err != nil {
-				if ctx.Err() != nil {
-					return
+	for held := range fetched {
+		p.setOldest(held)
+		for len(held) > 0 && ctx.Err() == nil {
+			done, settle, retry, ev := p.deliver(ctx, held)
+			p.settleHome(ctx, settle)
+			ev.Partner, ev.Settled, ev.Retry = p.cfg.ID, len(settle), len(retry)
+			p.b.emit(ev)
+			if len(done) > 0 {
+				select {
+				case stored <- done:
+				case <-ctx.Done():
 				}
-				p.b.log.Warn("reading what is shared", "partner", p.cfg.ID, "err", err)
-				p.b.wait(ctx, bo.Next())
-				continue
 			}
-			var drop []string
-			held, drop = p.classify(msgs)
-			p.settleHome(ctx, drop)
+			held = retry
 			p.setOldest(held)
-			if len(drop) > 0 {
-				p.b.emit(Event{Partner: p.cfg.ID, Settled: len(drop), Dropped: len(drop)})
-			}
-			if len(held) == 0 {
-				continue
+			if len(held) > 0 && ctx.Err() == nil {
+				p.m.retries.Inc()
+				p.b.wait(ctx, bo.Next())
+			} else {
+				bo.Reset()
 			}
 		}
-		settle, retry, ev := p.deliver(ctx, held)
-		p.settleHome(ctx, settle)
-		ev.Partner, ev.Settled, ev.Retry = p.cfg.ID, len(settle), len(retry)
-		p.b.emit(ev)
-		held = retry
-		p.setOldest(held)
-		if len(held) > 0 && ctx.Err() == nil {
-			p.m.retries.Inc()
+	}
+}
+
+// fetcher reads what is shared with the partner, settles at once what is
+// out of its scope, and hands the rest on.
+func (p *partner) fetcher(ctx context.Context, out chan<- []*item) {
+	bo := relayconn.Backoff{Min: p.b.cfg.Retry.Min, Max: p.b.cfg.Retry.Max}
+	for ctx.Err() == nil {
+		msgs, err := p.b.home.Fetch(ctx, proto.SharedSource(p.cfg.ID), relayconn.FetchOptions{Max: p.b.cfg.Batch, Wait: p.b.cfg.Wait})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.b.log.Warn("reading what is shared", "partner", p.cfg.ID, "err", err)
 			p.b.wait(ctx, bo.Next())
-		} else {
-			bo.Reset()
+			continue
+		}
+		bo.Reset()
+		held, drop := p.classify(msgs)
+		if len(drop) > 0 {
+			p.settleHome(ctx, drop)
+			p.b.emit(Event{Partner: p.cfg.ID, Settled: len(drop), Dropped: len(drop)})
+		}
+		if len(held) == 0 {
+			continue
+		}
+		select {
+		case out <- held:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// receiptQueue is how many stored batches may wait for their receipts.
+const receiptQueue = 1
+
+// receipter sends the receipts of each stored batch and settles it,
+// retrying with backoff what the home relay does not take.
+func (p *partner) receipter(ctx context.Context, queue <-chan []*item) {
+	bo := relayconn.Backoff{Min: p.b.cfg.Retry.Min, Max: p.b.cfg.Retry.Max}
+	for batch := range queue {
+		for len(batch) > 0 && ctx.Err() == nil {
+			settle, retry := p.receipts(ctx, batch)
+			p.settleHome(ctx, settle)
+			p.b.emit(Event{Partner: p.cfg.ID, Settled: len(settle), Retry: len(retry)})
+			batch = retry
+			if len(batch) > 0 {
+				p.m.retries.Inc()
+				p.b.wait(ctx, bo.Next())
+			} else {
+				bo.Reset()
+			}
 		}
 	}
 }
@@ -125,10 +182,10 @@ func (p *partner) inScope(dp *keys.Partner, cc string, pr routing.Priority) bool
 	return slices.Contains(p.prios, pr)
 }
 
-// deliver stores held on the partner's relay and sends a receipt for each
-// stored envelope; it returns the settle tokens of what is done (stored
-// and receipted, or refused for good) and the items to retry.
-func (p *partner) deliver(ctx context.Context, held []*item) (settle []string, retry []*item, ev Event) {
+// deliver stores held on the partner's relay; it returns what it stored
+// (for the receipter), the settle tokens of what was refused for good,
+// and the items to retry.
+func (p *partner) deliver(ctx context.Context, held []*item) (stored []*item, settle []string, retry []*item, ev Event) {
 	batch := make([]Delivery, len(held))
 	for i, it := range held {
 		batch[i] = it.d
@@ -136,7 +193,6 @@ func (p *partner) deliver(ctx context.Context, held []*item) (settle []string, r
 	dctx, cancel := context.WithTimeout(ctx, p.b.cfg.Timeout)
 	results := p.t.Deliver(dctx, batch)
 	cancel()
-	var stored []*item
 	for i, r := range results {
 		it := held[i]
 		switch {
@@ -161,13 +217,10 @@ func (p *partner) deliver(ctx context.Context, held []*item) (settle []string, r
 			retry = append(retry, it)
 		}
 	}
-	if len(stored) == 0 {
-		return settle, retry, ev
+	if len(stored) > 0 {
+		p.m.lastSuccess.Set(float64(p.b.clock.Now().UnixNano()) / 1e9)
 	}
-	p.m.lastSuccess.Set(float64(p.b.clock.Now().UnixNano()) / 1e9)
-	done, again := p.receipts(ctx, stored)
-	settle = append(settle, done...)
-	return settle, append(retry, again...), ev
+	return stored, settle, retry, ev
 }
 
 // refusedForGood reports whether a relay's refusal is about the message
@@ -190,14 +243,28 @@ func refusedForGood(err error) bool {
 // receipts sends the signed receipt for each stored envelope to the
 // sender's reply mailbox (if it gave one) and to RECEIPTS, and returns
 // the settle tokens of the envelopes whose receipts the home relay took,
-// and the items to retry (stored, but not receipted: delivering them
-// again costs a duplicate the partner's relay drops).
+// and the items whose receipts to send again.
 func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string, retry []*item) {
 	now := p.b.clock.Now()
+	signed := make([][]byte, len(stored))
+	errs := make([]error, len(stored))
+	// Signing is the costly step (an Ed25519 signature each): spread it
+	// over the cores.
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(len(stored), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(stored); i = int(next.Add(1) - 1) {
+				it := stored[i]
+				signed[i], errs[i] = receipt.Sign(it.d.ID, it.d.Country, p.cfg.ID, now, p.b.kr.Identity)
+			}
+		})
+	}
+	wg.Wait()
 	var outs []relayconn.Outgoing
 	owner := make([]int, 0, 2*len(stored))
 	for i, it := range stored {
-		r, err := receipt.Sign(it.d.ID, it.d.Country, p.cfg.ID, now, p.b.kr.Identity)
+		r, err := signed[i], errs[i]
 		if err != nil {
 			// Only a partner id message.Receipt refuses; Validate checked it.
 			p.b.log.Error("signing a receipt", "partner", p.cfg.ID, "err", err)
@@ -219,7 +286,7 @@ func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string
 		cancel()
 		for j, err := range errs {
 			switch {
-			case err == nil:
+			case err == nil, alreadyStored(err):
 			case refusedForGood(err):
 				p.b.log.Warn("the home relay refused a receipt", "partner", p.cfg.ID, "err", err)
 			default:

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -199,9 +200,13 @@ func (t *relayTransport) Deliver(ctx context.Context, batch []Delivery) []Result
 		}
 		replies, errs := t.conn.PublishBatch(ctx, msgs)
 		for i := range part {
-			out[start+i] = Result{Err: errs[i]}
-			if errs[i] == nil {
+			switch {
+			case errs[i] == nil:
 				out[start+i].Duplicate = replies[i].Duplicate
+			case alreadyStored(errs[i]):
+				out[start+i].Duplicate = true
+			default:
+				out[start+i].Err = errs[i]
 			}
 		}
 	}
@@ -235,3 +240,10 @@ func (t *relayTransport) WaitConnected(ctx context.Context) error { return t.con
 func (t *relayTransport) Connected() bool { return t.conn.Connected() }
 
 func (t *relayTransport) Close() { t.conn.Close() }
+
+// alreadyStored reports whether a relay's refusal says the message is
+// stored already (see proto.Error.AlreadyStored).
+func alreadyStored(err error) bool {
+	var perr *proto.Error
+	return errors.As(err, &perr) && perr.AlreadyStored()
+}

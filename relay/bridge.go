@@ -86,8 +86,10 @@ func (in *ingest) checkBridge(p *principal, m *nats.Msg, subj proto.Subject) (*a
 // its header matching the subject (country, priority and id), and created
 // within the retention (it may have waited in SHARED while this relay was
 // out of reach, longer than the dedup window) and not in the future. A
-// copy already stored is answered as a duplicate with its sequence: the
-// message id is the key, however long ago the first delivery was.
+// copy delivered again is a duplicate within the dedup window; after it,
+// BRIDGED's one message per subject refuses it, and the bridge reads that
+// refusal as "stored already" ([proto.Error.AlreadyStored]): the message
+// id is the key, however long ago the first delivery was.
 func (in *ingest) checkBridgedEnvelope(data []byte, subj proto.Subject) (*admitted, *refusal) {
 	info, err := envelope.Parse(data)
 	if err != nil {
@@ -102,19 +104,6 @@ func (in *ingest) checkBridgedEnvelope(data []byte, subj proto.Subject) (*admitt
 		return nil, refuse(proto.CodeStale, "created %s, outside this relay's retention", h.Created.Format(time.RFC3339))
 	}
 	return &admitted{subject: subj, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
-}
-
-// storedAlready looks for a bridged envelope stored before, past the
-// dedup window. BRIDGED keeps one message per subject, so it is the only
-// one there.
-func (in *ingest) storedAlready(subject string) (uint64, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
-	defer cancel()
-	msgs, err := in.svc.directGet(ctx, proto.StreamBridged, directRequest{Seq: 1, NextFor: subject})
-	if err != nil || len(msgs) == 0 {
-		return 0, false
-	}
-	return msgs[0].seq, true
 }
 
 // checkReceipt admits a bridge's signed receipt: a public message signed

@@ -6,12 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
+	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
@@ -85,7 +88,18 @@ func TestBridgeReadsSharedOnly(t *testing.T) {
 // stores what it delivers under its own id, once per message id, with a
 // hop count of 1; the partner reads it for the countries it covers.
 func TestBridgedIntake(t *testing.T) {
-	w, url := bridgeWorld(t)
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "nl-kampala", Countries: []string{"ug"}})
+	cfg := relaytest.Config(t)
+	w.Configure(cfg)
+	rl := relaytest.Start(t, cfg)
+	url := rl.ClientURL()
+	// One message per subject, and the subject names the message: a
+	// delivery made again after the dedup window is refused, not stored.
+	for _, name := range []string{proto.StreamBridged, proto.StreamReceipts} {
+		if c := streamDetails(t, rl.Server())[name].Config; c.MaxMsgsPer != 1 || !c.DiscardNewPer || c.Discard != server.DiscardNew {
+			t.Errorf("%s: MaxMsgsPerSubject %d, DiscardNewPerSubject %v; want 1 and true", name, c.MaxMsgsPer, c.DiscardNewPer)
+		}
+	}
 	br := w.ConnectAs(t, url, "bridge")
 	deliver := func(c *relaytest.Conn, s proto.Subject, env []byte, hops string) (*proto.Reply, error) {
 		t.Helper()
@@ -233,4 +247,52 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// TestAlreadyStoredIsJetStreamsRefusal: the refusal a bridge reads as
+// "stored already" is the one JetStream sends for a second message on a
+// subject of a stream that keeps one per subject (BRIDGED and RECEIPTS,
+// past the dedup window), and not its refusal for a full stream.
+func TestAlreadyStoredIsJetStreamsRefusal(t *testing.T) {
+	srv := relaytest.StartRaw(t, relay.SyncInterval)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []jetstream.StreamConfig{
+		{Name: "ONCE", Subjects: []string{"once.>"}, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true},
+		{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew},
+	} {
+		if _, err := js.CreateStream(ctx(t), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reply := func(subject, id string) error {
+		m := nats.NewMsg(subject)
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		r, err := nc.RequestMsg(m, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = proto.ParseReply(r.Data)
+		return err
+	}
+	for _, c := range []struct {
+		subject1, subject2 string
+		stored             bool
+	}{{"once.x", "once.x", true}, {"full.a", "full.b", false}} {
+		if err := reply(c.subject1, "first"); err != nil {
+			t.Fatal(err)
+		}
+		err := reply(c.subject2, "second")
+		var perr *proto.Error
+		if !errors.As(err, &perr) || perr.AlreadyStored() != c.stored || perr.Code != proto.CodeUnavailable {
+			t.Errorf("second store on %s: %v (%+v); want a refusal, AlreadyStored %v", c.subject2, err, perr, c.stored)
+		}
+	}
 }

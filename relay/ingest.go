@@ -147,12 +147,6 @@ func (in *ingest) handle(m *nats.Msg) {
 		in.refuse(m, ref)
 		return
 	}
-	if a.subject.Kind == proto.KindBridged {
-		if seq, ok := in.storedAlready(a.subject.String()); ok {
-			in.svc.replyJSON(m, &proto.Reply{Stream: proto.StreamBridged, Seq: seq, Duplicate: true})
-			return
-		}
-	}
 	mt.received.WithLabelValues(a.subject.Stream(), a.country, a.priority).Inc()
 	msg := &nats.Msg{Subject: a.subject.String(), Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
 	if a.hops != "" {

@@ -31,7 +31,7 @@ var streamSpecs = []streamSpec{
 	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false},
 	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", false, false},
 	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", false, false},
-	{proto.StreamBridged, proto.SubjectBridged, "shared alerts bridges delivered from other networks", true, false},
+	{proto.StreamBridged, proto.SubjectBridged, "shared alerts bridges delivered from other networks", false, false},
 	{proto.StreamReturn, proto.SubjectReturn, "partners' answers for bridges to carry back", false, false},
 	{proto.StreamReceipts, proto.SubjectReceipts, "bridges' signed receipts, per alert and partner", false, false},
 }

@@ -20,8 +20,10 @@ type Outgoing struct {
 	Header nats.Header // optional; the relay reads only the headers it documents
 }
 
-// MaxBatch bounds one PublishBatch: what a fetch can return.
-const MaxBatch = proto.MaxFetch
+// MaxBatch bounds one PublishBatch: the replies it waits for are
+// buffered by one subscription, a few hundred bytes each. Four times a
+// fetch: a bridge sends two receipts per envelope of a batch.
+const MaxBatch = 4 * proto.MaxFetch
 
 // PublishBatch publishes every message to its ingest target at once and
 // waits for all the relay's replies: where each was stored, or why it was

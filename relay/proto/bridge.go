@@ -250,3 +250,21 @@ func RollUpTarget(id routing.ID) string { return Service{Name: SvcRollUp, ID: id
 // MaxRollUp bounds the statements one roll-up returns: one ack token per
 // institution and one receipt per partner.
 const MaxRollUp = 1024
+
+// JetStream refuses a store into a stream that keeps one message per
+// subject (BRIDGED, RECEIPTS) when the subject holds one already, with
+// this error code and description (nats-server's JSStreamStoreFailedF
+// and ErrMaxMsgsPerSubject). The code alone also means other store
+// failures, such as a full stream.
+const (
+	jsErrStoreFailed       = 10077
+	jsMaxMsgsPerSubjectMsg = "maximum messages per subject exceeded"
+)
+
+// AlreadyStored reports whether the refusal says the message is stored
+// already: a delivery to BRIDGED, or a receipt to RECEIPTS, made again
+// after the dedup window. Their subjects name the message, so what holds
+// the subject is the same message; the sender takes it as stored.
+func (e *Error) AlreadyStored() bool {
+	return e.JSErrCode == jsErrStoreFailed && e.Description == jsMaxMsgsPerSubjectMsg
+}
