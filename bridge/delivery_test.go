@@ -273,7 +273,7 @@ func TestPartnerAcknowledges(t *testing.T) {
 	if _, err := mc.Publish(proto.AckTarget(alert.Case), envelope.SignAck(alert.Case, w.keys["nl-kampala"].Identity, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	mru, err := m.FetchRollUp(testCtx(t), alert)
+	mru, err := m.FetchRollUp(testCtx(t), alert.Case, alert.Header.Country, alert.Header.Created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,14 +323,21 @@ func TestMissionReshare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := m.ShareCase(testCtx(t), got[0], nil); !errors.Is(err, client.ErrNoConsent) {
+	share := func(r *client.Received) (*client.Sent, error) {
+		s, err := message.ShareFrom(r.ID, r.Message.(*message.Alert), "nl-kampala", "We are following this closely.")
+		if err != nil {
+			return nil, err
+		}
+		return m.ShareAlert(testCtx(t), s)
+	}
+	if _, err := share(got[0]); !errors.Is(err, message.ErrNoConsent) {
 		t.Fatalf("re-sharing an alert without consent: %v, want ErrNoConsent", err)
 	}
 	// The defender's consented alert is already in SHARED once.
 	if n := streamMsgs(t, w.home.relay, proto.StreamShared); n != 1 {
 		t.Fatalf("SHARED holds %d envelopes, want the defender's one", n)
 	}
-	s, err := m.ShareCase(testCtx(t), got[1], nil)
+	s, err := share(got[1])
 	if err != nil || s.Queued || !slices.Equal(s.Partners, []string{"de-mfa"}) || s.ID == got[1].ID {
 		t.Fatalf("re-share: %+v, %v", s, err)
 	}
@@ -343,6 +350,9 @@ func TestMissionReshare(t *testing.T) {
 	}
 	if reshare == nil || reshare.Auth != envelope.Signed || !reshare.Sender.Equal(w.keys["nl-kampala"].Identity.Public()) {
 		t.Fatalf("the partner did not receive the mission's signed re-share: %+v", reshare)
+	}
+	if sa, ok := reshare.Message.(*message.SharedAlert); !ok || sa.Ref != got[1].ID || reshare.Case != got[1].ID || sa.Summary != "with consent" {
+		t.Errorf("the re-share: %+v, want the mission's re-share of the defender's alert", reshare.Message)
 	}
 	rs := readMailbox(t, m, 1)
 	if rc, ok := rs[0].Message.(*message.Receipt); !ok || rc.Ref != s.ID || rc.Partner != "de-mfa" {

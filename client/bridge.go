@@ -3,14 +3,12 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
-	"github.com/hrdbeacon/beacon/routing"
 )
 
 // What the client does for the bridge to partner governments:
@@ -22,17 +20,14 @@ import (
 //     status is "waiting to be delivered", never "delivered".
 //   - A mission re-shares a case with the partners, re-sealed and signed
 //     by the mission, only where the defender consented
-//     ([Client.ShareCase]).
+//     ([Client.ShareAlert] with message.ShareFrom); its receipts come to
+//     the mission's mailbox, under the re-share's id.
 //   - A partner government reads, on its own relay, what bridges
 //     delivered for its countries ([Client.ReceiveBridged]); its
 //     [Client.Acknowledge] and [Client.Reply] on such a message go back
 //     through the bridge that delivered it.
 //   - [Client.RollUp] and [Client.FetchRollUp] say, for a coordinated
 //     alert, which government received it, acknowledged it and acts.
-
-// ErrNoConsent means the defender did not consent to sharing the alert
-// with partner governments.
-var ErrNoConsent = errors.New("the defender did not consent to sharing this alert")
 
 // ErrNotAPartner means this identity is not a partner in the directory
 // of the relay it reads.
@@ -70,51 +65,6 @@ func (c *Client) openReceipt(data []byte) (r *Received, ok bool, err error) {
 	key := s.Key()
 	return &Received{ID: key, Header: envelope.Header{ID: key, Created: s.Created, Country: s.Country},
 		Sender: ident, From: bridgeID, FromRole: keys.RoleBridge, Auth: envelope.Signed, Message: s.Receipt, Case: s.Ref}, true, nil
-}
-
-// ShareCase re-shares a defender's alert with the partner governments
-// covering its country: body (the console's re-share; nil carries the
-// alert itself) is sealed to their current inbox keys, signed by this
-// mission — the defender's own authenticator never leaves the mission —
-// and stored in SHARED for the bridge, under a new message id whose
-// receipts and answers come back to this mission's mailbox. It refuses
-// with [ErrNoConsent] unless r is an alert whose defender consented to
-// sharing.
-func (c *Client) ShareCase(ctx context.Context, r *Received, body message.Message) (*Sent, error) {
-	a, ok := r.Message.(*message.Alert)
-	if !ok || r.FromRole != keys.RoleDefender {
-		return nil, fmt.Errorf("%w: only a defender's alert can be shared", ErrNoConsent)
-	}
-	if !a.Share {
-		return nil, ErrNoConsent
-	}
-	if c.role != keys.RoleMission {
-		return nil, fmt.Errorf("client: a %s does not re-share alerts", c.role)
-	}
-	if body == nil {
-		body = a
-	}
-	b, err := message.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	e := &outboxEntry{ID: routing.NewID(), Target: proto.ShareTarget(r.Header.Country, r.Header.Priority), Body: b,
-		Country: r.Header.Country, Priority: r.Header.Priority, Share: true, Kind: body.Kind(), Queued: c.clock.Now()}
-	ids, err := c.seal(e)
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no partner government covers %s", r.Header.Country)
-	}
-	s := &Sent{ID: e.ID, Partners: ids}
-	if err := c.submit(ctx, e); err != nil {
-		if !isTransient(err) {
-			return nil, err
-		}
-		s.Queued = true
-	}
-	return s, nil
 }
 
 // partnerSelf returns this client's partner entry in the directory of

@@ -161,15 +161,16 @@ func RollUpOf(k *Case, d *keys.Directory) *RollUp {
 	return r
 }
 
-// FetchRollUp is an institution's roll-up of the alert it received as r
-// (a mission from its channel, a partner or headquarters on the sending
-// network's relay, where the directory lists it): the ack tokens and the
-// bridge's receipts the relay holds for r's id and for the ids of its
-// re-shares (what [Client.ShareCase] returned), each verified against the
-// directory. The parties are the missions and the partners covering the
-// alert's country. Acts is known only for this institution's own ack,
-// which the caller keeps; the tokens name no one.
-func (c *Client) FetchRollUp(ctx context.Context, r *Received, reshares ...routing.ID) (*RollUp, error) {
+// FetchRollUp is an institution's roll-up of alert ref of country cc,
+// which reached the relay's channel at stored (a mission holds it, so
+// every mission of cc could read it from then): the ack tokens and the
+// bridge's receipts the relay holds for ref and for the ids of its
+// re-shares ([Client.ShareAlert] returned them), each verified against
+// the directory. The parties are the missions and the partners covering
+// cc. A partner, or headquarters, asks the sending network's relay, where
+// that directory lists it. Acts is left empty: the tokens name no one;
+// the institution keeps its own ack.
+func (c *Client) FetchRollUp(ctx context.Context, ref routing.ID, cc string, stored time.Time, reshares ...routing.ID) (*RollUp, error) {
 	if err := c.WaitConnected(ctx); err != nil {
 		return nil, err
 	}
@@ -177,18 +178,14 @@ func (c *Client) FetchRollUp(ctx context.Context, r *Received, reshares ...routi
 	if err != nil {
 		return nil, err
 	}
-	cc := r.Header.Country
-	ru := &RollUp{Alert: r.Case, Country: cc}
+	ru := &RollUp{Alert: ref, Country: cc}
 	for _, m := range d.MissionsFor(cc) {
-		p := ru.party(d, m.ID)
-		// Every mission of the country reads the channel the alert was
-		// stored in.
-		p.Received = r.Header.Created
+		ru.party(d, m.ID).Received = stored
 	}
 	for _, pt := range d.PartnersFor(cc) {
 		ru.party(d, pt.ID)
 	}
-	for _, id := range append([]routing.ID{r.Case}, reshares...) {
+	for _, id := range append([]routing.ID{ref}, reshares...) {
 		stmts, err := c.conn.RollUp(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("roll-up: %w", err)
