@@ -11,6 +11,7 @@ import (
 	"github.com/hrdbeacon/beacon/bridge"
 	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/client"
+	"github.com/hrdbeacon/beacon/client/console"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/keys"
@@ -391,5 +392,80 @@ func TestReceiptShownOnce(t *testing.T) {
 	}
 	if handled != 1 || dropped != 1 {
 		t.Errorf("handled %d and dropped %d receipts, want one of each", handled, dropped)
+	}
+}
+
+// TestPartnerConsole: the partner's side is the same binary — its
+// console, with the partner's keys, reads on its own relay what the
+// bridge delivered, and an officer's ack there reaches the defender
+// (through the bridge) and the home relay's roll-up.
+func TestPartnerConsole(t *testing.T) {
+	w := newWorld(t, "de-mfa")
+	returned := make(chan int, 64)
+	w.startBridge(t, w.bridgeConfig(t, false), bridge.WithEvents(func(e bridge.Event) {
+		if e.Returned > 0 {
+			returned <- e.Returned
+		}
+	}))
+	def := openClient(t, w.home, keyring(t, keys.RoleDefender))
+	sent, err := def.SendAlert(testCtx(t), ugAlert("Detained at the border", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := w.partners["de-mfa"]
+	o, err := console.Open(&console.Config{Mission: "de-mfa", Key: "unused", StateDir: t.TempDir(), Relays: []string{pn.url()},
+		RootFingerprint: pn.root.Public().Fingerprint().String(), Directory: pn.file, Listen: "127.0.0.1:0",
+		Officers: []console.Officer{{ID: "kmeyer", Name: "K. Meyer", Liaison: "Human rights desk, Federal Foreign Office"}}},
+		w.keys["de-mfa"], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Client.WaitConnected(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for o.Store.Len() < 1 {
+		if _, err := o.Receive(testCtx(t), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := o.Store.Case(sent.ID)
+	if err != nil || k.Title != "Detained at the border" {
+		t.Fatalf("the partner's console: %+v, %v", k, err)
+	}
+	if err := o.Acknowledge(testCtx(t), sent.ID, "kmeyer", "Raising it with our embassy"); err != nil {
+		t.Fatal(err)
+	}
+	var ack *client.Received
+	for ack == nil {
+		for _, r := range readMailbox(t, def, 1) {
+			if _, ok := r.Message.(*message.Ack); ok {
+				ack = r
+			}
+		}
+	}
+	if ack.From != "de-mfa" || ack.Case != sent.ID {
+		t.Fatalf("the defender's ack: from %q for %s", ack.From, ack.Case)
+	}
+	ru, err := def.RollUp(sent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := party(t, ru, "de-mfa"); p.Acts != "Human rights desk, Federal Foreign Office" {
+		t.Errorf("the defender's roll-up: %+v", p)
+	}
+	// The token went back through the bridge too, in the same round as
+	// the ack or an earlier one: once both are carried, a mission's
+	// roll-up has it.
+	for n := 0; n < 2; {
+		n += <-returned
+	}
+	m := openClient(t, w.home, w.keys["nl-kampala"])
+	mru, err := m.FetchRollUp(testCtx(t), sent.ID, "ug", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if party(t, mru, "de-mfa").Acknowledged.IsZero() {
+		t.Errorf("the mission's roll-up: de-mfa has not acknowledged")
 	}
 }

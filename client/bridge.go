@@ -3,12 +3,14 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/relay/proto"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // What the client does for the bridge to partner governments:
@@ -140,4 +142,18 @@ func annotateBridge(e *Entry, m message.Message) {
 	case *message.Ack:
 		e.Acts = m.By
 	}
+}
+
+// SendAckTokensVia is [Client.SendAckTokens] for a partner answering what
+// bridge delivered: the tokens go back through the bridge, to the sending
+// network's relay, where they stop escalation and count in roll-ups.
+func (c *Client) SendAckTokensVia(ctx context.Context, bridge string, ids ...routing.ID) error {
+	var errs []error
+	for _, id := range ids {
+		tok := envelope.SignAck(id, c.id, c.clock.Now())
+		if _, err := c.conn.Publish(ctx, proto.ReturnAck(bridge, id).Target(), tok); err != nil {
+			errs = append(errs, fmt.Errorf("ack token for %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }

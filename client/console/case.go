@@ -239,7 +239,8 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	opens := mr.Case == mr.ID
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from
-		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority}
+		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority,
+			Bridge: mr.Bridge}
 		// The safety number (thousands of hashes) is worked out when a
 		// case is shown, not on every replay of the log.
 		if mr.From == "" {
