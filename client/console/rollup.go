@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -19,6 +20,11 @@ func (o *Office) RollUp(ctx context.Context, k *Case) (*client.RollUp, error) {
 	if k.Alert() == nil {
 		return nil, ErrNotAnAlert
 	}
+	if o.Partner {
+		// The statements are at the sending network's relay, which this
+		// console does not read; its own relay holds none.
+		return nil, ErrRollUpElsewhere
+	}
 	ru, err := o.Client.FetchRollUp(ctx, k.ID, k.Country, k.Opened, k.Reshares...)
 	if err != nil {
 		return nil, err
@@ -31,6 +37,10 @@ func (o *Office) RollUp(ctx context.Context, k *Case) (*client.RollUp, error) {
 	}
 	return ru, nil
 }
+
+// ErrRollUpElsewhere means the roll-up of a case is kept by the sending
+// network's relay, which a partner government's console does not read.
+var ErrRollUpElsewhere = errors.New("the roll-up of a shared alert is kept by the sending network's relay (client.FetchRollUp there, where its directory lists this partner)")
 
 // rollUpView is the roll-up as the page shows it.
 type rollUpView struct {

@@ -434,7 +434,7 @@ function rollupCard(c) {
       el("thead", {}, el("tr", {}, el("th", { text: "Government" }), el("th", { text: "Role" }), el("th", { text: "Status" }))),
       el("tbody", {}, rows)));
   }, (e) => {
-    if (S.open === id) body.replaceChildren(el("p", { class: "muted", text: "The relay could not be asked: " + e.message }));
+    if (S.open === id) body.replaceChildren(el("p", { class: "muted", text: "Cannot show it now: " + e.message }));
   });
   return card;
 }
