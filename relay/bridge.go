@@ -99,11 +99,36 @@ func (in *ingest) checkBridgedEnvelope(data []byte, subj proto.Subject) (*admitt
 	if h.Country != subj.Country || h.Priority != subj.Priority || h.ID != subj.ID {
 		return nil, refuse(proto.CodeMismatch, "the subject and the envelope header disagree")
 	}
-	now := in.r.clock.Now()
-	if h.Created.After(now.Add(maxClockSkew)) || h.Created.Before(now.Add(-in.r.cfg.Storage.Retention)) {
-		return nil, refuse(proto.CodeStale, "created %s, outside this relay's retention", h.Created.Format(time.RFC3339))
+	if r := in.withinRetention(h.Created); r != nil {
+		return nil, r
 	}
 	return &admitted{subject: subj, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
+}
+
+// withinRetention refuses a created time in the future or older than the
+// relay keeps anything. What a bridge carries may have waited, at the
+// other relay, longer than the dedup window; within it a copy carried
+// again is a duplicate, past it the reader's seen-set drops it.
+func (in *ingest) withinRetention(created time.Time) *refusal {
+	now := in.r.clock.Now()
+	if created.After(now.Add(maxClockSkew)) || created.Before(now.Add(-in.r.cfg.Storage.Retention)) {
+		return refuse(proto.CodeStale, "created %s, outside this relay's retention", created.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkCarriedEnvelope admits a partner's sealed answer a bridge carries
+// back to a mailbox: well formed, and created within the retention (see
+// withinRetention).
+func (in *ingest) checkCarriedEnvelope(data []byte, subj proto.Subject) (*admitted, *refusal) {
+	info, err := envelope.Parse(data)
+	if err != nil {
+		return nil, envelopeRefusal(err)
+	}
+	if r := in.withinRetention(info.Created); r != nil {
+		return nil, r
+	}
+	return &admitted{subject: subj, id: info.ID.String(), country: info.Country, priority: info.Priority.String()}, nil
 }
 
 // checkReceipt admits a bridge's signed receipt: a public message signed
@@ -132,21 +157,35 @@ func isPublic(data []byte) bool {
 }
 
 // checkCarriedAck admits an ack token a bridge carries back from a
-// partner: it must be signed by a partner of this relay's directory.
+// partner: it must be signed by a partner of this relay's directory, and
+// created within the retention (see withinRetention). One per alert and
+// signer, as every ack token.
 func (in *ingest) checkCarriedAck(data []byte, subj proto.Subject) (*admitted, *refusal) {
 	tok, err := envelope.ParseAck(data)
 	if err != nil {
 		return nil, envelopeRefusal(err)
 	}
-	d := in.r.auth.directory()
-	if d != nil {
+	if tok.Alert != subj.ID {
+		return nil, refuse(proto.CodeMismatch, "the subject and the token name different alerts")
+	}
+	var signer *keys.PublicIdentity
+	if d := in.r.auth.directory(); d != nil {
 		for _, pt := range d.Partners {
 			if pt.Identity.Fingerprint().Equal(tok.Signer) {
-				return in.checkAck(&principal{role: keys.RolePartner, id: pt.ID, identity: pt.Identity}, data, subj)
+				signer = pt.Identity
 			}
 		}
 	}
-	return nil, refuse(proto.CodeForbidden, "a bridge carries back only ack tokens signed by a partner in the directory")
+	if signer == nil {
+		return nil, refuse(proto.CodeForbidden, "a bridge carries back only ack tokens signed by a partner in the directory")
+	}
+	if err := tok.Verify(signer); err != nil {
+		return nil, refuse(proto.CodeBadSig, "%v", err)
+	}
+	if r := in.withinRetention(tok.Created); r != nil {
+		return nil, r
+	}
+	return &admitted{subject: subj, id: tok.Alert.String() + "." + tok.Signer.Short()}, nil
 }
 
 func (in *ingest) isBridge(id string) bool {

@@ -228,6 +228,23 @@ func TestReceiptsAndCarriedAcks(t *testing.T) {
 	}
 	_, err = br.Publish(proto.AckTarget(alert), envelope.SignAck(alert, w.Keyrings["nl-kampala"].Identity, time.Now()))
 	wantCode(t, "carrying back a mission's ack token", err, proto.CodeForbidden)
+	// What a bridge carries back may have waited at the partner's relay
+	// longer than the dedup window: taken within the retention.
+	older := routing.NewID()
+	if _, err := br.Publish(proto.AckTarget(older), envelope.SignAck(older, w.Keyrings["partner"].Identity, time.Now().Add(-72*time.Hour))); err != nil {
+		t.Errorf("carrying back a partner's ack token of three days ago: %v", err)
+	}
+	h := envelope.NewHeader("ug", routing.Urgent)
+	h.Created = time.Now().Add(-72 * time.Hour)
+	answer, err := envelope.Seal(h, []byte("we act"), w.Keyrings["partner"].Identity, envelope.Signed, envelope.To(newIdentity(t).Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Publish(proto.MailboxTarget(mbox), answer); err != nil {
+		t.Errorf("carrying back a partner's answer of three days ago: %v", err)
+	}
+	_, err = relaytest.Connect(t, url, w.Keyrings["nl-kampala"].NKey).Publish(proto.MailboxTarget(mbox), answer)
+	wantCode(t, "a mission's answer of three days ago", err, proto.CodeStale)
 	if _, err := w.ConnectAs(t, url, "nl-kampala").Publish(proto.AckTarget(alert), envelope.SignAck(alert, w.Keyrings["nl-kampala"].Identity, time.Now())); err != nil {
 		t.Fatal(err)
 	}

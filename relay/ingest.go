@@ -213,6 +213,9 @@ func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admi
 		if p.role == keys.RoleBridge && isPublic(m.Data) {
 			return in.checkReceipt(p, m.Data, subj) // a receipt to the sender
 		}
+		if p.role == keys.RoleBridge {
+			return in.checkCarriedEnvelope(m.Data, subj) // a partner's answer
+		}
 		return in.checkEnvelope(m.Data, subj)
 	case proto.KindBroadcast:
 		return in.checkBroadcast(p, m.Data, subj)
