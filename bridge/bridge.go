@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -369,12 +370,14 @@ func LoadNKey(path string) (nkeys.KeyPair, error) {
 	if st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
 	}
-	buf := make([]byte, maxNKeyFile+1)
-	n, _ := f.Read(buf)
-	if n > maxNKeyFile {
+	buf, err := io.ReadAll(io.LimitReader(f, maxNKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) > maxNKeyFile {
 		return nil, fmt.Errorf("%s is not an NKey seed file: larger than %d bytes", path, maxNKeyFile)
 	}
-	kp, err := nkeys.ParseDecoratedNKey(buf[:n])
+	kp, err := nkeys.ParseDecoratedNKey(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

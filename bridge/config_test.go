@@ -2,11 +2,14 @@ package bridge_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/hrdbeacon/beacon/bridge"
 	"github.com/hrdbeacon/beacon/config"
@@ -145,4 +148,43 @@ func TestStartRefusesWhatTheDirectoryDoesNotList(t *testing.T) {
 	if err := b.Start(testCtx(t)); !errors.Is(err, bridge.ErrNotABridge) {
 		t.Errorf("Start with a key the directory does not list: %v, want ErrNotABridge", err)
 	}
+}
+
+// TestLoadNKey: a partner-issued NKey seed is read from a file only its
+// owner can read, and must be a user seed.
+func TestLoadNKey(t *testing.T) {
+	dir := t.TempDir()
+	kp, _ := nkeys.CreateUser()
+	seed, _ := kp.Seed()
+	write := func(name string, b []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	got, err := bridge.LoadNKey(write("ok.nk", append(seed, '\n'), 0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := got.PublicKey(); a != mustPub(kp) {
+		t.Errorf("loaded %s, want %s", a, mustPub(kp))
+	}
+	if _, err := bridge.LoadNKey(write("open.nk", seed, 0o644)); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Errorf("a world-readable seed: %v", err)
+	}
+	acct, _ := nkeys.CreateAccount()
+	aseed, _ := acct.Seed()
+	if _, err := bridge.LoadNKey(write("acct.nk", aseed, 0o600)); err == nil {
+		t.Error("an account seed was taken for a user's")
+	}
+	if _, err := bridge.LoadNKey(write("big.nk", make([]byte, 8192), 0o600)); err == nil {
+		t.Error("an 8 KiB file was taken for a seed")
+	}
+}
+
+func mustPub(kp nkeys.KeyPair) string {
+	p, _ := kp.PublicKey()
+	return p
 }
