@@ -836,19 +836,18 @@ func printCase(e *env, k *client.Case) {
 	printRollUp(e, k)
 }
 
-// printRollUp says, for an alert, which governments have it and which
-// acknowledged it: a partner is "waiting to be delivered" until the
-// bridge's receipt says its relay stored it.
+// printRollUp says, for an alert shared with partner governments, which
+// have it and which acknowledged it: a partner is "waiting to be
+// delivered" until the bridge's receipt says its relay stored it. (The
+// status line says where the missions stand.)
 func printRollUp(e *env, k *client.Case) {
-	if k.Kind != message.KindAlert {
+	if k.Kind != message.KindAlert || len(k.Partners) == 0 {
 		return
 	}
 	for _, p := range client.RollUpOf(k, nil).Parties {
-		what := "mission"
 		if p.Role == keys.RolePartner {
-			what = "partner government"
+			fmt.Fprintf(e.stdout, "  partner government %-12s %s\n", p.ID, p.Status())
 		}
-		fmt.Fprintf(e.stdout, "  %-20s %-12s %s\n", what, p.ID, p.Status())
 	}
 }
 
@@ -861,6 +860,9 @@ func caseStatus(k *client.Case) string {
 	}
 	first := k.Thread[0]
 	acked := k.Acknowledged()
+	if len(k.Missions) > 0 { // partners' acks are shown with the partners
+		acked = slices.DeleteFunc(acked, func(id string) bool { return !slices.Contains(k.Missions, id) })
+	}
 	switch {
 	case first.Refused != "":
 		return "refused; it was not sent"
