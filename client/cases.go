@@ -23,7 +23,10 @@ type Case struct {
 	Title    string           `json:"title"`
 	Opened   time.Time        `json:"opened"`
 	Missions []string         `json:"missions"`
-	Thread   []Entry          `json:"thread"`
+	// Partners are the partner governments a copy was sealed to, with
+	// the defender's consent; [Client.RollUp] says which have it.
+	Partners []string `json:"partners,omitempty"`
+	Thread   []Entry  `json:"thread"`
 }
 
 // An Entry is one message in a case.
@@ -41,6 +44,12 @@ type Entry struct {
 	// liaison message named. Case.Meetings and Case.Liaisons read them.
 	Meeting *MeetingInfo `json:"meeting,omitempty"`
 	Liaison string       `json:"liaison,omitempty"`
+	// Partner is, for a bridge's receipt, the partner whose relay stored
+	// the alert.
+	Partner string `json:"partner,omitempty"`
+	// Acts is, for an ack, who acts, as the acknowledging institution
+	// said.
+	Acts string `json:"acts,omitempty"`
 }
 
 // Acknowledged returns the directory ids of the institutions whose
@@ -227,6 +236,7 @@ func (c *Client) record(durable bool, rs ...*caseRecord) error {
 func (c *Client) recordReceived(r *Received) error {
 	e := &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}
 	annotate(e, r.Message)
+	annotateBridge(e, r.Message)
 	return c.record(true, &caseRecord{Ref: r.Case, Entry: e})
 }
 
@@ -276,7 +286,7 @@ func (c *Client) caseFor(ref routing.ID) (*Case, error) {
 func (c *Client) recordSent(s *Sent, m message.Message, cc string, p routing.Priority, title string) {
 	now := c.clock.Now()
 	c.recordOrLog(&caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
-		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
+		Missions: s.Missions, Partners: s.Partners, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
 func (c *Client) appendEntry(ref routing.ID, e Entry) {

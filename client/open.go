@@ -29,6 +29,10 @@ type Received struct {
 	// Case is the id of the case the message belongs to: its own id for
 	// an alert or request, the id it refers to otherwise.
 	Case routing.ID
+	// Bridge is, for what a partner reads from its own relay, the
+	// directory id of the bridge that delivered it: answers go back
+	// through it.
+	Bridge string
 }
 
 // Reasons a fetched envelope is dropped, for the log (never with content).
@@ -53,6 +57,9 @@ const seenRetention = 90 * 24 * time.Hour
 func (c *Client) open(data []byte) (*Received, error) {
 	if len(data) > envelope.MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes", envelope.ErrTooLarge, len(data))
+	}
+	if r, ok, err := c.openReceipt(data); ok {
+		return r, err
 	}
 	o, err := envelope.Open(data, c.id, c.cfg.Keyring.InboxKeys()...)
 	if err != nil {

@@ -130,7 +130,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 		return Batch{}, err
 	}
 	fo := relayconn.FetchOptions{Max: o.Max, Wait: o.Wait}
-	if !src.Alerts {
+	if !src.Consumed() {
 		c.cursorMu.Lock()
 		fo.After = c.cursor
 		c.cursorMu.Unlock()
@@ -157,6 +157,11 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 		}
 		lastSeq = max(lastSeq, m.Seq)
 		r, err := opened[i], errs[i]
+		if r != nil && err == nil && src.Bridged {
+			if s, serr := proto.ParseSubject(m.Subject); serr == nil && s.Kind == proto.KindBridged {
+				r.Bridge = s.Bridge
+			}
+		}
 		unknown := errors.Is(err, errUnknownSigner)
 		if r != nil && (err == nil || unknown) && inBatch[r.ID] {
 			err, unknown = errReplay, false
@@ -344,8 +349,11 @@ func (c *Client) openAll(msgs []relayconn.Fetched) ([]*Received, []error) {
 
 // kindOf names a source in log lines without naming a mailbox.
 func kindOf(src proto.Source) string {
-	if src.Alerts {
+	switch {
+	case src.Alerts:
 		return "alerts"
+	case src.Bridged:
+		return "bridged"
 	}
 	return "mailbox"
 }

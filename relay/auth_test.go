@@ -1033,7 +1033,7 @@ func streamStates(t testing.TB, r *relay.Relay) map[string]streamState {
 		}
 	}
 	if len(out) != len(allStreams) {
-		t.Fatalf("streams: %v, want the six of DESIGN.md", out)
+		t.Fatalf("streams: %v, want the streams of DESIGN.md and the bridge", out)
 	}
 	return out
 }

@@ -512,7 +512,8 @@ func streamDetails(t testing.TB, srv *server.Server) map[string]server.StreamDet
 }
 
 var allStreams = []string{proto.StreamAlerts, proto.StreamMailbox, proto.StreamShared,
-	proto.StreamBroadcasts, proto.StreamAcks, proto.StreamHolds}
+	proto.StreamBroadcasts, proto.StreamAcks, proto.StreamHolds,
+	proto.StreamBridged, proto.StreamReturn, proto.StreamReceipts}
 
 // assertStreamConfigs checks each stream's limits against cfg.
 func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, cfg *relay.Config) {

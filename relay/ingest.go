@@ -125,6 +125,7 @@ type admitted struct {
 	id       string // dedup key
 	country  string
 	priority string
+	hops     string // a bridged envelope's proto.HeaderHops, stored with it
 }
 
 func (in *ingest) handle(m *nats.Msg) {
@@ -148,6 +149,9 @@ func (in *ingest) handle(m *nats.Msg) {
 	}
 	mt.received.WithLabelValues(a.subject.Stream(), a.country, a.priority).Inc()
 	msg := &nats.Msg{Subject: a.subject.String(), Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
+	if a.hops != "" {
+		msg.Header.Set(proto.HeaderHops, a.hops)
+	}
 	if err := in.r.nc.PublishMsg(msg); err != nil {
 		in.refuse(m, refuse(proto.CodeUnavailable, "relay busy, send it again"))
 	}
@@ -189,7 +193,7 @@ func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admi
 	if p.role != keys.RoleDefender {
 		lim = in.instLim
 	}
-	if !lim.Allow(mbox) {
+	if p.role != keys.RoleBridge && !lim.Allow(mbox) { // a bridge's rate: see bridge.go
 		return nil, refuse(proto.CodeRateLimited, "over the publish rate of this connection key; slow down")
 	}
 	subj, err := proto.ParseTarget(target)
@@ -206,11 +210,22 @@ func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admi
 		if p.role == keys.RoleDefender {
 			return nil, refuse(proto.CodeForbidden, "a defender may not publish to mailboxes")
 		}
+		if p.role == keys.RoleBridge && isPublic(m.Data) {
+			return in.checkReceipt(p, m.Data, subj) // a receipt to the sender
+		}
+		if p.role == keys.RoleBridge {
+			return in.checkCarriedEnvelope(m.Data, subj) // a partner's answer
+		}
 		return in.checkEnvelope(m.Data, subj)
 	case proto.KindBroadcast:
 		return in.checkBroadcast(p, m.Data, subj)
 	case proto.KindAck:
+		if p.role == keys.RoleBridge {
+			return in.checkCarriedAck(m.Data, subj)
+		}
 		return in.checkAck(p, m.Data, subj)
+	case proto.KindBridged, proto.KindReturnMailbox, proto.KindReturnAck, proto.KindReceipt:
+		return in.checkBridge(p, m, subj)
 	}
 	return nil, refuse(proto.CodeBadTarget, "no stream takes that subject")
 }

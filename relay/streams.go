@@ -20,6 +20,10 @@ type streamSpec struct {
 	deletable bool
 }
 
+// oncePerSubject streams keep one message per subject and refuse a
+// second: their subjects name the message id (see proto's bridge doc).
+var oncePerSubject = map[string]bool{proto.StreamBridged: true, proto.StreamReceipts: true}
+
 var streamSpecs = []streamSpec{
 	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority", false, false},
 	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox", true, true},
@@ -27,6 +31,9 @@ var streamSpecs = []streamSpec{
 	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false},
 	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", false, false},
 	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", false, false},
+	{proto.StreamBridged, proto.SubjectBridged, "shared alerts bridges delivered from other networks", false, false},
+	{proto.StreamReturn, proto.SubjectReturn, "partners' answers for bridges to carry back", false, false},
+	{proto.StreamReceipts, proto.SubjectReceipts, "bridges' signed receipts, per alert and partner", false, false},
 }
 
 // streamConfig is the JetStream configuration of spec under the relay's
@@ -35,7 +42,7 @@ var streamSpecs = []streamSpec{
 // never deleted to make room.
 func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 	s := r.cfg.Storage
-	return jetstream.StreamConfig{
+	c := jetstream.StreamConfig{
 		Name:        spec.name,
 		Description: spec.description,
 		Subjects:    []string{spec.subject},
@@ -56,6 +63,10 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 		DenyPurge:   true,
 		AllowDirect: spec.direct,
 	}
+	if oncePerSubject[spec.name] {
+		c.MaxMsgsPerSubject, c.DiscardNewPerSubject = 1, true
+	}
+	return c
 }
 
 // ensureStreams creates each stream or updates it to the configured

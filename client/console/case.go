@@ -60,7 +60,10 @@ type Case struct {
 	Observation *Observation  `json:"observation,omitempty"`
 	Broadcast   *BroadcastRef `json:"broadcast,omitempty"`
 	SharedWith  []string      `json:"shared_with,omitempty"`
-	ReportedTo  string        `json:"reported_to,omitempty"`
+	// Reshares are the message ids of this mission's re-shares of the
+	// case: the bridge's receipts for them are about those ids.
+	Reshares   []routing.ID `json:"reshares,omitempty"`
+	ReportedTo string       `json:"reported_to,omitempty"`
 
 	addressee client.Addressee
 	sender    *keys.PublicIdentity // a defender's, for the safety number
@@ -152,6 +155,7 @@ func (k *Case) clone() *Case {
 	c.Notes = slices.Clone(k.Notes)
 	c.Flags = slices.Clone(k.Flags)
 	c.SharedWith = slices.Clone(k.SharedWith)
+	c.Reshares = slices.Clone(k.Reshares)
 	c.unacked = slices.Clone(k.unacked)
 	if k.Meeting != nil {
 		m := *k.Meeting
@@ -235,7 +239,8 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	opens := mr.Case == mr.ID
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from
-		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority}
+		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority,
+			Bridge: mr.Bridge}
 		// The safety number (thousands of hashes) is worked out when a
 		// case is shown, not on every replay of the log.
 		if mr.From == "" {
@@ -358,6 +363,9 @@ func applyAct(k *Case, a *actRecord) {
 	case ActShare:
 		progress()
 		k.SharedWith = append(k.SharedWith, a.To...)
+		if !a.Sent.IsZero() {
+			k.Reshares = append(k.Reshares, a.Sent)
+		}
 		add("shared with partner governments: " + strings.Join(a.To, ", "))
 	case ActReport:
 		k.ReportedTo = strings.Join(a.To, ", ")

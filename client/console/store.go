@@ -39,6 +39,9 @@ type msgRecord struct {
 	// Flags mark a case that did not come the usual way: "escalated",
 	// "check-in" (a released check-in plan), "drill".
 	Flags []string `json:"flags,omitempty"`
+	// Bridge, at a partner government's console, is the bridge that
+	// delivered it: answers go back through it.
+	Bridge string `json:"bridge,omitempty"`
 }
 
 // actRecord is one thing an officer did on a case.
@@ -235,7 +238,8 @@ func (s *Store) Keep(r *client.Received, flags ...string) error {
 		return err
 	}
 	m := &msgRecord{ID: r.ID, Case: r.Case, Created: r.Header.Created, Received: time.Now(), Country: r.Header.Country,
-		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags}
+		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags,
+		Bridge: r.Bridge}
 	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[r.ID] })
 }
 

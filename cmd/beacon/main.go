@@ -42,6 +42,8 @@ type cli struct {
 	Mission missionCmd `cmd:"" help:"The console's cases in the terminal: inbox, show, ack, reply, assign, meet, observe, share, broadcast." group:"Mission"`
 	Report  reportCmd  `cmd:"" help:"How posts answer, from relay metadata: per post, country and priority (headquarters, or a mission for itself)." group:"Mission"`
 
+	Bridge bridgeCmd `cmd:"" help:"Run a bridge: carry what defenders and missions share to partner governments' relays, with receipts."`
+
 	Version    kong.VersionFlag `help:"Print the build (version, revision, Go version) and exit."`
 	Completion completionCmd    `cmd:"" help:"Print the shell code that turns on completion: eval \"$$(beacon completion bash)\"."`
 

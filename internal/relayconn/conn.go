@@ -42,6 +42,7 @@ package relayconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,6 +102,15 @@ type Config struct {
 	// Urgent, if set, reports whether something waits to be sent; while
 	// it does, reconnect attempts come at most UrgentReconnect apart.
 	Urgent func() bool
+	// TLS, if set, is the TLS configuration for tls:// URLs (a private CA,
+	// a client certificate).
+	TLS *tls.Config
+	// Dialer, if set, makes every connection in place of TCP: the
+	// bridge's WebSocket transport.
+	Dialer nats.CustomDialer
+	// ReconnectDelay, if set, replaces [ReconnectDelay]: the bridge
+	// reconnects to a partner on its own retry schedule.
+	ReconnectDelay func(attempt int) time.Duration
 }
 
 // UrgentReconnect bounds the delay between reconnect attempts while
@@ -161,7 +171,18 @@ func Dial(cfg Config) (*Conn, error) {
 			cfg.OnConnect()
 		}
 	}
-	nc, err := nats.Connect(strings.Join(cfg.URLs, ","),
+	reconnect := cfg.ReconnectDelay
+	if reconnect == nil {
+		reconnect = ReconnectDelay
+	}
+	var extra []nats.Option
+	if cfg.TLS != nil {
+		extra = append(extra, nats.Secure(cfg.TLS))
+	}
+	if cfg.Dialer != nil {
+		extra = append(extra, nats.SetCustomDialer(cfg.Dialer))
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), append(extra,
 		nats.Nkey(pub, cfg.NKey.Sign),
 		nats.CustomInboxPrefix(proto.ReplyPrefix(c.mbox)),
 		nats.Name(cfg.Name),
@@ -177,9 +198,9 @@ func Dial(cfg Config) (*Conn, error) {
 		nats.IgnoreDiscoveredServers(),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			if cfg.Urgent != nil && cfg.Urgent() {
-				return jitter(min(ReconnectDelay(attempts), UrgentReconnect), UrgentReconnect)
+				return jitter(min(reconnect(attempts), UrgentReconnect), UrgentReconnect)
 			}
-			return ReconnectDelay(attempts)
+			return reconnect(attempts)
 		}),
 		nats.ConnectHandler(onUp),
 		nats.ReconnectHandler(onUp),
@@ -193,7 +214,7 @@ func Dial(cfg Config) (*Conn, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.log.Warn("relay error", "err", err)
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("relayconn: %w", err)
 	}

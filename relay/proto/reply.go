@@ -28,6 +28,9 @@ type SvcReply struct {
 type Error struct {
 	Code        Code   `json:"code"`
 	Description string `json:"description"`
+	// JSErrCode is JetStream's own error code, on a refusal JetStream sent
+	// the publisher directly; 0 on the relay's own refusals.
+	JSErrCode int `json:"err_code,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("relay refused: %s: %s", e.Code, e.Description) }
