@@ -39,84 +39,110 @@ func (s *services) junk(m *nats.Msg, p *principal) *refusal {
 		}
 		seqs[i] = seq
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
+	// A report takes a few JetStream calls per alert: it runs beside the
+	// mission's other requests, as a fetch does.
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		if ref := s.reportAll(p, seqs, lines); ref != nil {
+			s.refuseLater(m, ref)
+		} else {
+			s.replyJSON(m, &proto.SvcReply{Count: s.lastRemoved(seqs)})
+		}
+	}()
+	return nil
+}
+
+// reportAll records every report, then settles the reported alerts.
+func (s *services) reportAll(p *principal, seqs []uint64, tokens []string) *refusal {
+	ctx, cancel := context.WithTimeout(s.base, serviceTimeout)
 	defer cancel()
-	removed := uint64(0)
+	js := s.r.js
+	alerts, err1 := js.Stream(ctx, proto.StreamAlerts)
+	junk, err2 := js.Stream(ctx, proto.StreamJunk)
+	if err := errors.Join(err1, err2); err != nil {
+		s.r.log.Warn("junk report", "err", err)
+		return refuse(proto.CodeUnavailable, "the relay cannot record the report now; try again")
+	}
 	for _, seq := range seqs {
-		gone, err := s.reportJunk(ctx, p, seq)
+		// Each report has its own deadline: a batch of them is as long as
+		// a batch of alerts.
+		ctx, cancel := context.WithTimeout(s.base, serviceTimeout)
+		err := s.reportJunk(ctx, p, alerts, junk, seq)
+		cancel()
 		if err != nil {
 			s.r.log.Warn("junk report", "err", err)
 			return refuse(proto.CodeUnavailable, "the relay cannot record the report now; try again")
 		}
-		if gone {
-			removed++
-		}
 	}
-	for _, tok := range lines {
+	for _, tok := range tokens {
 		if err := s.r.nc.Publish(tok, []byte("+ACK")); err != nil {
 			return refuse(proto.CodeUnavailable, "settle: %v", err)
 		}
 	}
-	s.replyJSON(m, &proto.SvcReply{Count: removed})
 	return nil
+}
+
+// lastRemoved counts the reported alerts no longer stored.
+func (s *services) lastRemoved(seqs []uint64) uint64 {
+	ctx, cancel := context.WithTimeout(s.base, serviceTimeout)
+	defer cancel()
+	var n uint64
+	for _, seq := range seqs {
+		if msgs, err := s.directGet(ctx, proto.StreamAlerts, directRequest{Seq: seq}); err == nil && len(msgs) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // reportJunk records p's report of the alert at seq and removes the
 // alert if every mission covering its country reported it. It reports
 // whether the alert is gone.
-func (s *services) reportJunk(ctx context.Context, p *principal, seq uint64) (bool, error) {
+func (s *services) reportJunk(ctx context.Context, p *principal, alerts, junk jetstream.Stream, seq uint64) error {
 	msgs, err := s.directGet(ctx, proto.StreamAlerts, directRequest{Seq: seq})
 	if err != nil {
-		return false, err
+		return err
 	}
 	if len(msgs) == 0 {
-		return true, nil // expired or removed already
+		return nil // expired or removed already
 	}
 	subj, err := proto.ParseSubject(msgs[0].subject)
 	if err != nil || subj.Kind != proto.KindAlert || !slices.Contains(p.countries, subj.Country) {
-		return false, nil // not an alert this mission covers: the report counts for nothing
+		return nil // not an alert this mission covers: the report counts for nothing
 	}
-	js := s.r.js
 	report := proto.JunkSubject(proto.StreamAlerts, seq)
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: report, Data: []byte(p.id),
+	if _, err := s.r.js.PublishMsg(ctx, &nats.Msg{Subject: report, Data: []byte(p.id),
 		Header: nats.Header{jetstream.MsgIDHeader: []string{report + "." + p.id}}}); err != nil {
-		return false, err
-	}
-	st, err := js.Stream(ctx, proto.StreamJunk)
-	if err != nil {
-		return false, err
+		return err
 	}
 	reporters := map[string]bool{}
 	for next := uint64(1); len(reporters) < maxJunkReports; {
-		rm, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(report))
+		rm, err := junk.GetMsg(ctx, next, jetstream.WithGetMsgSubject(report))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return false, err
+			return err
 		}
 		reporters[string(rm.Data)] = true
 		next = rm.Sequence + 1
 	}
 	dir := s.r.auth.directory()
 	if dir == nil {
-		return false, nil
+		return nil
 	}
 	for _, mi := range dir.Missions {
 		if slices.Contains(mi.Countries, subj.Country) && !reporters[mi.ID] {
-			return false, nil
+			return nil
 		}
 	}
-	as, err := js.Stream(ctx, proto.StreamAlerts)
-	if err != nil {
-		return false, err
-	}
-	if err := as.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNotFound(err) {
-		return false, err
+	if err := alerts.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNotFound(err) {
+		return err
 	}
 	s.r.metrics.junk.WithLabelValues(subj.Country).Inc()
 	s.r.log.Info("junk removed", "stream", proto.StreamAlerts, "country", subj.Country, "reports", len(reporters))
-	return true, nil
+	return nil
 }
 
 // alertSeqOf returns the ALERTS stream sequence in an ack token of one of
