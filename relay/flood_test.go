@@ -71,7 +71,7 @@ type flood struct {
 	once    sync.Once
 }
 
-func startFlood(t *testing.T, url string, solvers, spammers int, target string, next func() []byte) *flood {
+func startFlood(t testing.TB, url string, solvers, spammers int, target string, next func() []byte) *flood {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flood{stop: cancel, proofs: make(chan struct{})}
 	const perKey = 4
@@ -127,7 +127,7 @@ func (f *flood) end() { f.stop(); f.wg.Wait() }
 // has opened the alert with id. What it cannot open it reports as junk
 // off the read path, as a mission's client should; junk waits for those
 // reports and returns how many alerts they removed.
-func missionReader(t *testing.T, c *relaytest.Conn, kr *keys.Keyring, cc string, id routing.ID) (body []byte, junk func() uint64) {
+func missionReader(t testing.TB, c *relaytest.Conn, kr *keys.Keyring, cc string, id routing.ID) (body []byte, junk func() uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), floodFor)
 	reports := make(chan []string, 64)
