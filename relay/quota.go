@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,4 +154,10 @@ func (s *institutionSubs) all() []*nats.Subscription {
 		out = append(out, sub)
 	}
 	return out
+}
+
+// idOfDedupKey is the message id a dedup key starts with.
+func idOfDedupKey(key string) (routing.ID, error) {
+	id, _, _ := strings.Cut(key, ".")
+	return routing.ParseID(id)
 }
