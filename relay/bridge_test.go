@@ -308,7 +308,7 @@ func TestAlreadyStoredIsJetStreamsRefusal(t *testing.T) {
 		}
 		err := reply(c.subject2, "second")
 		var perr *proto.Error
-		if !errors.As(err, &perr) || perr.AlreadyStored() != c.stored || perr.Code != proto.CodeUnavailable {
+		if !errors.As(err, &perr) || perr.AlreadyStored() != c.stored || perr.Code != proto.CodeFull {
 			t.Errorf("second store on %s: %v (%+v); want a refusal, AlreadyStored %v", c.subject2, err, perr, c.stored)
 		}
 	}

@@ -123,6 +123,10 @@ func (s *services) handle(m *nats.Msg, p *principal, svc proto.Service) *refusal
 		return s.report(m, p)
 	case proto.SvcRollUp:
 		return s.rollUp(m, p, svc.ID)
+	case proto.SvcJunk:
+		return s.junk(m, p)
+	case proto.SvcInspect, proto.SvcPurge:
+		return s.purge(m, p, svc.Name == proto.SvcPurge)
 	}
 	return refuse(proto.CodeBadTarget, "no such service")
 }

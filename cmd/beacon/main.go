@@ -36,7 +36,7 @@ type cli struct {
 	Seal sealCmd `cmd:"" help:"Seal stdin into an envelope on stdout (low level)."`
 	Open openCmd `cmd:"" help:"Open an envelope from stdin, body to stdout (low level)."`
 
-	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
+	Relay relayGroup `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes (beacon relay purge: inspect and purge one)."`
 
 	Console consoleCmd `cmd:"" help:"Run the mission's web console on this workstation (loopback only)." group:"Mission"`
 	Mission missionCmd `cmd:"" help:"The console's cases in the terminal: inbox, show, ack, reply, assign, meet, observe, share, broadcast." group:"Mission"`

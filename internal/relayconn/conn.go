@@ -138,6 +138,7 @@ type Conn struct {
 	refused  error
 	refusedC chan struct{} // closed when refused is set
 	wg       sync.WaitGroup
+	adm      admissionState
 }
 
 // Dial starts connecting to the relay and returns at once.
@@ -354,12 +355,17 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 // request sends one request under the connection's ingest prefix and
 // returns the one answer.
 func (c *Conn) request(ctx context.Context, target string, body []byte) (*nats.Msg, error) {
+	return c.requestMsg(ctx, target, body, nil)
+}
+
+// requestMsg is request with headers.
+func (c *Conn) requestMsg(ctx context.Context, target string, body []byte, hdr nats.Header) (*nats.Msg, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox, target), body)
+	m, err := c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: proto.Ingest(c.mbox, target), Data: body, Header: hdr})
 	if err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 			errors.Is(err, nats.ErrDisconnected) {
@@ -371,17 +377,11 @@ func (c *Conn) request(ctx context.Context, target string, body []byte) (*nats.M
 }
 
 // Publish sends data to an ingest target and waits for the relay's reply:
-// where it was stored, or a refusal as *proto.Error.
+// where it was stored, or a refusal as *proto.Error. When the relay asks
+// for a proof of work it solves the challenge and sends again (see
+// "Admission" in admission.go).
 func (c *Conn) Publish(ctx context.Context, target string, data []byte) (*proto.Reply, error) {
-	m, err := c.request(ctx, target, data)
-	if err != nil {
-		return nil, err
-	}
-	r, err := proto.ParseReply(m.Data)
-	if errors.Is(err, proto.ErrBadReply) {
-		return nil, fmt.Errorf("%w: %w", ErrHostile, err)
-	}
-	return r, err
+	return c.publishAdmitted(ctx, target, data)
 }
 
 // Send publishes data to an ingest target without waiting for the reply.

@@ -134,7 +134,7 @@ func ParseService(target string) (Service, error) {
 			return Service{}, fmt.Errorf("%w: roll-up of %q: %v", ErrSubject, arg, err)
 		}
 		s.ID = id
-	case SvcSettle, SvcDirectory, SvcReport:
+	case SvcSettle, SvcDirectory, SvcReport, SvcJunk, SvcInspect, SvcPurge:
 		if arg != "" {
 			return Service{}, fmt.Errorf("%w: %q takes no argument", ErrSubject, target)
 		}
