@@ -195,7 +195,7 @@ func (t *relayTransport) Deliver(ctx context.Context, batch []Delivery) []Result
 		part := batch[start:min(len(batch), start+relayconn.MaxBatch)]
 		msgs := make([]relayconn.Outgoing, len(part))
 		for i, d := range part {
-			msgs[i] = relayconn.Outgoing{Target: proto.Bridged(t.bridge, d.Country, d.Priority, d.ID).Target(), Data: d.Envelope,
+			msgs[i] = relayconn.Outgoing{Target: proto.Bridged(t.bridge, d.Country, d.Priority, d.ID, d.Envelope).Target(), Data: d.Envelope,
 				Header: nats.Header{proto.HeaderHops: []string{strconv.Itoa(d.Hops)}}}
 		}
 		replies, errs := t.conn.PublishBatch(ctx, msgs)

@@ -97,8 +97,16 @@ type caseLog struct {
 	mu      sync.Mutex // guards the view, which Cases reads outside Do
 	list    []*Case
 	byID    map[routing.ID]*Case
-	entries map[routing.ID]bool // ids of every entry, to keep each once
+	entries map[entryKey]bool // every entry, to keep each once
 	records int
+}
+
+// entryKey names an entry by who wrote it and its id: an id is in the
+// clear, and one institution reusing another's must not hide the other's
+// entry.
+type entryKey struct {
+	from string
+	id   routing.ID
 }
 
 func openCaseLog(d *state.Dir) (*caseLog, error) {
@@ -115,7 +123,7 @@ func (cl *caseLog) sync() error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	err := cl.log.Sync(func() {
-		cl.list, cl.byID, cl.entries, cl.records = nil, map[routing.ID]*Case{}, map[routing.ID]bool{}, 0
+		cl.list, cl.byID, cl.entries, cl.records = nil, map[routing.ID]*Case{}, map[entryKey]bool{}, 0
 	}, func(b []byte) error {
 		cl.records++
 		var r caseRecord
@@ -141,14 +149,14 @@ func (cl *caseLog) apply(r *caseRecord) {
 			cl.list = append(cl.list, r.Case)
 			cl.byID[r.Case.ID] = r.Case
 			for _, e := range r.Case.Thread {
-				cl.entries[e.ID] = true
+				cl.entries[entryKey{e.From, e.ID}] = true
 			}
 		}
 	case r.Entry != nil:
-		if cl.entries[r.Entry.ID] {
+		if cl.entries[entryKey{r.Entry.From, r.Entry.ID}] {
 			return // kept twice (a redelivery after a crash): shown once
 		}
-		cl.entries[r.Entry.ID] = true
+		cl.entries[entryKey{r.Entry.From, r.Entry.ID}] = true
 		k, ok := cl.byID[r.Ref]
 		if !ok {
 			// A message about a case this device no longer holds (or

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,6 +34,33 @@ type Received struct {
 	// directory id of the bridge that delivered it: answers go back
 	// through it.
 	Bridge string
+}
+
+// keyLabel separates a message's key from every other use of SHA-256.
+const keyLabel = "beacon.client.v1/message-key"
+
+// MessageKey names a message by its sender and its id. The id is the
+// sender's choice and travels in the clear, so anyone who learned it can
+// put it on an envelope of their own; the key cannot be taken over that
+// way. The seen-set and every store keyed by message keep their entries
+// by it: a replay by the sender is dropped, another sender's envelope
+// under the same id is a different message, never a "replay" that hides
+// the real one.
+func MessageKey(sender *keys.PublicIdentity, id routing.ID) routing.ID {
+	h := sha256.New()
+	h.Write([]byte(keyLabel))
+	h.Write(sender.Bytes())
+	h.Write(id[:])
+	return routing.ID(h.Sum(nil)[:routing.IDSize])
+}
+
+// Key is the message's [MessageKey]. A message without a sender (none is
+// handed to a handler) is keyed by its id.
+func (r *Received) Key() routing.ID {
+	if r.Sender == nil {
+		return r.ID
+	}
+	return MessageKey(r.Sender, r.ID)
 }
 
 // Reasons a fetched envelope is dropped, for the log (never with content).

@@ -163,7 +163,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 			}
 		}
 		unknown := errors.Is(err, errUnknownSigner)
-		if r != nil && (err == nil || unknown) && inBatch[r.ID] {
+		if r != nil && (err == nil || unknown) && inBatch[r.Key()] {
 			err, unknown = errReplay, false
 		}
 		if r != nil && (err == nil || unknown) {
@@ -172,7 +172,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 				if err := c.seen.Sync(); err != nil {
 					return err
 				}
-				seen = c.seen.Has(r.ID)
+				seen = c.seen.Has(r.Key())
 				return nil
 			}); err != nil {
 				return b, err // nothing settled: everything is offered again
@@ -198,7 +198,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 			settle = append(settle, m.Settle)
 			continue
 		}
-		inBatch[r.ID] = true
+		inBatch[r.Key()] = true
 		if herr := h(ctx, r); herr != nil {
 			b.Failed++
 			if b.Err == nil {
@@ -207,7 +207,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 			continue
 		}
 		b.Handled++
-		keep = append(keep, r.ID)
+		keep = append(keep, r.Key())
 		settle = append(settle, m.Settle)
 	}
 	if len(keep) > 0 {

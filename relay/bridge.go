@@ -46,6 +46,9 @@ func (in *ingest) checkBridge(p *principal, m *nats.Msg, subj proto.Subject) (*a
 		if err != nil || hops < 1 || hops > proto.MaxHops {
 			return nil, refuse(proto.CodeForbidden, "a bridged envelope crosses 1 to %d bridges; this one says %q", proto.MaxHops, m.Header.Get(proto.HeaderHops))
 		}
+		if subj.Digest != proto.EnvelopeDigest(m.Data) {
+			return nil, refuse(proto.CodeMismatch, "the subject names other bytes than the envelope's")
+		}
 		a, ref := in.checkBridgedEnvelope(m.Data, subj)
 		if ref != nil {
 			return nil, ref
@@ -91,6 +94,7 @@ func (in *ingest) checkBridge(p *principal, m *nats.Msg, subj proto.Subject) (*a
 // refusal as "stored already" ([proto.Error.AlreadyStored]): the message
 // id is the key, however long ago the first delivery was.
 func (in *ingest) checkBridgedEnvelope(data []byte, subj proto.Subject) (*admitted, *refusal) {
+	// The dedup key names the bytes (dedupKey), as everywhere.
 	info, err := envelope.Parse(data)
 	if err != nil {
 		return nil, envelopeRefusal(err)
@@ -102,7 +106,7 @@ func (in *ingest) checkBridgedEnvelope(data []byte, subj proto.Subject) (*admitt
 	if r := in.withinRetention(h.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
+	return &admitted{subject: subj, id: dedupKey(h.ID.String(), data), country: h.Country, priority: h.Priority.String()}, nil
 }
 
 // withinRetention refuses a created time in the future or older than the
@@ -128,7 +132,7 @@ func (in *ingest) checkCarriedEnvelope(data []byte, subj proto.Subject) (*admitt
 	if r := in.withinRetention(info.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: info.ID.String(), country: info.Country, priority: info.Priority.String()}, nil
+	return &admitted{subject: subj, id: dedupKey(info.ID.String(), data), country: info.Country, priority: info.Priority.String()}, nil
 }
 
 // checkReceipt admits a bridge's signed receipt: a public message signed
@@ -146,7 +150,7 @@ func (in *ingest) checkReceipt(p *principal, data []byte, subj proto.Subject) (*
 	if r := in.fresh(pm.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: pm.ID.String(), country: pm.Country}, nil
+	return &admitted{subject: subj, id: dedupKey(pm.ID.String(), data), country: pm.Country}, nil
 }
 
 // isPublic reports whether data is a public message rather than an
@@ -185,7 +189,7 @@ func (in *ingest) checkCarriedAck(data []byte, subj proto.Subject) (*admitted, *
 	if r := in.withinRetention(tok.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: tok.Alert.String() + "." + tok.Signer.Short()}, nil
+	return &admitted{subject: subj, id: dedupKey(tok.Alert.String()+"."+tok.Signer.Short(), data)}, nil
 }
 
 func (in *ingest) isBridge(id string) bool {

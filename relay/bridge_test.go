@@ -115,7 +115,7 @@ func TestBridgedIntake(t *testing.T) {
 	// taken.
 	h.Created = time.Now().Add(-72 * time.Hour)
 	env := sealAlert(t, w, h, "bridged")
-	subj := proto.Bridged("bridge", "ug", routing.Urgent, h.ID)
+	subj := proto.Bridged("bridge", "ug", routing.Urgent, h.ID, env)
 	r, err := deliver(br, subj, env, "1")
 	if err != nil || r.Stream != proto.StreamBridged || r.Duplicate {
 		t.Fatalf("first delivery: %+v, %v", r, err)
@@ -133,24 +133,34 @@ func TestBridgedIntake(t *testing.T) {
 	}{
 		{"no hop count", br, subj, "", proto.CodeForbidden},
 		{"two hops", br, subj, "2", proto.CodeForbidden},
-		{"another bridge's id", br, proto.Bridged("other", "ug", routing.Urgent, h.ID), "1", proto.CodeForbidden},
+		{"another bridge's id", br, proto.Bridged("other", "ug", routing.Urgent, h.ID, env), "1", proto.CodeForbidden},
 		{"a mission", w.ConnectAs(t, url, "nl-kampala"), subj, "1", proto.CodeForbidden},
 		{"a partner", w.ConnectAs(t, url, "partner"), subj, "1", proto.CodeForbidden},
-		{"another id in the subject", br, proto.Bridged("bridge", "ug", routing.Urgent, routing.NewID()), "1", proto.CodeMismatch},
-		{"another priority", br, proto.Bridged("bridge", "ug", routing.High, h.ID), "1", proto.CodeMismatch},
+		{"another id in the subject", br, proto.Bridged("bridge", "ug", routing.Urgent, routing.NewID(), env), "1", proto.CodeMismatch},
+		{"another priority", br, proto.Bridged("bridge", "ug", routing.High, h.ID, env), "1", proto.CodeMismatch},
+		{"another digest in the subject", br, proto.Bridged("bridge", "ug", routing.Urgent, h.ID, []byte("other bytes")), "1", proto.CodeMismatch},
 	} {
 		_, err := deliver(c.conn, c.subj, env, c.hops)
 		wantCode(t, c.what, err, c.code)
 	}
 	old := h
 	old.ID, old.Created = routing.NewID(), time.Now().Add(-40*24*time.Hour)
-	_, err = deliver(br, proto.Bridged("bridge", "ug", routing.Urgent, old.ID), sealAlert(t, w, old, "older than retention"), "1")
+	oldEnv := sealAlert(t, w, old, "older than retention")
+	_, err = deliver(br, proto.Bridged("bridge", "ug", routing.Urgent, old.ID, oldEnv), oldEnv, "1")
 	wantCode(t, "older than the retention", err, proto.CodeStale)
+
+	// Another envelope under the same id (a squatter who learned it and
+	// shared one of its own) is stored beside the real one, never in its
+	// place, and never "already stored".
+	squat := sealAlert(t, w, envelope.Header{ID: h.ID, Created: time.Now(), Country: "ug", Priority: routing.Urgent}, "squatter")
+	if r3, err := deliver(br, proto.Bridged("bridge", "ug", routing.Urgent, h.ID, squat), squat, "1"); err != nil || r3.Duplicate {
+		t.Fatalf("another envelope under the same id: %+v, %v", r3, err)
+	}
 
 	p := w.ConnectAs(t, url, "partner")
 	got, err := fetch(t, p, proto.BridgedSource("ug"), 10)
-	if err != nil || len(got) != 1 || got[0].Subject != subj.String() {
-		t.Fatalf("partner fetch: %d messages, %v", len(got), err)
+	if err != nil || len(got) != 2 || got[0].Subject != subj.String() || string(got[0].Data) != string(env) || string(got[1].Data) != string(squat) {
+		t.Fatalf("partner fetch: %d messages, %v; want the real envelope and the squatter's beside it", len(got), err)
 	}
 	if err := p.Settle(got); err != nil {
 		t.Fatal(err)

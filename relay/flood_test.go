@@ -69,11 +69,15 @@ type flood struct {
 	tries   atomic.Uint64
 	proofs  chan struct{} // closed once some flooder had to solve
 	once    sync.Once
+	// unproven is closed once a spammer (no proof) was refused for want
+	// of one.
+	unproven     chan struct{}
+	unprovenOnce sync.Once
 }
 
 func startFlood(t testing.TB, url string, solvers, spammers int, target string, next func() []byte) *flood {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &flood{stop: cancel, proofs: make(chan struct{})}
+	f := &flood{stop: cancel, proofs: make(chan struct{}), unproven: make(chan struct{})}
 	const perKey = 4
 	for range solvers {
 		f.wg.Add(1)
@@ -113,7 +117,14 @@ func startFlood(t testing.TB, url string, solvers, spammers int, target string, 
 			defer c.Close()
 			for ctx.Err() == nil {
 				// Raw publishes with no proof: answered at once.
-				c.Conn.Request(proto.Ingest(c.Mailbox, target), next(), 5*time.Second)
+				m, err := c.Conn.Request(proto.Ingest(c.Mailbox, target), next(), 5*time.Second)
+				if err != nil {
+					continue
+				}
+				var perr *proto.Error
+				if _, err := proto.ParseReply(m.Data); errors.As(err, &perr) && perr.Code == proto.CodeAdmission {
+					f.unprovenOnce.Do(func() { close(f.unproven) })
+				}
 			}
 		}()
 	}
@@ -195,10 +206,13 @@ func TestFloodFromFreshKeys(t *testing.T) {
 	r := relaytest.Start(t, floodConfig(t, w))
 	target := proto.AlertTarget("ug", routing.Urgent)
 	f := startFlood(t, r.ClientURL(), 8, 2, target, junkTemplate(t, "ug", routing.Urgent))
-	select {
-	case <-f.proofs:
-	case <-time.After(floodFor):
-		t.Fatal("the flood never made the relay ask for a proof of work")
+	for what, ch := range map[string]chan struct{}{"a flooder to solve a proof of work": f.proofs,
+		"a walk-in without a proof to be refused": f.unproven} {
+		select {
+		case <-ch:
+		case <-time.After(floodFor):
+			t.Fatalf("the flood never made the relay ask %s", what)
+		}
 	}
 	mission := w.ConnectAs(t, r.ClientURL(), "nl-kampala")
 	defender := relaytest.Connect(t, r.ClientURL(), nil)
@@ -226,7 +240,9 @@ func TestFloodFromFreshKeys(t *testing.T) {
 	g := gather(t, r)
 	t.Logf("send to opened during the flood: %v; defender's Argon2id tries %d; difficulty then %v bits; flood stored %d, refused %d, %d tries; junk removed %v",
 		latency.Round(time.Millisecond), defender.Relay.ProofTries(), bits, f.stored.Load(), f.refused.Load(), f.tries.Load(), junk)
-	if g[`beacon_relay_admission_total,outcome=admission`] == 0 {
+	// Refused for want of a proof: at the difficulty, or once the
+	// walk-ins' budget was spent.
+	if g[`beacon_relay_admission_total,outcome=admission`]+g[`beacon_relay_admission_total,outcome=budget`] == 0 {
 		t.Error("the relay never refused a walk-in for want of a proof")
 	}
 	if junk == 0 {

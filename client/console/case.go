@@ -67,7 +67,10 @@ type Case struct {
 
 	addressee client.Addressee
 	sender    *keys.PublicIdentity // a defender's, for the safety number
-	alert     *message.Alert
+	// defender is the defender who wrote into the case first: only their
+	// messages join it.
+	defender *keys.PublicIdentity
+	alert    *message.Alert
 	// unacked are the ids of defender messages no ack token covers yet.
 	unacked []routing.ID
 	acked   bool
@@ -187,10 +190,10 @@ func newView() *view {
 func (v *view) apply(r *record) []routing.ID {
 	switch {
 	case r.Msg != nil:
-		if v.msgs[r.Msg.ID] {
+		if v.msgs[r.Msg.key()] {
 			return nil
 		}
-		v.msgs[r.Msg.ID] = true
+		v.msgs[r.Msg.key()] = true
 		m, err := message.Unmarshal(r.Msg.Body)
 		if err != nil {
 			return nil
@@ -235,7 +238,25 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	if from == "" {
 		from = "defender"
 	}
-	k := v.caseFor(mr.Case, mr)
+	caseID := mr.Case
+	if mr.From == "" && mr.Sender != nil {
+		// A case belongs to the defender who wrote into it first. Ids are
+		// in the clear: another sender who learned one and writes under
+		// it (a second "alert" with its id, an update or a cancellation
+		// of it) must not change the case, its thread or where replies
+		// go. Its message gets a case of its own, flagged.
+		if k, ok := v.cases[caseID]; ok && k.defender != nil && !k.defender.Equal(mr.Sender) {
+			caseID = client.MessageKey(mr.Sender, mr.Case)
+			k := v.caseFor(caseID, mr)
+			if !slices.Contains(k.Flags, FlagIDReused) {
+				k.Flags = append(k.Flags, FlagIDReused)
+			}
+		}
+	}
+	k := v.caseFor(caseID, mr)
+	if mr.From == "" && mr.Sender != nil && k.defender == nil {
+		k.defender = mr.Sender
+	}
 	opens := mr.Case == mr.ID
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from

@@ -58,6 +58,10 @@ const (
 	FlagEscalated = "escalated"
 	FlagCheckIn   = "check-in"
 	FlagDrill     = "drill"
+	// FlagIDReused marks a case opened by a message whose id another
+	// sender's case already had: not the same defender, so not the same
+	// case (see view.applyMsg).
+	FlagIDReused = "id-reused-by-another-sender"
 )
 
 func (o *Office) now() time.Time {

@@ -44,6 +44,14 @@ type msgRecord struct {
 	Bridge string `json:"bridge,omitempty"`
 }
 
+// key is the message's client.MessageKey: its sender and its id.
+func (m *msgRecord) key() routing.ID {
+	if m.Sender == nil {
+		return m.ID
+	}
+	return client.MessageKey(m.Sender, m.ID)
+}
+
 // actRecord is one thing an officer did on a case.
 type actRecord struct {
 	ID      routing.ID `json:"id"` // the action's own id: applied once
@@ -240,7 +248,7 @@ func (s *Store) Keep(r *client.Received, flags ...string) error {
 	m := &msgRecord{ID: r.ID, Case: r.Case, Created: r.Header.Created, Received: time.Now(), Country: r.Header.Country,
 		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags,
 		Bridge: r.Bridge}
-	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[r.ID] })
+	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[m.key()] })
 }
 
 // act records an action.

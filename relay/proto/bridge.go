@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -14,18 +16,21 @@ import (
 // each partner government ([SharedSource]), and stores it on that
 // partner's own relay, which keeps it apart from everything else:
 //
-//	bcn.bridged.<bridge>.<cc>.<priority>.<id>   what bridge <bridge> delivered (stream BRIDGED)
+//	bcn.bridged.<bridge>.<cc>.<priority>.<id>.<digest>   what bridge <bridge> delivered (stream BRIDGED)
 //	bcn.return.<bridge>.mbox.<mailbox>          a partner's sealed answer, for the bridge to carry back (RETURN)
 //	bcn.return.<bridge>.ack.<id>                a partner's signed ack token, likewise (RETURN)
 //	bcn.rcpt.<id>.<partner>                     the bridge's signed receipt: <partner> stored <id> (RECEIPTS)
 //
-// <bridge> and <partner> are directory ids. A bridged envelope's subject
-// names its message id, and BRIDGED keeps one message per subject, so a
-// bridge that delivers the same envelope again (after a crash, or a lost
+// <bridge> and <partner> are directory ids; <digest> is [EnvelopeDigest]
+// of the envelope. A bridged envelope's subject names its message id and
+// its bytes, and BRIDGED keeps one message per subject, so a bridge that
+// delivers the same envelope again (after a crash, or a lost
 // acknowledgement) is told it is stored already, however long after: the
-// message id is the idempotency key, not JetStream's dedup window. The
-// bridge's id in the subject keeps one network's ids from shadowing
-// another's.
+// message id with the digest is the idempotency key, not JetStream's
+// dedup window. The digest keeps anyone who learned an id (and shared an
+// envelope of their own under it) from taking the subject of the real
+// one; the bridge's id in the subject keeps one network's ids from
+// shadowing another's.
 //
 // BRIDGED is a sink: no bridge reads it, and nothing a bridge delivers is
 // stored anywhere a bridge reads, so bridges configured both ways (A→B
@@ -60,10 +65,17 @@ const HeaderHops = "Beacon-Hops"
 // government's relay is where a shared alert ends.
 const MaxHops = 1
 
-// Bridged returns the stored subject of an envelope with id, country cc
-// and priority p that bridge delivered.
-func Bridged(bridge, cc string, p routing.Priority, id routing.ID) Subject {
-	return Subject{Kind: KindBridged, Bridge: bridge, Country: cc, Priority: p, ID: id}
+// Bridged returns the stored subject of envelope env, with id, country
+// cc and priority p, that bridge delivered.
+func Bridged(bridge, cc string, p routing.Priority, id routing.ID, env []byte) Subject {
+	return Subject{Kind: KindBridged, Bridge: bridge, Country: cc, Priority: p, ID: id, Digest: EnvelopeDigest(env)}
+}
+
+// EnvelopeDigest names an envelope's bytes in a subject: the first 128
+// bits of its SHA-256, in lower-case hex.
+func EnvelopeDigest(env []byte) string {
+	h := sha256.Sum256(env)
+	return hex.EncodeToString(h[:16])
 }
 
 // ReturnMailbox returns the stored subject of a partner's answer to
@@ -93,7 +105,7 @@ func ReceiptFilter(id routing.ID) string {
 func (s Subject) bridgeTarget() string {
 	switch s.Kind {
 	case KindBridged:
-		return "bridged." + s.Bridge + "." + s.Country + "." + s.Priority.String() + "." + s.ID.String()
+		return "bridged." + s.Bridge + "." + s.Country + "." + s.Priority.String() + "." + s.ID.String() + "." + s.Digest
 	case KindReturnMailbox:
 		return "return." + s.Bridge + ".mbox." + s.Mailbox.String()
 	case KindReturnAck:
@@ -112,8 +124,8 @@ func parseBridgeTarget(target string, tok []string) (s Subject, ok bool, err err
 	}
 	switch {
 	case tok[0] == "bridged":
-		if len(tok) != 5 {
-			return bad("want bridged.<bridge>.<cc>.<priority>.<id>")
+		if len(tok) != 6 {
+			return bad("want bridged.<bridge>.<cc>.<priority>.<id>.<digest>")
 		}
 		if !ValidID(tok[1]) {
 			return bad("bad bridge id")
@@ -129,7 +141,10 @@ func parseBridgeTarget(target string, tok []string) (s Subject, ok bool, err err
 		if err != nil {
 			return bad("bad message id")
 		}
-		return Bridged(tok[1], tok[2], p, id), true, nil
+		if d := tok[5]; len(d) != 32 || strings.Trim(d, "0123456789abcdef") != "" {
+			return bad("bad digest")
+		}
+		return Subject{Kind: KindBridged, Bridge: tok[1], Country: tok[2], Priority: p, ID: id, Digest: tok[5]}, true, nil
 	case tok[0] == "return":
 		if len(tok) != 4 || !ValidID(tok[1]) {
 			return bad("want return.<bridge>.mbox.<mailbox> or return.<bridge>.ack.<id>")

@@ -69,6 +69,7 @@ type Subject struct {
 	ID       routing.ID       // ack, return ack: the alert acknowledged; bridged, receipt: the envelope
 	Bridge   string           // bridged, return: the bridge's directory id
 	Partner  string           // receipt: the partner's directory id
+	Digest   string           // bridged: EnvelopeDigest of the envelope
 }
 
 // Stream is the stream that stores the subject.
