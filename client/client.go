@@ -117,12 +117,12 @@ type Client struct {
 	cursorMu sync.Mutex
 	cursor   uint64
 
-	kick      chan struct{}
-	junk      chan []string // settle tokens of junk alerts, for junkLoop
-	done      chan struct{}
+	kick chan struct{}
+	junk chan []string // settle tokens of junk alerts, for junkLoop
+	done chan struct{}
 	// base is cancelled by Close: every background call ends with it.
-	base   context.Context
-	cancel context.CancelFunc
+	base      context.Context
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }

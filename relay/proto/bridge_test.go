@@ -11,7 +11,7 @@ import (
 func TestBridgeSubjectsRoundTrip(t *testing.T) {
 	id := routing.NewID()
 	m := MailboxFor("k")
-	for _, s := range []Subject{Bridged("bridge-1", "ug", routing.Urgent, id), ReturnMailbox("b", m), ReturnAck("b", id), Receipt(id, "de-mfa")} {
+	for _, s := range []Subject{Bridged("bridge-1", "ug", routing.Urgent, id, []byte("envelope")), ReturnMailbox("b", m), ReturnAck("b", id), Receipt(id, "de-mfa")} {
 		got, err := ParseSubject(s.String())
 		if err != nil || got != s {
 			t.Errorf("ParseSubject(%q) = %+v, %v; want %+v", s, got, err, s)
@@ -20,13 +20,13 @@ func TestBridgeSubjectsRoundTrip(t *testing.T) {
 			t.Errorf("%q has no stream", s)
 		}
 	}
-	if got, want := Bridged("b", "ug", routing.High, id).String(), "bcn.bridged.b.ug.high."+id.String(); got != want {
+	if got, want := Bridged("b", "ug", routing.High, id, []byte("envelope")).String(), "bcn.bridged.b.ug.high."+id.String()+"."+EnvelopeDigest([]byte("envelope")); got != want {
 		t.Errorf("Bridged = %q, want %q", got, want)
 	}
 	// Every stored subject lies under its stream's subject, and the
 	// consumers' filters take exactly their own.
 	for s, filter := range map[Subject]string{
-		Bridged("b", "ug", routing.High, id): SubjectBridged, ReturnMailbox("b", m): SubjectReturn,
+		Bridged("b", "ug", routing.High, id, nil): SubjectBridged, ReturnMailbox("b", m): SubjectReturn,
 		ReturnAck("b", id): SubjectReturn, Receipt(id, "p"): SubjectReceipts,
 	} {
 		if !strings.HasPrefix(s.String(), strings.TrimSuffix(filter, ">")) {
@@ -38,10 +38,13 @@ func TestBridgeSubjectsRoundTrip(t *testing.T) {
 func TestBridgeParseRefusals(t *testing.T) {
 	id := routing.NewID().String()
 	m := MailboxFor("k").String()
+	d := "." + EnvelopeDigest([]byte("envelope"))
 	for _, s := range []string{
-		"bcn.bridged.b.ug.urgent", "bcn.bridged.b.ug.urgent." + id + ".x", "bcn.bridged.B.ug.urgent." + id,
-		"bcn.bridged.-b.ug.urgent." + id, "bcn.bridged.b_c.ug.urgent." + id, "bcn.bridged.b.zz.urgent." + id,
-		"bcn.bridged.b.ug.soon." + id, "bcn.bridged.b.ug.urgent.123", "bcn.bridged.*.ug.urgent." + id,
+		"bcn.bridged.b.ug.urgent", "bcn.bridged.b.ug.urgent." + id, "bcn.bridged.b.ug.urgent." + id + ".x",
+		"bcn.bridged.b.ug.urgent." + id + d + ".x", "bcn.bridged.b.ug.urgent." + id + "." + strings.ToUpper(d[1:]),
+		"bcn.bridged.B.ug.urgent." + id + d, "bcn.bridged.-b.ug.urgent." + id + d, "bcn.bridged.b_c.ug.urgent." + id + d,
+		"bcn.bridged.b.zz.urgent." + id + d, "bcn.bridged.b.ug.soon." + id + d, "bcn.bridged.b.ug.urgent.123" + d,
+		"bcn.bridged.*.ug.urgent." + id + d,
 		"bcn.return.b.mbox", "bcn.return.b.mbox." + m + ".x", "bcn.return.b.other." + m, "bcn.return.b.ack.1",
 		"bcn.return.B.ack." + id, "bcn.rcpt." + id, "bcn.rcpt." + id + ".P", "bcn.rcpt.x.p", "bcn.rcpt." + id + ".p.q",
 	} {
