@@ -21,11 +21,15 @@ type Addressee struct {
 	ReplyTo  routing.Mailbox
 	Country  string
 	Priority routing.Priority
+	// Bridge, for a partner answering what a bridge delivered, is that
+	// bridge: the answer goes back through it.
+	Bridge string `json:",omitempty"`
 }
 
 // Addressee is whom an answer to r goes to.
 func (r *Received) Addressee() Addressee {
-	return Addressee{Identity: r.Sender, ReplyTo: r.Header.ReplyTo, Country: r.Header.Country, Priority: r.Header.Priority}
+	return Addressee{Identity: r.Sender, ReplyTo: r.Header.ReplyTo, Country: r.Header.Country, Priority: r.Header.Priority,
+		Bridge: r.Bridge}
 }
 
 // ErrNoRecipient means a directory id names no mission, partner or
@@ -41,7 +45,7 @@ func (c *Client) AnswerTo(ctx context.Context, to Addressee, m message.Message) 
 	if to.Identity == nil {
 		return nil, errors.New("answer: no recipient identity")
 	}
-	return c.sendEntry(ctx, m, &outboxEntry{Target: proto.MailboxTarget(to.ReplyTo), Country: to.Country, Priority: to.Priority,
+	return c.sendEntry(ctx, m, &outboxEntry{Target: to.target(), Country: to.Country, Priority: to.Priority,
 		To: []*keys.PublicIdentity{to.Identity}})
 }
 

@@ -23,7 +23,10 @@ type Case struct {
 	Title    string           `json:"title"`
 	Opened   time.Time        `json:"opened"`
 	Missions []string         `json:"missions"`
-	Thread   []Entry          `json:"thread"`
+	// Partners are the partner governments a copy was sealed to, with
+	// the defender's consent; [Client.RollUp] says which have it.
+	Partners []string `json:"partners,omitempty"`
+	Thread   []Entry  `json:"thread"`
 }
 
 // An Entry is one message in a case.
@@ -41,6 +44,12 @@ type Entry struct {
 	// liaison message named. Case.Meetings and Case.Liaisons read them.
 	Meeting *MeetingInfo `json:"meeting,omitempty"`
 	Liaison string       `json:"liaison,omitempty"`
+	// Partner is, for a bridge's receipt, the partner whose relay stored
+	// the alert.
+	Partner string `json:"partner,omitempty"`
+	// Acts is, for an ack, who acts, as the acknowledging institution
+	// said.
+	Acts string `json:"acts,omitempty"`
 }
 
 // Acknowledged returns the directory ids of the institutions whose
@@ -88,8 +97,16 @@ type caseLog struct {
 	mu      sync.Mutex // guards the view, which Cases reads outside Do
 	list    []*Case
 	byID    map[routing.ID]*Case
-	entries map[routing.ID]bool // ids of every entry, to keep each once
+	entries map[entryKey]bool // every entry, to keep each once
 	records int
+}
+
+// entryKey names an entry by who wrote it and its id: an id is in the
+// clear, and one institution reusing another's must not hide the other's
+// entry.
+type entryKey struct {
+	from string
+	id   routing.ID
 }
 
 func openCaseLog(d *state.Dir) (*caseLog, error) {
@@ -106,7 +123,7 @@ func (cl *caseLog) sync() error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	err := cl.log.Sync(func() {
-		cl.list, cl.byID, cl.entries, cl.records = nil, map[routing.ID]*Case{}, map[routing.ID]bool{}, 0
+		cl.list, cl.byID, cl.entries, cl.records = nil, map[routing.ID]*Case{}, map[entryKey]bool{}, 0
 	}, func(b []byte) error {
 		cl.records++
 		var r caseRecord
@@ -132,14 +149,14 @@ func (cl *caseLog) apply(r *caseRecord) {
 			cl.list = append(cl.list, r.Case)
 			cl.byID[r.Case.ID] = r.Case
 			for _, e := range r.Case.Thread {
-				cl.entries[e.ID] = true
+				cl.entries[entryKey{e.From, e.ID}] = true
 			}
 		}
 	case r.Entry != nil:
-		if cl.entries[r.Entry.ID] {
+		if cl.entries[entryKey{r.Entry.From, r.Entry.ID}] {
 			return // kept twice (a redelivery after a crash): shown once
 		}
-		cl.entries[r.Entry.ID] = true
+		cl.entries[entryKey{r.Entry.From, r.Entry.ID}] = true
 		k, ok := cl.byID[r.Ref]
 		if !ok {
 			// A message about a case this device no longer holds (or
@@ -227,6 +244,7 @@ func (c *Client) record(durable bool, rs ...*caseRecord) error {
 func (c *Client) recordReceived(r *Received) error {
 	e := &Entry{At: r.Header.Created, From: r.From, Kind: r.Message.Kind(), Text: Summarize(r.Message), ID: r.ID}
 	annotate(e, r.Message)
+	annotateBridge(e, r.Message)
 	return c.record(true, &caseRecord{Ref: r.Case, Entry: e})
 }
 
@@ -276,7 +294,7 @@ func (c *Client) caseFor(ref routing.ID) (*Case, error) {
 func (c *Client) recordSent(s *Sent, m message.Message, cc string, p routing.Priority, title string) {
 	now := c.clock.Now()
 	c.recordOrLog(&caseRecord{Case: &Case{ID: s.ID, Kind: m.Kind(), Country: cc, Priority: p, Title: title, Opened: now,
-		Missions: s.Missions, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
+		Missions: s.Missions, Partners: s.Partners, Thread: []Entry{{At: now, From: "you", Kind: m.Kind(), Text: title, ID: s.ID, Queued: s.Queued}}}})
 }
 
 func (c *Client) appendEntry(ref routing.ID, e Entry) {

@@ -117,8 +117,12 @@ type Client struct {
 	cursorMu sync.Mutex
 	cursor   uint64
 
-	kick      chan struct{}
-	done      chan struct{}
+	kick chan struct{}
+	junk chan []string // settle tokens of junk alerts, for junkLoop
+	done chan struct{}
+	// base is cancelled by Close: every background call ends with it.
+	base      context.Context
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
@@ -137,13 +141,15 @@ func Open(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, id: cfg.Keyring.Identity, role: cfg.Keyring.Role, log: cfg.Logger, clock: cfg.Clock,
-		kick: make(chan struct{}, 1), done: make(chan struct{}), openWork: maxOpenWork,
+		kick: make(chan struct{}, 1), junk: make(chan []string, junkQueue), done: make(chan struct{}), openWork: maxOpenWork,
 		held: map[routing.ID]bool{}}
+	c.base, c.cancel = context.WithCancel(context.Background())
 	var err error
 	if c.st, err = state.Open(cfg.StateDir, c.id.DeriveKey("client-state")); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Client, error) {
+		c.cancel()
 		c.st.Close()
 		return nil, err
 	}
@@ -179,8 +185,9 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return fail(fmt.Errorf("client: %w", err))
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.outboxLoop()
+	go c.junkLoop()
 	return c, nil
 }
 
@@ -195,6 +202,7 @@ func (c *Client) Identity() *keys.PublicIdentity { return c.id.Public() }
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
+		c.cancel()
 		c.wg.Wait()
 		c.conn.Close()
 		c.st.Close()

@@ -702,3 +702,64 @@ func TestStoredIsNotAcknowledged(t *testing.T) {
 		t.Fatalf("acknowledged by %v, want nl-kampala", got)
 	}
 }
+
+// TestMissionsReportJunk: alerts no mission of their country can open (a
+// flood sealed to nobody) are reported by each mission's client, off the
+// read path, and removed by the relay once every mission said so; a real
+// alert among them is kept and shown.
+func TestMissionsReportJunk(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	flooder := relaytest.Connect(t, w.relay.ClientURL(), nil)
+	const flood = 5
+	for range flood {
+		env, err := envelope.Seal(envelope.NewHeader("ug", routing.Urgent), []byte("junk"), newDefender(t).Identity, envelope.Deniable,
+			envelope.To(newDefender(t).Identity.Public()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := flooder.Publish(proto.AlertTarget("ug", routing.Urgent), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def := w.open(t, newDefender(t))
+	sent, err := def.SendAlert(ctx(t), ugAlert("Arrested at the airport"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.stored(t, proto.StreamAlerts)
+	var removed int
+	for _, id := range []string{"nl-kampala", "se-kampala"} {
+		events := make(chan client.Event, 16)
+		kr := w.Keyrings[id]
+		cfg := client.Config{URLs: []string{w.relay.ClientURL()}, Keyring: kr, Root: w.Root.Public().Fingerprint(),
+			StateDir: t.TempDir(), Directory: w.Dir.Raw, OnEvent: func(e client.Event) {
+				if e.Kind == client.EventJunkReported {
+					events <- e
+				}
+			}}
+		m := reopen(t, cfg)
+		m.waitConnected(t)
+		got, err := receiveAlerts(m, ctx(t), client.FetchOptions{Max: 64, Wait: 5 * time.Second})
+		if err != nil || len(got) != 1 || got[0].ID != sent.ID {
+			t.Fatalf("%s: %d alerts (%v), want the real one", id, len(got), err)
+		}
+		select {
+		case e := <-events:
+			if e.Junk != flood {
+				t.Fatalf("%s reported %d junk alerts, want %d", id, e.Junk, flood)
+			}
+			removed += e.Removed
+		case <-ctx(t).Done():
+			t.Fatalf("%s reported no junk", id)
+		}
+	}
+	// The first report removes nothing (the other mission may still open
+	// them); the second, every one.
+	if removed != flood {
+		t.Fatalf("the relay removed %d junk alerts, want %d", removed, flood)
+	}
+	if after := w.stored(t, proto.StreamAlerts); after != before-flood {
+		t.Fatalf("ALERTS holds %d messages, want %d", after, before-flood)
+	}
+}

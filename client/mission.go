@@ -70,7 +70,7 @@ func (c *Client) Acknowledge(ctx context.Context, r *Received, by, next string) 
 	// escalation, and the relay stores it while the ack to the defender is
 	// sealed and sent.
 	tok := envelope.SignAck(r.Case, c.id, c.clock.Now())
-	if err := c.conn.Send(proto.AckTarget(r.Case), tok); err != nil {
+	if err := c.conn.Send(ackTarget(r), tok); err != nil {
 		c.log.Warn("ack token not sent", "err", err)
 	}
 	return c.answer(ctx, r, &message.Ack{Ref: r.Case, By: by, NextStep: next})

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,6 +30,37 @@ type Received struct {
 	// Case is the id of the case the message belongs to: its own id for
 	// an alert or request, the id it refers to otherwise.
 	Case routing.ID
+	// Bridge is, for what a partner reads from its own relay, the
+	// directory id of the bridge that delivered it: answers go back
+	// through it.
+	Bridge string
+}
+
+// keyLabel separates a message's key from every other use of SHA-256.
+const keyLabel = "beacon.client.v1/message-key"
+
+// MessageKey names a message by its sender and its id. The id is the
+// sender's choice and travels in the clear, so anyone who learned it can
+// put it on an envelope of their own; the key cannot be taken over that
+// way. The seen-set and every store keyed by message keep their entries
+// by it: a replay by the sender is dropped, another sender's envelope
+// under the same id is a different message, never a "replay" that hides
+// the real one.
+func MessageKey(sender *keys.PublicIdentity, id routing.ID) routing.ID {
+	h := sha256.New()
+	h.Write([]byte(keyLabel))
+	h.Write(sender.Bytes())
+	h.Write(id[:])
+	return routing.ID(h.Sum(nil)[:routing.IDSize])
+}
+
+// Key is the message's [MessageKey]. A message without a sender (none is
+// handed to a handler) is keyed by its id.
+func (r *Received) Key() routing.ID {
+	if r.Sender == nil {
+		return r.ID
+	}
+	return MessageKey(r.Sender, r.ID)
 }
 
 // Reasons a fetched envelope is dropped, for the log (never with content).
@@ -53,6 +85,9 @@ const seenRetention = 90 * 24 * time.Hour
 func (c *Client) open(data []byte) (*Received, error) {
 	if len(data) > envelope.MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes", envelope.ErrTooLarge, len(data))
+	}
+	if r, ok, err := c.openReceipt(data); ok {
+		return r, err
 	}
 	o, err := envelope.Open(data, c.id, c.cfg.Keyring.InboxKeys()...)
 	if err != nil {

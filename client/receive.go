@@ -130,7 +130,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 		return Batch{}, err
 	}
 	fo := relayconn.FetchOptions{Max: o.Max, Wait: o.Wait}
-	if !src.Alerts {
+	if !src.Consumed() {
 		c.cursorMu.Lock()
 		fo.After = c.cursor
 		c.cursorMu.Unlock()
@@ -146,7 +146,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 	c.resolveUnknown(ctx, opened, errs)
 
 	var b Batch
-	var settle []string
+	var settle, junk []string
 	var keep []routing.ID
 	inBatch := map[routing.ID]bool{}
 	var lastSeq uint64
@@ -157,8 +157,13 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 		}
 		lastSeq = max(lastSeq, m.Seq)
 		r, err := opened[i], errs[i]
+		if r != nil && err == nil && src.Bridged {
+			if s, serr := proto.ParseSubject(m.Subject); serr == nil && s.Kind == proto.KindBridged {
+				r.Bridge = s.Bridge
+			}
+		}
 		unknown := errors.Is(err, errUnknownSigner)
-		if r != nil && (err == nil || unknown) && inBatch[r.ID] {
+		if r != nil && (err == nil || unknown) && inBatch[r.Key()] {
 			err, unknown = errReplay, false
 		}
 		if r != nil && (err == nil || unknown) {
@@ -167,7 +172,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 				if err := c.seen.Sync(); err != nil {
 					return err
 				}
-				seen = c.seen.Has(r.ID)
+				seen = c.seen.Has(r.Key())
 				return nil
 			}); err != nil {
 				return b, err // nothing settled: everything is offered again
@@ -190,10 +195,14 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 		if err != nil {
 			c.log.Info("dropped a message", "source", kindOf(src), "reason", err)
 			b.Dropped++
-			settle = append(settle, m.Settle)
+			if src.Alerts && isJunk(err) {
+				junk = append(junk, m.Settle)
+			} else {
+				settle = append(settle, m.Settle)
+			}
 			continue
 		}
-		inBatch[r.ID] = true
+		inBatch[r.Key()] = true
 		if herr := h(ctx, r); herr != nil {
 			b.Failed++
 			if b.Err == nil {
@@ -202,7 +211,7 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 			continue
 		}
 		b.Handled++
-		keep = append(keep, r.ID)
+		keep = append(keep, r.Key())
 		settle = append(settle, m.Settle)
 	}
 	if len(keep) > 0 {
@@ -229,7 +238,63 @@ func (c *Client) receive(ctx context.Context, src proto.Source, o FetchOptions, 
 			c.log.Info("settling with the relay", "err", err)
 		}
 	}
+	if len(junk) > 0 {
+		c.reportJunk(junk)
+	}
 	return b, nil
+}
+
+// isJunk reports whether an alert that failed to open is junk to this
+// mission: no stanza opens with its keys, or one opens but the envelope
+// does not authenticate under it. Junk to every mission of its country is
+// junk to all, and the relay removes it once they all said so.
+func isJunk(err error) bool {
+	return errors.Is(err, envelope.ErrNotForMe) || errors.Is(err, envelope.ErrTampered)
+}
+
+// junkQueue bounds the junk reports waiting to go out: a flood makes many,
+// and a report that cannot be queued is settled instead (the relay then
+// keeps the junk until the other missions' reports or its retention).
+const junkQueue = 64
+
+// reportJunk hands the settle tokens of junk alerts to the reporter,
+// off the read path: a report costs the relay a lookup per alert, and a
+// real alert behind a flood must not wait for them.
+func (c *Client) reportJunk(tokens []string) {
+	select {
+	case c.junk <- tokens:
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), junkTimeout)
+		defer cancel()
+		if err := c.conn.Settle(ctx, tokens); err != nil {
+			c.log.Info("settling junk with the relay", "err", err)
+		}
+	}
+}
+
+// junkTimeout bounds one junk report.
+const junkTimeout = 30 * time.Second
+
+// junkLoop sends the queued junk reports until Close. A report that fails
+// leaves its alerts unsettled: the relay offers them again after its
+// redelivery wait, and they are reported again then.
+func (c *Client) junkLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case tokens := <-c.junk:
+			ctx, cancel := context.WithTimeout(c.base, junkTimeout)
+			removed, err := c.conn.ReportJunk(ctx, tokens)
+			cancel()
+			if err != nil {
+				c.log.Info("reporting junk to the relay", "err", err)
+				continue
+			}
+			c.emit(Event{Kind: EventJunkReported, Junk: len(tokens), Removed: int(removed)})
+		}
+	}
 }
 
 // RewindMailbox makes the next mailbox receive start from the oldest
@@ -344,8 +409,11 @@ func (c *Client) openAll(msgs []relayconn.Fetched) ([]*Received, []error) {
 
 // kindOf names a source in log lines without naming a mailbox.
 func kindOf(src proto.Source) string {
-	if src.Alerts {
+	switch {
+	case src.Alerts:
 		return "alerts"
+	case src.Bridged:
+		return "bridged"
 	}
 	return "mailbox"
 }

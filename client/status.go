@@ -73,6 +73,10 @@ const (
 	// EventRefused: a queued message (ID, Message) was refused for good
 	// (Refusal); it stays in the outbox, marked, until discarded.
 	EventRefused EventKind = "refused"
+	// EventJunkReported: a mission told the relay of alerts it cannot
+	// open (Junk of them; Removed is how many the relay then removed,
+	// because every mission of their country had said so).
+	EventJunkReported EventKind = "junk_reported"
 )
 
 // An Event is something the client's background work did or found, for a
@@ -90,6 +94,8 @@ type Event struct {
 	Err error
 	// Directory is the version accepted, for EventDirectory.
 	Directory *keys.DirVersion
+	// Junk and Removed count the alerts of EventJunkReported.
+	Junk, Removed int
 }
 
 func (c *Client) emit(e Event) {

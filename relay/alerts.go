@@ -60,6 +60,13 @@ func (s *services) fetchAlerts(p *principal, cc string, req proto.FetchRequest, 
 		s.r.log.Warn("fetch: consumer", "err", err)
 		return nil, refuse(proto.CodeUnavailable, "the relay cannot read alerts now; try again")
 	}
+	return s.fetchFrom(cons, req, wait)
+}
+
+// fetchFrom reads a batch from a durable consumer: it waits up to wait
+// for the first message, then takes what else is there, up to req's count
+// and bytes.
+func (s *services) fetchFrom(cons consumerHandle, req proto.FetchRequest, wait time.Duration) ([]fetchedMsg, *refusal) {
 	var msgs []jetstream.Msg
 	if wait > 0 {
 		// JetStream's own pull expiry does the waiting; the relay's stop
@@ -132,5 +139,5 @@ func mayAck(p *principal, tok string) bool {
 			}
 		}
 	}
-	return false
+	return mayAckBridge(p, stream, cons)
 }

@@ -45,6 +45,13 @@ type authenticator struct {
 	// ("no responders") and wait out its retry.
 	serving atomic.Bool
 
+	// sys is the relay's key in the system account, where it hears of
+	// disconnections; srv is the server, for its connection count.
+	sys    nkeys.KeyPair
+	sysPub string
+	srv    atomic.Pointer[server.Server]
+	conns  *connTracker
+
 	mu     sync.RWMutex
 	dir    *keys.Directory
 	byNKey map[string]*principal
@@ -59,7 +66,13 @@ func newAuthenticator(cfg *Config, clock clockwork.Clock) (*authenticator, error
 		return nil, err
 	}
 	pub, _ := kp.PublicKey()
-	a := &authenticator{cfg: cfg, clock: clock, internal: kp, internalPub: pub}
+	sys, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	sysPub, _ := sys.PublicKey()
+	a := &authenticator{cfg: cfg, clock: clock, internal: kp, internalPub: pub, sys: sys, sysPub: sysPub,
+		conns: newConnTracker(cfg.Admission, clock)}
 	if _, err := a.reload(); err != nil {
 		return nil, err
 	}
@@ -97,6 +110,11 @@ func (a *authenticator) reload() (map[string]bool, error) {
 		}
 		for _, e := range dir.Institutions() {
 			byNKey[e.NKey] = &principal{role: e.Role, id: e.ID, countries: e.Countries, identity: e.Identity}
+		}
+	}
+	for _, o := range a.cfg.Operators {
+		if byNKey[o.NKey] == nil {
+			byNKey[o.NKey] = &principal{role: roleOperator, id: o.Name}
 		}
 	}
 	byMbox := map[routing.Mailbox]*principal{}
@@ -178,7 +196,17 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	user := &server.User{Username: o.Nkey}
-	if o.Nkey != a.internalPub {
+	switch o.Nkey {
+	case a.internalPub:
+	case a.sysPub:
+		srv := a.srv.Load()
+		if srv == nil || srv.SystemAccount() == nil {
+			return false
+		}
+		user.Account = srv.SystemAccount()
+		user.Permissions = &server.Permissions{Publish: &server.SubjectPermission{Deny: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{disconnectEvents}}}
+	default:
 		if !a.serving.Load() {
 			return false
 		}
@@ -188,6 +216,9 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		mbox := proto.MailboxFor(o.Nkey)
 		if p == nil {
 			p = &principal{role: keys.RoleDefender, mbox: mbox}
+			if !a.admitWalkIn(c) {
+				return false
+			}
 		}
 		user.Permissions = permissionsFor(p)
 	}
@@ -203,9 +234,12 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 func permissionsFor(p *principal) *server.Permissions {
 	mb := p.mbox
 	var pub []string
-	if p.role == keys.RoleDefender {
+	switch p.role {
+	case keys.RoleDefender:
 		pub = []string{proto.Ingest(mb, "to.*.*"), proto.Ingest(mb, "share.*.*"), proto.Ingest(mb, "svc.>"), proto.Ingest(mb, proto.HoldTargets)}
-	} else {
+	case roleOperator:
+		pub = []string{proto.Ingest(mb, "svc.>")}
+	default:
 		pub = []string{proto.IngestWildcard(mb)}
 	}
 	return &server.Permissions{

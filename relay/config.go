@@ -59,6 +59,11 @@ type Config struct {
 	Directory *DirectoryConfig `yaml:"directory"`
 	Storage   StorageConfig    `yaml:"storage"`
 	Limits    LimitsConfig     `yaml:"limits"`
+	// Admission is what a walk-in pays and may take: proof of work, the
+	// walk-ins' global budget, per-address limits.
+	Admission AdmissionConfig `yaml:"admission"`
+	// Operators may inspect and purge the streams (beacon relay purge).
+	Operators []OperatorConfig `yaml:"operators,omitempty"`
 	Cluster   *ClusterConfig   `yaml:"cluster"`
 	Holds     HoldsConfig      `yaml:"holds"`
 	Log       LogConfig        `yaml:"log"`
@@ -131,6 +136,15 @@ type StorageConfig struct {
 	// crashed between fetching and keeping an alert gets it back after
 	// this.
 	RedeliverAfter time.Duration `yaml:"redeliver_after"`
+	// ChannelMessages bounds the messages of one channel (a country and
+	// priority) of ALERTS and SHARED: a flood of one channel is refused
+	// once it holds this many, and every other channel keeps its room.
+	ChannelMessages int `yaml:"channel_messages"`
+	// MailboxMessages bounds the messages waiting in one mailbox.
+	MailboxMessages int `yaml:"mailbox_messages"`
+	// WalkInShare is the fraction of ALERTS and SHARED that walk-ins may
+	// fill; the rest stays for the missions of the directory.
+	WalkInShare float64 `yaml:"walkin_share"`
 }
 
 // LimitsConfig sets per-connection limits.
@@ -150,6 +164,15 @@ type LimitsConfig struct {
 	ServiceBurst int     `yaml:"service_burst"`
 	// MaxConnections bounds concurrent client connections.
 	MaxConnections int `yaml:"max_connections"`
+	// ReservedConnections of those are kept for the missions, partners,
+	// bridges and headquarters of the directory: a walk-in is refused once
+	// the relay holds MaxConnections − ReservedConnections connections.
+	ReservedConnections int `yaml:"reserved_connections"`
+	// MaxSubscriptions bounds the subscriptions of one connection.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxPending bounds the bytes the relay buffers for one connection
+	// that does not read; past it the connection is closed.
+	MaxPending config.ByteSize `yaml:"max_pending"`
 }
 
 // ClusterConfig joins this relay to a NATS cluster.
@@ -228,6 +251,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&l.ServiceBurst, defaultServiceBurst)
 	setDefault(&l.MaxConnections, defaultMaxConnections)
 	c.Holds.applyDefaults()
+	c.applyAbuseDefaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 }
@@ -415,6 +439,7 @@ func (c *Config) Validate() error {
 	if l.MaxConnections < 1 {
 		errs.Add("limits.max_connections", "must be at least 1")
 	}
+	c.validateAbuse(&errs)
 	if cl := c.Cluster; cl != nil {
 		if cl.Name == "" {
 			errs.Add("cluster.name", "required")

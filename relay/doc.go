@@ -52,6 +52,23 @@
 // released; see holds_state.go for the state machine and holds_release.go
 // for the release path. holds.min_checkin_interval bounds plans.
 //
+// # Admission and abuse
+//
+// Walk-ins pay for storage only when the relay is under load: a proof of
+// work (Argon2id) per envelope whose difficulty follows the demand
+// against a global walk-in budget ([AdmissionConfig]); the client side is
+// in internal/relayconn. Connection slots are reserved for the directory's
+// institutions, walk-in connections are bounded per address, and each
+// institution's requests have an ingest subscription of their own. Each
+// channel (country and priority) of ALERTS and SHARED, each mailbox and
+// each alert's acks has its own bound (JetStream's per-subject limits), so
+// a flood of one fills only its own; walk-ins fill at most a share of a
+// stream. Missions report alerts they cannot open and the relay deletes one
+// once every mission of its country has; operators listed in the config
+// inspect and purge (beacon relay purge). Dedup keys name the message's
+// bytes, so an id learned by a recipient cannot shadow the sender's
+// envelope. SECURITY.md "Admission and abuse" gives the reasons.
+//
 // # Durability
 //
 // With storage.sync "always" (the default) every stored message is fsynced

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,6 +201,12 @@ storage:
 limits:
   publish_rate: 100000
   publish_burst: 100000
+admission:
+  rate: 100000
+  burst: 100000
+  bytes_per_second: 1GiB
+  bytes_burst: 1GiB
+  per_address_connections: 0
 log:
   level: warn
 `, dataDir, w.DirFile, w.Root.Public().Fingerprint(), policy)
@@ -512,7 +519,8 @@ func streamDetails(t testing.TB, srv *server.Server) map[string]server.StreamDet
 }
 
 var allStreams = []string{proto.StreamAlerts, proto.StreamMailbox, proto.StreamShared,
-	proto.StreamBroadcasts, proto.StreamAcks, proto.StreamHolds}
+	proto.StreamBroadcasts, proto.StreamAcks, proto.StreamHolds,
+	proto.StreamBridged, proto.StreamReturn, proto.StreamReceipts, proto.StreamJunk}
 
 // assertStreamConfigs checks each stream's limits against cfg.
 func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, cfg *relay.Config) {
@@ -530,7 +538,7 @@ func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, c
 			continue
 		}
 		if c.MaxAge != s.Retention || c.Duplicates != s.DedupWindow || c.MaxBytes != int64(s.MaxBytes) ||
-			c.MaxMsgSize != int32(s.MaxMessageSize) || c.Replicas != s.Replicas {
+			c.MaxMsgSize != int32(s.MaxMessageSize)+relay.StoredHeaderBytes || c.Replicas != s.Replicas {
 			t.Errorf("%s: MaxAge %v Duplicates %v MaxBytes %d MaxMsgSize %d Replicas %d; want %v %v %d %d %d", name,
 				c.MaxAge, c.Duplicates, c.MaxBytes, c.MaxMsgSize, c.Replicas,
 				s.Retention, s.DedupWindow, int64(s.MaxBytes), int32(s.MaxMessageSize), s.Replicas)
@@ -539,8 +547,12 @@ func assertStreamConfigs(t *testing.T, streams map[string]server.StreamDetail, c
 			t.Errorf("%s: discard %v, retention %v, storage %v; want DiscardNew, limits, file", name, c.Discard, c.Retention, c.Storage)
 		}
 		// The mailbox alone lets the relay delete: a settled reply goes.
-		if c.DenyDelete != (name != proto.StreamMailbox) || !c.DenyPurge {
-			t.Errorf("%s: DenyDelete %v DenyPurge %v; want both (DenyDelete false for MAILBOX)", name, c.DenyDelete, c.DenyPurge)
+		// The relay deletes settled mailbox messages and ALERTS junk;
+		// operators purge what clients publish to.
+		deletable := name == proto.StreamMailbox || name == proto.StreamAlerts
+		purgeable := slices.Contains(proto.PurgeStreams, name)
+		if c.DenyDelete == deletable || c.DenyPurge == purgeable {
+			t.Errorf("%s: DenyDelete %v DenyPurge %v; want %v %v", name, c.DenyDelete, c.DenyPurge, !deletable, !purgeable)
 		}
 	}
 }
@@ -682,6 +694,7 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "nl-kampala", Countries: []string{"ug"}})
 	cfg := relaytest.Config(t)
 	cfg.Storage.MaxBytes = 1 << 20 // the smallest allowed
+	cfg.Storage.WalkInShare = 1    // JetStream's own limit refuses, not the walk-ins' share
 	w.Configure(cfg)
 	r := relaytest.Start(t, cfg)
 	c := relaytest.Connect(t, r.ClientURL(), nil)
@@ -708,8 +721,8 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 			acked = append(acked, a)
 		}
 	}
-	if refusal.Code != proto.CodeUnavailable || !strings.Contains(refusal.Description, "maximum bytes") {
-		t.Errorf("full stream: %v; want %s naming the cause (maximum bytes)", refusal, proto.CodeUnavailable)
+	if refusal.Code != proto.CodeFull || !strings.Contains(refusal.Description, "maximum bytes") {
+		t.Errorf("full stream: %v; want %s naming the cause (maximum bytes)", refusal, proto.CodeFull)
 	}
 	t.Logf("stored %d alerts, then: %v", len(acked), refusal)
 
@@ -721,8 +734,8 @@ func TestFullStreamRefusesAndKeepsStored(t *testing.T) {
 	// Still full: another alert is refused the same way.
 	a := next()
 	sent[a.id] = true
-	if _, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env); !errors.As(err, &refusal) || refusal.Code != proto.CodeUnavailable {
-		t.Errorf("second alert to the full stream: %v; want %s", err, proto.CodeUnavailable)
+	if _, err := c.Publish(proto.AlertTarget("ug", routing.Urgent), a.env); !errors.As(err, &refusal) || refusal.Code != proto.CodeFull {
+		t.Errorf("second alert to the full stream: %v; want %s", err, proto.CodeFull)
 	}
 
 	// The other streams still take messages: a defender's shared alert and

@@ -126,14 +126,6 @@ func (h *holder) status(t testing.TB, ids ...routing.ID) map[routing.ID]proto.Ho
 	return out
 }
 
-func wantCode(t testing.TB, what string, err error, code proto.Code) {
-	t.Helper()
-	var perr *proto.Error
-	if !errors.As(err, &perr) || perr.Code != code {
-		t.Errorf("%s: %v, want refusal %q", what, err, code)
-	}
-}
-
 // awaitAlerts long-polls mission's alerts of cc until one arrives or
 // wait passes, and settles what it got.
 func awaitAlerts(t testing.TB, m *relaytest.Conn, cc string, wait time.Duration) []relaytest.Fetched {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,13 +33,23 @@ import (
 // verifies signatures only on the two clear-text signed kinds (broadcasts
 // and ack tokens), against the directory.
 type ingest struct {
-	r     *Relay
+	r *Relay
+	// subs take every connection's requests on the relay's walk-in
+	// connection; inst takes the institutions' on the relay's main one,
+	// each institution on a subscription of its own, so that a flood of
+	// walk-ins that fills the walk-ins' queue delays no mission.
 	subs  []*nats.Subscription
+	inst  *institutionSubs
 	svc   *services
 	holds *holds
 	// Token buckets per connection key: walk-in defenders, directory
 	// institutions, and service requests (fetches, acks) each have their own.
-	lim, instLim, svcLim *limiter
+	lim, instLim, svcLim *limiter[routing.Mailbox]
+	adm                  *admission
+	fill                 *streamFill
+
+	stopBg context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // ingestQueue is the queue group of the ingest workers; with a cluster,
@@ -52,21 +63,39 @@ const (
 	ingestPendingBytes = 256 << 20
 )
 
-func startIngest(r *Relay) (*ingest, error) {
+func startIngest(ctx context.Context, r *Relay) (*ingest, error) {
 	l := r.cfg.Limits
+	key, err := r.admissionKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("relay: admission key: %w", err)
+	}
 	in := &ingest{r: r, svc: newServices(r),
-		lim:     newLimiter(l.PublishRate, l.PublishBurst, r.clock),
-		instLim: newLimiter(l.InstitutionPublishRate, l.InstitutionPublishBurst, r.clock),
-		svcLim:  newLimiter(l.ServiceRate, l.ServiceBurst, r.clock)}
+		lim:     newLimiter[routing.Mailbox](l.PublishRate, l.PublishBurst, r.clock),
+		instLim: newLimiter[routing.Mailbox](l.InstitutionPublishRate, l.InstitutionPublishBurst, r.clock),
+		svcLim:  newLimiter[routing.Mailbox](l.ServiceRate, l.ServiceBurst, r.clock),
+		adm:     newAdmission(r.cfg.Admission, key, r.clock, r.metrics.reg),
+		fill:    newStreamFill(r)}
+	in.fill.refresh(ctx)
+	bg, stop := context.WithCancel(context.Background())
+	in.stopBg = stop
+	in.bg.Add(2)
+	go func() { defer in.bg.Done(); in.adm.run(bg) }()
+	go func() { defer in.bg.Done(); in.fill.run(bg) }()
 
-	var err error
 	if in.holds, err = startHolds(context.Background(), in); err != nil {
+		stop()
+		in.bg.Wait()
 		return nil, err
+	}
+	in.inst = newInstitutionSubs(r.nc, in.handle)
+	if err := in.inst.sync(r.auth.institutionMailboxes()); err != nil {
+		in.stop(context.Background())
+		return nil, fmt.Errorf("relay: ingest: %w", err)
 	}
 	// Each subscription has its own delivery goroutine; several let the
 	// checks run on every core.
 	for range max(2, runtime.GOMAXPROCS(0)) {
-		sub, err := r.nc.QueueSubscribe(proto.IngestAll, ingestQueue, in.handle)
+		sub, err := r.ncIn.QueueSubscribe(proto.IngestAll, ingestQueue, in.handleWalkIn)
 		if err != nil {
 			in.stop(context.Background())
 			return nil, fmt.Errorf("relay: ingest: %w", err)
@@ -74,8 +103,10 @@ func startIngest(r *Relay) (*ingest, error) {
 		sub.SetPendingLimits(ingestPendingMsgs, ingestPendingBytes)
 		in.subs = append(in.subs, sub)
 	}
-	if err := r.nc.Flush(); err != nil {
-		return nil, err
+	for _, nc := range []*nats.Conn{r.nc, r.ncIn} {
+		if err := nc.Flush(); err != nil {
+			return nil, err
+		}
 	}
 	if err := in.svc.start(context.Background()); err != nil {
 		in.stop(context.Background())
@@ -87,8 +118,13 @@ func startIngest(r *Relay) (*ingest, error) {
 // stop drains the subscriptions (handling what is queued), stops the
 // services and flushes what the handlers forwarded to JetStream.
 func (in *ingest) stop(ctx context.Context) error {
-	closed := make([]<-chan nats.SubStatus, len(in.subs))
-	for i, s := range in.subs {
+	if in.stopBg != nil {
+		in.stopBg()
+		in.bg.Wait()
+	}
+	subs := append(in.subs, in.inst.all()...)
+	closed := make([]<-chan nats.SubStatus, len(subs))
+	for i, s := range subs {
 		closed[i] = s.StatusChanged(nats.SubscriptionClosed)
 		s.Drain()
 	}
@@ -119,8 +155,9 @@ func (in *ingest) stop(ctx context.Context) error {
 
 // refusal is a publish the relay will not store.
 type refusal struct {
-	code proto.Code
-	msg  string
+	code      proto.Code
+	msg       string
+	challenge *proto.Challenge // with CodeAdmission
 }
 
 func refuse(code proto.Code, format string, args ...any) *refusal {
@@ -133,6 +170,16 @@ type admitted struct {
 	id       string // dedup key
 	country  string
 	priority string
+	hops     string // a bridged envelope's proto.HeaderHops, stored with it
+}
+
+// handleWalkIn handles what the walk-in subscriptions receive, leaving
+// the institutions' requests (which they receive too) to theirs.
+func (in *ingest) handleWalkIn(m *nats.Msg) {
+	if mbox, _, err := proto.ParseIngest(m.Subject); err == nil && in.inst.has(mbox) {
+		return
+	}
+	in.handle(m)
 }
 
 func (in *ingest) handle(m *nats.Msg) {
@@ -160,6 +207,9 @@ func (in *ingest) handle(m *nats.Msg) {
 	}
 	mt.received.WithLabelValues(a.subject.Stream(), a.country, a.priority).Inc()
 	msg := &nats.Msg{Subject: a.subject.String(), Reply: m.Reply, Data: m.Data, Header: nats.Header{jetstream.MsgIDHeader: []string{a.id}}}
+	if a.hops != "" {
+		msg.Header.Set(proto.HeaderHops, a.hops)
+	}
 	if err := in.r.nc.PublishMsg(msg); err != nil {
 		in.refuse(m, refuse(proto.CodeUnavailable, "relay busy, send it again"))
 	}
@@ -171,7 +221,7 @@ func (in *ingest) handle(m *nats.Msg) {
 func (in *ingest) refuse(m *nats.Msg, ref *refusal) {
 	in.r.metrics.refused.WithLabelValues(string(ref.code)).Inc()
 	in.r.log.Debug("refused", "code", ref.code)
-	in.svc.replyJSON(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg}})
+	in.svc.replyJSON(m, &proto.Reply{Error: &proto.Error{Code: ref.code, Description: ref.msg, Challenge: ref.challenge}})
 }
 
 // service rate-limits and serves a service request.
@@ -201,7 +251,7 @@ func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admi
 	if p.role != keys.RoleDefender {
 		lim = in.instLim
 	}
-	if !lim.Allow(mbox) {
+	if p.role != keys.RoleBridge && !lim.Allow(mbox) { // a bridge's rate: see bridge.go
 		return nil, refuse(proto.CodeRateLimited, "over the publish rate of this connection key; slow down")
 	}
 	subj, err := proto.ParseTarget(target)
@@ -213,16 +263,31 @@ func (in *ingest) check(m *nats.Msg, mbox routing.Mailbox, target string) (*admi
 		if p.role != keys.RoleDefender && p.role != keys.RoleMission {
 			return nil, refuse(proto.CodeForbidden, "a %s may not publish alerts", p.role)
 		}
-		return in.checkEnvelope(m.Data, subj)
+		a, ref := in.checkEnvelope(m.Data, subj)
+		if ref == nil && p.role == keys.RoleDefender {
+			ref = in.admitWalkIn(m, mbox, subj)
+		}
+		return a, ref
 	case proto.KindMailbox:
 		if p.role == keys.RoleDefender {
 			return nil, refuse(proto.CodeForbidden, "a defender may not publish to mailboxes")
+		}
+		if p.role == keys.RoleBridge && isPublic(m.Data) {
+			return in.checkReceipt(p, m.Data, subj) // a receipt to the sender
+		}
+		if p.role == keys.RoleBridge {
+			return in.checkCarriedEnvelope(m.Data, subj) // a partner's answer
 		}
 		return in.checkEnvelope(m.Data, subj)
 	case proto.KindBroadcast:
 		return in.checkBroadcast(p, m.Data, subj)
 	case proto.KindAck:
+		if p.role == keys.RoleBridge {
+			return in.checkCarriedAck(m.Data, subj)
+		}
 		return in.checkAck(p, m.Data, subj)
+	case proto.KindBridged, proto.KindReturnMailbox, proto.KindReturnAck, proto.KindReceipt:
+		return in.checkBridge(p, m, subj)
 	}
 	return nil, refuse(proto.CodeBadTarget, "no stream takes that subject")
 }
@@ -242,7 +307,7 @@ func (in *ingest) checkEnvelope(data []byte, subj proto.Subject) (*admitted, *re
 	if r := in.fresh(h.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: h.ID.String(), country: h.Country, priority: h.Priority.String()}, nil
+	return &admitted{subject: subj, id: dedupKey(h.ID.String(), data), country: h.Country, priority: h.Priority.String()}, nil
 }
 
 // fresh refuses a created time outside [now − dedup window, now + skew].
@@ -295,7 +360,7 @@ func (in *ingest) checkBroadcast(p *principal, data []byte, subj proto.Subject) 
 	if r := in.fresh(pm.Created); r != nil {
 		return nil, r
 	}
-	return &admitted{subject: subj, id: pm.ID.String(), country: cc}, nil
+	return &admitted{subject: subj, id: dedupKey(pm.ID.String(), data), country: cc}, nil
 }
 
 // checkAck admits a signed ack token from a mission or partner.
@@ -319,6 +384,6 @@ func (in *ingest) checkAck(p *principal, data []byte, subj proto.Subject) (*admi
 	if r := in.fresh(tok.Created); r != nil {
 		return nil, r
 	}
-	// One ack per alert per signer: the dedup key names both.
-	return &admitted{subject: subj, id: alert.String() + "." + tok.Signer.Short()}, nil
+	// The dedup key names the alert, the signer and the token's bytes.
+	return &admitted{subject: subj, id: dedupKey(alert.String()+"."+tok.Signer.Short(), data)}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hrdbeacon/beacon/relay/proto"
@@ -188,10 +189,11 @@ func isNotFound(err error) bool {
 
 // directRequest is JetStream's direct get request (JSApiMsgGetRequest).
 type directRequest struct {
-	Seq      uint64 `json:"seq,omitempty"`
-	NextFor  string `json:"next_by_subj,omitempty"`
-	Batch    int    `json:"batch,omitempty"`
-	MaxBytes int    `json:"max_bytes,omitempty"`
+	Seq       uint64     `json:"seq,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	MaxBytes  int        `json:"max_bytes,omitempty"`
 }
 
 // directMsg is one message of a direct get.
@@ -206,38 +208,67 @@ type directMsg struct {
 // stopping once MaxBytes are out. It needs AllowDirect on the stream.
 func (s *services) directGet(ctx context.Context, stream string, req directRequest) ([]directMsg, error) {
 	body, _ := json.Marshal(req)
+	subject := "$JS.API.DIRECT.GET." + stream
+	if req.Batch <= 1 {
+		// One answer: the connection's shared reply subscription.
+		m, err := s.r.nc.RequestWithContext(ctx, subject, body)
+		if err != nil {
+			return nil, err
+		}
+		dm, done, err := parseDirect(m)
+		if err != nil || done {
+			return nil, err
+		}
+		return []directMsg{dm}, nil
+	}
+	// A batch: a subscription of its own, with room for exactly the
+	// batch and its end marker (a default subscription's 64k-slot channel
+	// per read would cost more than the read).
 	inbox := s.r.nc.NewRespInbox()
-	sub, err := s.r.nc.SubscribeSync(inbox)
+	ch := make(chan *nats.Msg, req.Batch+2)
+	sub, err := s.r.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Unsubscribe()
-	sub.SetPendingLimits(-1, -1)
-	if err := s.r.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+	if err := s.r.nc.PublishRequest(subject, inbox, body); err != nil {
 		return nil, err
 	}
 	var out []directMsg
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		dm, done, err := parseDirect(m)
 		if err != nil {
 			return nil, err
 		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-		case "404":
-			return out, nil // nothing (more) there
-		case "204":
-			return out, nil // end of a batch
-		default:
-			return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
-		}
-		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstream.SequenceHeader))
-		}
-		out = append(out, directMsg{data: m.Data, subject: m.Header.Get(jetstream.SubjectHeader), seq: seq})
-		if req.Batch <= 1 {
+		if done {
 			return out, nil
 		}
+		out = append(out, dm)
+		if len(out) > req.Batch {
+			return nil, fmt.Errorf("direct get: more than the %d messages asked for", req.Batch)
+		}
 	}
+}
+
+// parseDirect reads one answer of a direct get: a message, or the end
+// (nothing there, or the end of a batch).
+func parseDirect(m *nats.Msg) (directMsg, bool, error) {
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404", "204":
+		return directMsg{}, true, nil
+	default:
+		return directMsg{}, false, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return directMsg{}, false, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstream.SequenceHeader))
+	}
+	return directMsg{data: m.Data, subject: m.Header.Get(jetstream.SubjectHeader), seq: seq}, false, nil
 }

@@ -30,6 +30,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	received *prometheus.CounterVec
 	refused  *prometheus.CounterVec
+	junk     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -47,7 +48,10 @@ func newMetrics() *metrics {
 			Name: "beacon_relay_refused_total", Help: "Publishes refused, by reason."},
 			[]string{"reason"}),
 	}
-	m.reg.MustRegister(m.received, m.refused, build,
+	m.junk = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacon_relay_junk_removed_total", Help: "Alerts removed because every mission of their country reported it could not open them."},
+		[]string{"country"})
+	m.reg.MustRegister(m.received, m.refused, m.junk, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range proto.Codes {
@@ -92,7 +96,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	// The relay's own in-process connection is not a client.
-	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(max(0, s.NumClients()-1)))
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(max(0, s.NumClients()-internalConns)))
 	info, err := s.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
 	if err != nil {
 		return

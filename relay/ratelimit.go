@@ -4,22 +4,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hrdbeacon/beacon/routing"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/time/rate"
 )
 
-// limiter keeps one token bucket per connection key (mailbox). Idle
+// limiter keeps one token bucket per key (a connection's mailbox, an
+// address). Idle
 // buckets are dropped so a stream of one-time keys cannot grow it without
 // bound: a bucket that has refilled completely holds no state worth
 // keeping.
-type limiter struct {
+type limiter[K comparable] struct {
 	rate  rate.Limit
 	burst int
 	clock clockwork.Clock
 
 	mu      sync.Mutex
-	buckets map[routing.Mailbox]*bucket
+	buckets map[K]*bucket
 	ops     int
 }
 
@@ -31,12 +31,12 @@ type bucket struct {
 // sweepEvery is how many Allow calls pass between sweeps of idle buckets.
 const sweepEvery = 4096
 
-func newLimiter(perSecond float64, burst int, clock clockwork.Clock) *limiter {
-	return &limiter{rate: rate.Limit(perSecond), burst: burst, clock: clock, buckets: make(map[routing.Mailbox]*bucket)}
+func newLimiter[K comparable](perSecond float64, burst int, clock clockwork.Clock) *limiter[K] {
+	return &limiter[K]{rate: rate.Limit(perSecond), burst: burst, clock: clock, buckets: make(map[K]*bucket)}
 }
 
 // Allow reports whether key may publish now, taking a token if so.
-func (l *limiter) Allow(key routing.Mailbox) bool {
+func (l *limiter[K]) Allow(key K) bool {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -54,7 +54,7 @@ func (l *limiter) Allow(key routing.Mailbox) bool {
 }
 
 // sweep drops buckets idle long enough to have refilled.
-func (l *limiter) sweep(now time.Time) {
+func (l *limiter[K]) sweep(now time.Time) {
 	refill := time.Duration(float64(l.burst) / float64(l.rate) * float64(time.Second))
 	for k, b := range l.buckets {
 		if now.Sub(b.last) > refill {

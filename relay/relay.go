@@ -36,6 +36,8 @@ type Relay struct {
 	srv     *server.Server
 	auth    *authenticator
 	nc      *nats.Conn // the relay's own in-process connection
+	ncIn    *nats.Conn // the one the walk-ins' ingest subscriptions are on
+	ncSys   *nats.Conn // in the system account: connection events
 	js      jetstream.JetStream
 	ingest  *ingest
 	metrics *metrics
@@ -111,15 +113,15 @@ func (r *Relay) start(ctx context.Context) error {
 	if !r.srv.ReadyForConnections(10 * time.Second) {
 		return errors.New("relay: server not ready for connections after 10s")
 	}
-	kp := r.auth.internal
-	pub, _ := kp.PublicKey()
-	r.nc, err = nats.Connect("", nats.InProcessServer(r.srv), nats.Nkey(pub, kp.Sign),
-		nats.Name("beacon-relay-internal"), nats.MaxReconnects(-1),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			r.log.Warn("internal connection", "err", err)
-		}))
-	if err != nil {
-		return fmt.Errorf("relay: internal connection: %w", err)
+	r.auth.srv.Store(r.srv)
+	if r.nc, err = r.internalConn("beacon-relay-internal"); err != nil {
+		return err
+	}
+	if r.ncIn, err = r.internalConn("beacon-relay-ingest"); err != nil {
+		return err
+	}
+	if err := r.startConnEvents(); err != nil {
+		return err
 	}
 	if r.js, err = jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
 		return err
@@ -130,7 +132,7 @@ func (r *Relay) start(ctx context.Context) error {
 	if err := r.ensureStreams(ctx); err != nil {
 		return err
 	}
-	if r.ingest, err = startIngest(r); err != nil {
+	if r.ingest, err = startIngest(ctx, r); err != nil {
 		return err
 	}
 	r.metrics.reg.MustRegister(newServerCollector(func() *server.Server { return r.srv }, r.heldBySubject))
@@ -178,7 +180,9 @@ func (r *Relay) serverOptions() (*server.Options, error) {
 		Port:                       port,
 		NoSigs:                     true, // the relay handles signals itself
 		MaxConn:                    c.Limits.MaxConnections,
-		MaxPayload:                 int32(c.Storage.MaxMessageSize) + 8<<10, // headers; the ingest enforces the exact limit with a clear error
+		MaxSubs:                    c.Limits.MaxSubscriptions,
+		MaxPending:                 int64(c.Limits.MaxPending),
+		MaxPayload:                 int32(c.Storage.MaxMessageSize) + StoredHeaderBytes, // the ingest enforces the exact limit with a clear error
 		JetStream:                  true,
 		StoreDir:                   c.DataDir, // nats-server adds "jetstream/"
 		SyncAlways:                 c.Storage.Sync == SyncAlways,
@@ -317,8 +321,10 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		if r.nc != nil {
-			r.nc.Close()
+		for _, nc := range []*nats.Conn{r.nc, r.ncIn, r.ncSys} {
+			if nc != nil {
+				nc.Close()
+			}
 		}
 		if r.srv != nil {
 			r.srv.Shutdown()
@@ -343,6 +349,11 @@ func (r *Relay) ReloadDirectory() error {
 		return err
 	}
 	r.log.Info("directory reloaded", "serial", r.auth.serial(), "changed_keys", len(changed))
+	if r.ingest != nil {
+		if err := r.ingest.inst.sync(r.auth.institutionMailboxes()); err != nil {
+			r.log.Error("institutions' ingest", "err", err)
+		}
+	}
 	if len(changed) == 0 || r.srv == nil {
 		return nil
 	}

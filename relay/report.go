@@ -12,7 +12,6 @@ import (
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/relay/proto"
-	"github.com/hrdbeacon/beacon/routing"
 )
 
 // The report service (proto.SvcReport) reads what the relay already
@@ -133,8 +132,8 @@ func (s *services) gatherReport(scope []keys.Mission, req proto.ReportRequest) (
 				return false
 			}
 			subj, err := proto.ParseSubject(msg.Subject())
-			id, ierr := routing.ParseID(msg.Headers().Get(jetstream.MsgIDHeader))
-			if t, drill := drills[id]; drill && !t.After(at) {
+			id, ierr := idOfDedupKey(msg.Headers().Get(jetstream.MsgIDHeader))
+			if t, drill := drills[id]; ierr == nil && drill && !t.After(at) {
 				return true
 			}
 			if err == nil && ierr == nil && subj.Kind == proto.KindAlert {

@@ -121,6 +121,12 @@ func (s *services) handle(m *nats.Msg, p *principal, svc proto.Service) *refusal
 		return s.directory(m)
 	case proto.SvcReport:
 		return s.report(m, p)
+	case proto.SvcRollUp:
+		return s.rollUp(m, p, svc.ID)
+	case proto.SvcJunk:
+		return s.junk(m, p)
+	case proto.SvcInspect, proto.SvcPurge:
+		return s.purge(m, p, svc.Name == proto.SvcPurge)
 	}
 	return refuse(proto.CodeBadTarget, "no such service")
 }
@@ -136,10 +142,13 @@ func (s *services) refuseLater(m *nats.Msg, ref *refusal) {
 }
 
 // acquire takes a long-poll slot for mbox.
-func (s *services) acquire(mbox routing.Mailbox) bool {
+func (s *services) acquire(mbox routing.Mailbox) bool { return s.acquireN(mbox, maxFetchesPerMailbox) }
+
+// acquireN takes a long-poll slot for mbox, which may hold limit.
+func (s *services) acquireN(mbox routing.Mailbox, limit int) bool {
 	s.perMbMu.Lock()
 	defer s.perMbMu.Unlock()
-	if s.perMb[mbox] >= maxFetchesPerMailbox {
+	if s.perMb[mbox] >= limit {
 		return false
 	}
 	select {
@@ -186,12 +195,21 @@ func (s *services) fetch(m *nats.Msg, p *principal, src proto.Source) *refusal {
 	if ref != nil {
 		return ref
 	}
-	if src.Alerts {
+	var cons consumerHandle
+	switch {
+	case src.Alerts:
 		if ref := mayReadAlerts(p, src.Country); ref != nil {
 			return ref
 		}
+	case src.Consumed():
+		ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
+		defer cancel()
+		var ref *refusal
+		if cons, ref = s.bridgeConsumer(ctx, p, src); ref != nil {
+			return ref
+		}
 	}
-	if !s.acquire(p.mbox) {
+	if !s.acquireN(p.mbox, s.fetchLimit(p)) {
 		return refuse(proto.CodeRateLimited, "too many fetches in flight; wait for one to finish")
 	}
 	s.inflight.Add(1)
@@ -200,9 +218,12 @@ func (s *services) fetch(m *nats.Msg, p *principal, src proto.Source) *refusal {
 		wait := time.Duration(req.WaitMS) * time.Millisecond
 		var batch []fetchedMsg
 		var ref *refusal
-		if src.Alerts {
+		switch {
+		case src.Alerts:
 			batch, ref = s.fetchAlerts(p, src.Country, req, wait)
-		} else {
+		case cons != nil:
+			batch, ref = s.fetchFrom(cons, req, wait)
+		default:
 			batch, ref = s.fetchMailbox(p, req, wait)
 		}
 		// The slot is free before the answer goes out, so a reader that
@@ -300,13 +321,21 @@ func (s *services) pending(m *nats.Msg, p *principal, src proto.Source) *refusal
 	ctx, cancel := context.WithTimeout(context.Background(), serviceTimeout)
 	defer cancel()
 	var n uint64
-	if src.Alerts {
-		if ref := mayReadAlerts(p, src.Country); ref != nil {
-			return ref
-		}
-		cons, err := s.alertConsumer(ctx, p, src.Country)
-		if err != nil {
-			return refuse(proto.CodeUnavailable, "consumer: %v", err)
+	if src.Consumed() {
+		var cons consumerHandle
+		if src.Alerts {
+			if ref := mayReadAlerts(p, src.Country); ref != nil {
+				return ref
+			}
+			var err error
+			if cons, err = s.alertConsumer(ctx, p, src.Country); err != nil {
+				return refuse(proto.CodeUnavailable, "consumer: %v", err)
+			}
+		} else {
+			var ref *refusal
+			if cons, ref = s.bridgeConsumer(ctx, p, src); ref != nil {
+				return ref
+			}
 		}
 		info, err := cons.Info(ctx)
 		if err != nil {

@@ -16,19 +16,68 @@ type streamSpec struct {
 	name, subject, description string
 	// direct streams are read with direct gets, without consumers.
 	direct bool
-	// deletable streams let the relay delete what their reader settled.
+	// deletable streams let the relay delete single messages: what a
+	// mailbox's owner settled, the junk of ALERTS once every mission of
+	// its country reported it.
 	deletable bool
+	// purgeable streams can be purged by an operator (beacon relay purge).
+	purgeable bool
+	// perSubject bounds the messages of one subject (a channel, a
+	// mailbox, an alert's acks); 0 for no bound. A subject at its bound
+	// refuses new messages (DiscardNewPerSubject) and leaves every other
+	// subject its room: a flood of one country or one priority fills
+	// only its own channel.
+	perSubject func(StorageConfig) int64
 	// schedules: the stream holds message schedules (HOLDS).
 	schedules bool
 }
 
+func channelQuota(s StorageConfig) int64 { return int64(s.ChannelMessages) }
+func mailboxQuota(s StorageConfig) int64 { return int64(s.MailboxMessages) }
+func ackQuota(StorageConfig) int64       { return maxAcksPerAlert }
+func junkQuota(StorageConfig) int64      { return maxJunkReports }
+
+// onceQuota is for streams that keep one message per subject and refuse
+// a second: their subjects name the message id (see proto's bridge doc).
+func onceQuota(StorageConfig) int64 { return 1 }
+
+const (
+	// maxAcksPerAlert bounds the ack tokens stored for one alert: every
+	// mission and partner of a country acknowledging it a few times.
+	maxAcksPerAlert = 256
+	// maxJunkReports bounds the junk reports kept for one stored message:
+	// one per mission covering its country.
+	maxJunkReports = 256
+	// StoredHeaderBytes is the room a stored message has for headers beyond
+	// the envelope: JetStream counts headers and data together against a
+	// stream's MaxMsgSize (nats-server stream.go), and the relay adds
+	// Nats-Msg-Id with a digest (~90 bytes), held envelopes their schedule
+	// headers (~200 bytes). The ingest checks the envelope's own size
+	// against storage.max_message_size first, so JetStream never refuses
+	// a message for the headers the relay added.
+	StoredHeaderBytes = 4 << 10
+)
+
 var streamSpecs = []streamSpec{
-	{proto.StreamAlerts, proto.SubjectAlerts, "alerts from defenders, per country and priority", false, false, false},
-	{proto.StreamMailbox, proto.SubjectMailbox, "replies, acks and receipts, per mailbox", true, true, false},
-	{proto.StreamShared, proto.SubjectShared, "alerts shared with partner governments, for the bridge", false, false, false},
-	{proto.StreamBroadcasts, proto.SubjectBroadcasts, "missions' signed public broadcasts, per country", true, false, false},
-	{proto.StreamAcks, proto.SubjectAcks, "signed acknowledgements, per alert id", true, false, false},
-	{proto.StreamHolds, proto.SubjectHolds, "held envelopes: check-in plans and escalations", true, true, true},
+	{name: proto.StreamAlerts, subject: proto.SubjectAlerts, description: "alerts from defenders, per country and priority",
+		direct: true, deletable: true, purgeable: true, perSubject: channelQuota},
+	{name: proto.StreamMailbox, subject: proto.SubjectMailbox, description: "replies, acks and receipts, per mailbox",
+		direct: true, deletable: true, purgeable: true, perSubject: mailboxQuota},
+	{name: proto.StreamShared, subject: proto.SubjectShared, description: "alerts shared with partner governments, for the bridge",
+		direct: true, purgeable: true, perSubject: channelQuota},
+	{name: proto.StreamBroadcasts, subject: proto.SubjectBroadcasts, description: "missions' signed public broadcasts, per country",
+		direct: true, purgeable: true},
+	{name: proto.StreamAcks, subject: proto.SubjectAcks, description: "signed acknowledgements, per alert id",
+		direct: true, perSubject: ackQuota}, // an escalation's release reads its acks
+	{name: proto.StreamHolds, subject: proto.SubjectHolds, description: "held envelopes: check-in plans and escalations",
+		direct: true, deletable: true, schedules: true},
+	{name: proto.StreamJunk, subject: proto.SubjectJunk, description: "missions' reports of stored alerts they cannot open",
+		perSubject: junkQuota}, // read through the stream leader: a report just stored is seen
+	{name: proto.StreamBridged, subject: proto.SubjectBridged, description: "shared alerts bridges delivered from other networks",
+		perSubject: onceQuota},
+	{name: proto.StreamReturn, subject: proto.SubjectReturn, description: "partners' answers for bridges to carry back"},
+	{name: proto.StreamReceipts, subject: proto.SubjectReceipts, description: "bridges' signed receipts, per alert and partner",
+		perSubject: onceQuota},
 }
 
 // streamConfig is the JetStream configuration of spec under the relay's
@@ -45,18 +94,23 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 		Discard:     jetstream.DiscardNew,
 		MaxAge:      s.Retention,
 		MaxBytes:    int64(s.MaxBytes),
-		MaxMsgSize:  int32(s.MaxMessageSize),
+		MaxMsgSize:  int32(s.MaxMessageSize) + StoredHeaderBytes,
 		Duplicates:  s.DedupWindow,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
 		// Clients have no right to the stream API; deny deletes and
-		// purges at the stream level too, so a compromised client
-		// credential cannot erase what was acknowledged. The mailbox is
-		// the exception: the relay deletes a reply once its owner has
-		// settled it, so a seized relay holds only unread replies.
+		// purges at the stream level too where the relay itself never
+		// needs them, so a compromised credential cannot erase what was
+		// acknowledged. The relay deletes a settled mailbox reply (a
+		// seized relay holds only unread ones) and junk every mission of
+		// a country reported; operators purge in an emergency.
 		DenyDelete:  !spec.deletable,
-		DenyPurge:   true,
+		DenyPurge:   !spec.purgeable,
 		AllowDirect: spec.direct,
+	}
+	if spec.perSubject != nil {
+		c.MaxMsgsPerSubject = spec.perSubject(s)
+		c.DiscardNewPerSubject = true
 	}
 	if spec.schedules {
 		holdsStreamConfig(&c)

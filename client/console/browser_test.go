@@ -175,6 +175,10 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("a live update wiped the officer's typing: the field holds %q (%v)", typed, err)
 	}
 	step(t, ctx, "acknowledging", chromedp.Click(`#ack-btn`), chromedp.WaitVisible(row+`[data-state="acknowledged"]`))
+	// The roll-up panel says who received it and who acts: this post,
+	// from its signed ack token.
+	step(t, ctx, "the roll-up shows the ack", until(`document.querySelector('#rollup-body table') !== null &&
+		document.querySelector('#rollup-body').textContent.includes('acts: Human rights officer, Embassy of the Netherlands')`))
 	got := tb.mailbox(def, 1)
 	a, ok := got[0].Message.(*message.Ack)
 	if !ok || got[0].Case != sent.ID || got[0].From != "nl-kampala" || a.NextStep != "A diplomat is on the way to the airport" ||

@@ -60,11 +60,17 @@ type Case struct {
 	Observation *Observation  `json:"observation,omitempty"`
 	Broadcast   *BroadcastRef `json:"broadcast,omitempty"`
 	SharedWith  []string      `json:"shared_with,omitempty"`
-	ReportedTo  string        `json:"reported_to,omitempty"`
+	// Reshares are the message ids of this mission's re-shares of the
+	// case: the bridge's receipts for them are about those ids.
+	Reshares   []routing.ID `json:"reshares,omitempty"`
+	ReportedTo string       `json:"reported_to,omitempty"`
 
 	addressee client.Addressee
 	sender    *keys.PublicIdentity // a defender's, for the safety number
-	alert     *message.Alert
+	// defender is the defender who wrote into the case first: only their
+	// messages join it.
+	defender *keys.PublicIdentity
+	alert    *message.Alert
 	// unacked are the ids of defender messages no ack token covers yet.
 	unacked []routing.ID
 	acked   bool
@@ -152,6 +158,7 @@ func (k *Case) clone() *Case {
 	c.Notes = slices.Clone(k.Notes)
 	c.Flags = slices.Clone(k.Flags)
 	c.SharedWith = slices.Clone(k.SharedWith)
+	c.Reshares = slices.Clone(k.Reshares)
 	c.unacked = slices.Clone(k.unacked)
 	if k.Meeting != nil {
 		m := *k.Meeting
@@ -183,10 +190,10 @@ func newView() *view {
 func (v *view) apply(r *record) []routing.ID {
 	switch {
 	case r.Msg != nil:
-		if v.msgs[r.Msg.ID] {
+		if v.msgs[r.Msg.key()] {
 			return nil
 		}
-		v.msgs[r.Msg.ID] = true
+		v.msgs[r.Msg.key()] = true
 		m, err := message.Unmarshal(r.Msg.Body)
 		if err != nil {
 			return nil
@@ -231,7 +238,25 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	if from == "" {
 		from = "defender"
 	}
-	k := v.caseFor(mr.Case, mr)
+	caseID := mr.Case
+	if mr.From == "" && mr.Sender != nil {
+		// A case belongs to the defender who wrote into it first. Ids are
+		// in the clear: another sender who learned one and writes under
+		// it (a second "alert" with its id, an update or a cancellation
+		// of it) must not change the case, its thread or where replies
+		// go. Its message gets a case of its own, flagged.
+		if k, ok := v.cases[caseID]; ok && k.defender != nil && !k.defender.Equal(mr.Sender) {
+			caseID = client.MessageKey(mr.Sender, mr.Case)
+			k := v.caseFor(caseID, mr)
+			if !slices.Contains(k.Flags, FlagIDReused) {
+				k.Flags = append(k.Flags, FlagIDReused)
+			}
+		}
+	}
+	k := v.caseFor(caseID, mr)
+	if mr.From == "" && mr.Sender != nil && k.defender == nil {
+		k.defender = mr.Sender
+	}
 	// An escalation opens, at the post it reached, the case of the alert
 	// it escalates (its case is the alert's id, so an ack stops the rest
 	// of the escalation); a check-in opens its own.
@@ -239,7 +264,8 @@ func (v *view) applyMsg(mr *msgRecord, m message.Message) routing.ID {
 	opens := mr.Case == mr.ID || escalation && k.Kind == ""
 	if opens {
 		k.Kind, k.Country, k.Priority, k.Opened, k.Received, k.From = m.Kind(), mr.Country, mr.Priority, mr.Created, mr.Received, from
-		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority}
+		k.addressee = client.Addressee{Identity: mr.Sender, ReplyTo: mr.ReplyTo, Country: mr.Country, Priority: mr.Priority,
+			Bridge: mr.Bridge}
 		// The safety number (thousands of hashes) is worked out when a
 		// case is shown, not on every replay of the log.
 		if mr.From == "" {
@@ -367,6 +393,9 @@ func applyAct(k *Case, a *actRecord) {
 	case ActShare:
 		progress()
 		k.SharedWith = append(k.SharedWith, a.To...)
+		if !a.Sent.IsZero() {
+			k.Reshares = append(k.Reshares, a.Sent)
+		}
 		add("shared with partner governments: " + strings.Join(a.To, ", "))
 	case ActReport:
 		k.ReportedTo = strings.Join(a.To, ", ")

@@ -46,6 +46,11 @@ type Office struct {
 	// acknowledge), "check-in" (a defender's missed check-in), "drill".
 	// The escalation and check-in paths set it; nil flags nothing.
 	Flag func(*client.Received) []string
+	// Partner is set when the keys are a partner government's: the
+	// console reads, on the partner's own relay, what bridges delivered
+	// for its countries, and answers back through them. Config.Mission
+	// is then the partner's id in that relay's directory.
+	Partner bool
 }
 
 // Flags a case may carry.
@@ -53,6 +58,10 @@ const (
 	FlagEscalated = "escalated"
 	FlagCheckIn   = "check-in"
 	FlagDrill     = "drill"
+	// FlagIDReused marks a case opened by a message whose id another
+	// sender's case already had: not the same defender, so not the same
+	// case (see view.applyMsg).
+	FlagIDReused = "id-reused-by-another-sender"
 )
 
 func (o *Office) now() time.Time {
@@ -98,6 +107,9 @@ func (o *Office) Due(k *Case) time.Time {
 // the first) into the store; KeepMailbox does the same for the mission's
 // mailbox (other posts' notices).
 func (o *Office) Receive(ctx context.Context, wait time.Duration) (client.Batch, error) {
+	if o.Partner {
+		return o.Client.ReceiveBridged(ctx, client.FetchOptions{Wait: wait}, o.keep)
+	}
 	return o.Client.ReceiveAlerts(ctx, client.FetchOptions{Wait: wait}, o.keep)
 }
 
@@ -190,7 +202,13 @@ func (o *Office) Acknowledge(ctx context.Context, id routing.ID, officer, next s
 	}
 	a := &actRecord{Case: k.ID, At: o.now(), Officer: of.ID, Type: ActAck, Tokens: tokens}
 	// The tokens go first: they stop escalation, and cost nothing to send.
-	if err := o.Client.SendAckTokens(ctx, tokens...); err != nil {
+	// At a partner's console they go back through the bridge that
+	// delivered the case, to the sending network's relay.
+	send := o.Client.SendAckTokens
+	if b := k.Addressee().Bridge; b != "" {
+		send = func(ctx context.Context, ids ...routing.ID) error { return o.Client.SendAckTokensVia(ctx, b, ids...) }
+	}
+	if err := send(ctx, tokens...); err != nil {
 		o.logger().Warn("ack tokens not sent", "err", err)
 		a.Tokens = nil
 	}

@@ -184,7 +184,7 @@ func TestTerminalAndConsoleShareTheStore(t *testing.T) {
 	}
 	// Keeping the same message again (a redelivery after a crash) files
 	// it once, in either process.
-	r := &client.Received{ID: sent.ID, Case: sent.ID, Message: &message.Alert{Country: "ug", Priority: routing.High, Category: message.CategoryThreat, Summary: "Threats"}}
+	r := &client.Received{ID: sent.ID, Case: sent.ID, Sender: def.Identity(), Message: &message.Alert{Country: "ug", Priority: routing.High, Category: message.CategoryThreat, Summary: "Threats"}}
 	r.Header.Country, r.Header.Priority, r.Header.Created = "ug", routing.High, time.Now()
 	if err := term.Store.Keep(r); err != nil {
 		t.Fatal(err)

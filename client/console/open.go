@@ -25,8 +25,8 @@ func Open(cfg *Config, kr *keys.Keyring, log *slog.Logger, clock clockwork.Clock
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if kr.Role != keys.RoleMission {
-		return nil, fmt.Errorf("console: the key is a %s key, not a mission's", kr.Role)
+	if kr.Role != keys.RoleMission && kr.Role != keys.RolePartner {
+		return nil, fmt.Errorf("console: the key is a %s key, not a mission's or a partner government's", kr.Role)
 	}
 	fp, err := cfg.Root()
 	if err != nil {
@@ -48,7 +48,7 @@ func Open(cfg *Config, kr *keys.Keyring, log *slog.Logger, clock clockwork.Clock
 		cl.Close()
 		return nil, err
 	}
-	o := &Office{Store: st, Client: cl, Config: cfg, Clock: clock, Log: log, Flag: FlagsOf}
+	o := &Office{Store: st, Client: cl, Config: cfg, Clock: clock, Log: log, Flag: FlagsOf, Partner: kr.Role == keys.RolePartner}
 	if err := o.CheckMission(); err != nil && !errors.Is(err, client.ErrNoDirectory) {
 		o.Close()
 		return nil, err
@@ -63,8 +63,8 @@ func (o *Office) CheckMission() error {
 	if err != nil {
 		return err
 	}
-	for _, m := range d.Missions {
-		if m.ID == o.Config.Mission {
+	for _, m := range d.Institutions() {
+		if m.ID == o.Config.Mission && (m.Role == keys.RoleMission || o.Partner && m.Role == keys.RolePartner) {
 			if !m.Identity.Equal(o.Client.Identity()) {
 				return fmt.Errorf("%w: %s has another identity in directory serial %d", ErrWrongMission, m.ID, d.Serial)
 			}

@@ -189,6 +189,7 @@ func (c *Console) handler() http.Handler {
 	mux.HandleFunc("GET /assets/{file}", c.asset)
 	mux.HandleFunc("GET /api/state", c.apiState)
 	mux.HandleFunc("GET /api/cases/{id}", c.apiCase)
+	mux.HandleFunc("GET /api/cases/{id}/rollup", c.apiRollUp)
 	mux.HandleFunc("POST /api/cases/{id}/{action}", c.apiAction)
 	mux.HandleFunc("POST /api/broadcasts", c.apiBroadcast)
 	mux.HandleFunc("GET /ws", c.ws)

@@ -39,6 +39,17 @@ type msgRecord struct {
 	// Flags mark a case that did not come the usual way: "escalated",
 	// "check-in" (a released check-in plan), "drill".
 	Flags []string `json:"flags,omitempty"`
+	// Bridge, at a partner government's console, is the bridge that
+	// delivered it: answers go back through it.
+	Bridge string `json:"bridge,omitempty"`
+}
+
+// key is the message's client.MessageKey: its sender and its id.
+func (m *msgRecord) key() routing.ID {
+	if m.Sender == nil {
+		return m.ID
+	}
+	return client.MessageKey(m.Sender, m.ID)
 }
 
 // actRecord is one thing an officer did on a case.
@@ -235,8 +246,9 @@ func (s *Store) Keep(r *client.Received, flags ...string) error {
 		return err
 	}
 	m := &msgRecord{ID: r.ID, Case: r.Case, Created: r.Header.Created, Received: time.Now(), Country: r.Header.Country,
-		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags}
-	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[r.ID] })
+		Priority: r.Header.Priority, ReplyTo: r.Header.ReplyTo, Sender: r.Sender, From: r.From, Body: body, Flags: flags,
+		Bridge: r.Bridge}
+	return s.appendRecord(&record{Msg: m}, func(v *view) bool { return v.msgs[m.key()] })
 }
 
 // act records an action.

@@ -554,15 +554,15 @@ func report(e *env, what, cc string, s *client.Sent) {
 	}
 }
 
-// reportShare says what became of the consent to share. Until the bridge
-// carries shared alerts to partner governments, none of them has it, and
-// the defender must not be told otherwise.
+// reportShare says what became of the consent to share. A partner
+// government has the alert only once the bridge's signed receipt says its
+// relay stored it; until then the defender must not be told otherwise.
 func reportShare(e *env, cc string, s *client.Sent) {
 	if len(s.Partners) == 0 {
 		fmt.Fprintf(e.stdout, "you consented to sharing with partner governments, but none covers %s: only the missions have this alert\n", cc)
 		return
 	}
-	fmt.Fprintf(e.stdout, "you consented to sharing with partner governments: a copy is sealed to %s and will be offered to them when they can receive; none has it yet\n", strings.Join(s.Partners, ", "))
+	fmt.Fprintf(e.stdout, "you consented to sharing with partner governments: a copy is sealed to %s and is waiting to be delivered to them; none has it yet (beacon inbox shows each one's receipt once its relay has it)\n", strings.Join(s.Partners, ", "))
 }
 
 type updateCmd struct {
@@ -843,6 +843,22 @@ func printCase(e *env, k *client.Case) {
 		fmt.Fprintf(e.stdout, "  status: %s\n", st)
 	}
 	printMeetingsAndLiaisons(e, k)
+	printRollUp(e, k)
+}
+
+// printRollUp says, for an alert shared with partner governments, which
+// have it and which acknowledged it: a partner is "waiting to be
+// delivered" until the bridge's receipt says its relay stored it. (The
+// status line says where the missions stand.)
+func printRollUp(e *env, k *client.Case) {
+	if k.Kind != message.KindAlert || len(k.Partners) == 0 {
+		return
+	}
+	for _, p := range client.RollUpOf(k, nil).Parties {
+		if p.Role == keys.RolePartner {
+			fmt.Fprintf(e.stdout, "  partner government %-12s %s\n", p.ID, p.Status())
+		}
+	}
 }
 
 // caseStatus says where a case this device opened stands: on the device,
@@ -854,6 +870,9 @@ func caseStatus(k *client.Case) string {
 	}
 	first := k.Thread[0]
 	acked := k.Acknowledged()
+	if len(k.Missions) > 0 { // partners' acks are shown with the partners
+		acked = slices.DeleteFunc(acked, func(id string) bool { return !slices.Contains(k.Missions, id) })
+	}
 	switch {
 	case first.Refused != "":
 		return "refused; it was not sent"

@@ -218,6 +218,9 @@ func (c *demoCmd) Run(e *env) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "ok: the alert and the meeting request reached both missions of ug and no one else; the defender read the ack and the reply; se-kampala answered from its console's encrypted store.")
+	if err := demoBridge(ctx, e, dir, step); err != nil {
+		return err
+	}
 	return demoEscalation(ctx, e, dir, step)
 }
 

@@ -36,11 +36,13 @@ type cli struct {
 	Seal sealCmd `cmd:"" help:"Seal stdin into an envelope on stdout (low level)."`
 	Open openCmd `cmd:"" help:"Open an envelope from stdin, body to stdout (low level)."`
 
-	Relay relayCmd `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes."`
+	Relay relayGroup `cmd:"" help:"Run a relay: embedded NATS with JetStream that stores only valid sealed envelopes (beacon relay purge: inspect and purge one)."`
 
 	Console consoleCmd `cmd:"" help:"Run the mission's web console on this workstation (loopback only)." group:"Mission"`
 	Mission missionCmd `cmd:"" help:"The console's cases in the terminal: inbox, show, ack, reply, assign, meet, observe, share, broadcast." group:"Mission"`
 	Report  reportCmd  `cmd:"" help:"How posts answer, from relay metadata: per post, country and priority (headquarters, or a mission for itself)." group:"Mission"`
+
+	Bridge bridgeCmd `cmd:"" help:"Run a bridge: carry what defenders and missions share to partner governments' relays, with receipts."`
 
 	Version    kong.VersionFlag `help:"Print the build (version, revision, Go version) and exit."`
 	Completion completionCmd    `cmd:"" help:"Print the shell code that turns on completion: eval \"$$(beacon completion bash)\"."`

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hrdbeacon/beacon/client/console"
+	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
 	"github.com/hrdbeacon/beacon/routing"
 )
@@ -255,7 +256,31 @@ func (c *missionShowCmd) Run(e *env) error {
 			fmt.Fprintf(w, "  %s  %-12s %s\n", n.At.Local().Format("2006-01-02 15:04:05"), n.Officer, strings.ReplaceAll(n.Text, "\n", "\n      "))
 		}
 	}
+	if k.Alert() != nil {
+		printMissionRollUp(e, o, k, c.Timeout)
+	}
 	return nil
+}
+
+// printMissionRollUp says who received, acknowledged and acts, across the
+// posts of the country and the partners, from the signed statements the
+// relay holds; without the relay, that it cannot say.
+func printMissionRollUp(e *env, o *console.Office, k *console.Case, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
+	defer cancel()
+	ru, err := o.RollUp(ctx, k)
+	if err != nil {
+		fmt.Fprintf(e.stdout, "governments: cannot say who received and acknowledged it now: %v\n", err)
+		return
+	}
+	fmt.Fprintln(e.stdout, "governments:")
+	for _, p := range ru.Parties {
+		what := "mission"
+		if p.Role == keys.RolePartner {
+			what = "partner government"
+		}
+		fmt.Fprintf(e.stdout, "  %-20s %-12s %s\n", what, p.ID, p.Status())
+	}
 }
 
 func yesNo(b bool) string {

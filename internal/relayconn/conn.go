@@ -42,6 +42,7 @@ package relayconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,6 +102,15 @@ type Config struct {
 	// Urgent, if set, reports whether something waits to be sent; while
 	// it does, reconnect attempts come at most UrgentReconnect apart.
 	Urgent func() bool
+	// TLS, if set, is the TLS configuration for tls:// URLs (a private CA,
+	// a client certificate).
+	TLS *tls.Config
+	// Dialer, if set, makes every connection in place of TCP: the
+	// bridge's WebSocket transport.
+	Dialer nats.CustomDialer
+	// ReconnectDelay, if set, replaces [ReconnectDelay]: the bridge
+	// reconnects to a partner on its own retry schedule.
+	ReconnectDelay func(attempt int) time.Duration
 }
 
 // UrgentReconnect bounds the delay between reconnect attempts while
@@ -128,6 +138,7 @@ type Conn struct {
 	refused  error
 	refusedC chan struct{} // closed when refused is set
 	wg       sync.WaitGroup
+	adm      admissionState
 }
 
 // Dial starts connecting to the relay and returns at once.
@@ -161,7 +172,18 @@ func Dial(cfg Config) (*Conn, error) {
 			cfg.OnConnect()
 		}
 	}
-	nc, err := nats.Connect(strings.Join(cfg.URLs, ","),
+	reconnect := cfg.ReconnectDelay
+	if reconnect == nil {
+		reconnect = ReconnectDelay
+	}
+	var extra []nats.Option
+	if cfg.TLS != nil {
+		extra = append(extra, nats.Secure(cfg.TLS))
+	}
+	if cfg.Dialer != nil {
+		extra = append(extra, nats.SetCustomDialer(cfg.Dialer))
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), append(extra,
 		nats.Nkey(pub, cfg.NKey.Sign),
 		nats.CustomInboxPrefix(proto.ReplyPrefix(c.mbox)),
 		nats.Name(cfg.Name),
@@ -177,9 +199,9 @@ func Dial(cfg Config) (*Conn, error) {
 		nats.IgnoreDiscoveredServers(),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			if cfg.Urgent != nil && cfg.Urgent() {
-				return jitter(min(ReconnectDelay(attempts), UrgentReconnect), UrgentReconnect)
+				return jitter(min(reconnect(attempts), UrgentReconnect), UrgentReconnect)
 			}
-			return ReconnectDelay(attempts)
+			return reconnect(attempts)
 		}),
 		nats.ConnectHandler(onUp),
 		nats.ReconnectHandler(onUp),
@@ -193,7 +215,7 @@ func Dial(cfg Config) (*Conn, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.log.Warn("relay error", "err", err)
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("relayconn: %w", err)
 	}
@@ -333,12 +355,17 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 // request sends one request under the connection's ingest prefix and
 // returns the one answer.
 func (c *Conn) request(ctx context.Context, target string, body []byte) (*nats.Msg, error) {
+	return c.requestMsg(ctx, target, body, nil)
+}
+
+// requestMsg is request with headers.
+func (c *Conn) requestMsg(ctx context.Context, target string, body []byte, hdr nats.Header) (*nats.Msg, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	m, err := c.nc.RequestWithContext(ctx, proto.Ingest(c.mbox, target), body)
+	m, err := c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: proto.Ingest(c.mbox, target), Data: body, Header: hdr})
 	if err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 			errors.Is(err, nats.ErrDisconnected) {
@@ -350,17 +377,11 @@ func (c *Conn) request(ctx context.Context, target string, body []byte) (*nats.M
 }
 
 // Publish sends data to an ingest target and waits for the relay's reply:
-// where it was stored, or a refusal as *proto.Error.
+// where it was stored, or a refusal as *proto.Error. When the relay asks
+// for a proof of work it solves the challenge and sends again (see
+// "Admission" in admission.go).
 func (c *Conn) Publish(ctx context.Context, target string, data []byte) (*proto.Reply, error) {
-	m, err := c.request(ctx, target, data)
-	if err != nil {
-		return nil, err
-	}
-	r, err := proto.ParseReply(m.Data)
-	if errors.Is(err, proto.ErrBadReply) {
-		return nil, fmt.Errorf("%w: %w", ErrHostile, err)
-	}
-	return r, err
+	return c.publishAdmitted(ctx, target, data)
 }
 
 // Send publishes data to an ingest target without waiting for the reply.

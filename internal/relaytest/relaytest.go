@@ -34,7 +34,18 @@ func Config(t testing.TB) *relay.Config {
 	c.Storage.MaxBytes = 64 << 20
 	c.Limits.PublishRate = 1000
 	c.Limits.PublishBurst = 1000
+	Unadmitted(c)
 	return c
+}
+
+// Unadmitted lifts the walk-ins' admission budget and per-address limits
+// of cfg out of reach, so that tests and benchmarks that are not about
+// admission publish without proofs of work from one loopback address.
+func Unadmitted(c *relay.Config) {
+	c.Admission.Rate, c.Admission.Burst = 1e9, 1e9
+	c.Admission.BytesPerSecond, c.Admission.BytesBurst = 1<<50, 1<<50
+	c.Admission.PerAddressConnections = 0
+	c.Admission.PerAddressConnectRate, c.Admission.PerAddressConnectBurst = 1e9, 1e9
 }
 
 // Start starts a relay with cfg and stops it when the test ends.
@@ -291,7 +302,7 @@ func StartRaw(t testing.TB, sync relay.SyncPolicy) *server.Server {
 		NoSigs:                 true,
 		JetStream:              true,
 		StoreDir:               t.TempDir(),
-		MaxPayload:             int32(st.MaxMessageSize) + 8<<10,
+		MaxPayload:             int32(st.MaxMessageSize) + 4<<10, // as the relay sets it
 		SyncAlways:             sync == relay.SyncAlways,
 		SyncInterval:           st.SyncInterval,
 		DisableJetStreamBanner: true,

@@ -18,6 +18,11 @@
 //	bcn.ack.<message id>          stored signed ack tokens (ACKS)
 //	bcn.hold.state.<id>           a held envelope and its release condition (HOLDS)
 //	bcn.hold.timer.<id>           its message schedule; it fires to bcn.hold.due
+//	bcn.bridged.<bridge>.<cc>.<priority>.<id>.<digest>  what a bridge delivered to a partner's relay (BRIDGED)
+//	bcn.return.<bridge>.{mbox.<mailbox>|ack.<id>}  a partner's answers, for the bridge to carry back (RETURN)
+//	bcn.rcpt.<id>.<partner>       a bridge's signed receipt (RECEIPTS)
+//
+// The bridge's subjects are described in bridge.go.
 //
 // <mailbox> and <message id> are 32 lower-case hex digits
 // ([routing.Mailbox], [routing.ID]); <cc> an ISO 3166-1 alpha-2 code in
@@ -40,12 +45,16 @@
 // under the same ingest prefix ([Service]):
 //
 //	svc.fetch.<source>    a batch from a source: "mbox" (the connection's own
-//	                      mailbox) or "alerts.<cc>" (a mission's country)
+//	                      mailbox), "alerts.<cc>" (a mission's country),
+//	                      "shared.<partner>" (a bridge), "bridged.<cc>" (a
+//	                      partner on its own relay) or "return" (a bridge on
+//	                      a partner's relay)
 //	svc.pending.<source>  how many messages wait in a source
 //	svc.settle            the reader is done with fetched messages
 //	svc.news.<cc|all>     the public broadcasts
 //	svc.directory         the signed directory, in chunks
 //	svc.report            report metadata for headquarters and missions ([SvcReport])
+//	svc.rollup.<id>       an institution: the ack tokens and receipts held for an alert
 //
 // Held envelopes are handed over and checked in on with hold requests,
 // hold.<op> ([HoldTarget]): hold.checkin and hold.escalate arm a hold,

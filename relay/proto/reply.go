@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // A Reply answers a publish on an ingest subject: either where the message
@@ -28,7 +29,48 @@ type SvcReply struct {
 type Error struct {
 	Code        Code   `json:"code"`
 	Description string `json:"description"`
+	// JSErrCode is JetStream's own error code, on a refusal JetStream sent
+	// the publisher directly; 0 on the relay's own refusals.
+	JSErrCode int `json:"err_code,omitempty"`
+	// Challenge comes with CodeAdmission: what to solve before sending
+	// the same publish again.
+	Challenge *Challenge `json:"challenge,omitempty"`
 }
+
+// UnmarshalJSON reads a relay refusal, or the error JetStream puts in an
+// acknowledgement it sends the sender directly. JetStream's numeric
+// codes are mapped by its err_code: a message over the stream's size
+// limit is CodeTooLarge (permanent: sending it again cannot succeed), a
+// stream or subject at its limit CodeFull, anything else CodeUnavailable.
+func (e *Error) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Code        json.RawMessage `json:"code"`
+		ErrCode     int             `json:"err_code"`
+		Description string          `json:"description"`
+		Challenge   *Challenge      `json:"challenge"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = Error{Description: w.Description, Challenge: w.Challenge, JSErrCode: w.ErrCode}
+	if len(w.Code) > 0 && w.Code[0] == '"' {
+		return json.Unmarshal(w.Code, &e.Code)
+	}
+	switch {
+	case w.ErrCode == jsMessageTooLarge:
+		e.Code = CodeTooLarge
+	case w.ErrCode == jsErrStoreFailed && strings.Contains(w.Description, "maximum"):
+		e.Code = CodeFull // "maximum bytes/messages (per subject) exceeded"
+	default:
+		e.Code = CodeUnavailable
+	}
+	return nil
+}
+
+// JetStream's err_code values the relay's senders may see.
+const (
+	jsMessageTooLarge = 10054 // JSStreamMessageExceedsMaximumErr; 10077 is in bridge.go
+)
 
 func (e *Error) Error() string { return fmt.Sprintf("relay refused: %s: %s", e.Code, e.Description) }
 
@@ -69,13 +111,16 @@ const (
 
 // Codes lists every refusal code, for metrics.
 var Codes = []Code{CodeMalformed, CodeTooLarge, CodeVersion, CodeMismatch, CodeStale, CodeForbidden,
-	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply,
+	CodeRateLimited, CodeBadTarget, CodeBadSig, CodeUnavailable, CodeBadRequest, CodeBadReply, CodeAdmission, CodeFull,
 	CodeNoHold, CodeChain, CodeLate, CodeConflict, CodeNoTier, CodeHoldFull}
 
-// Retryable reports whether a refusal with this code may succeed later
-// unchanged: the relay was busy or its storage failed. Every other refusal
-// is permanent for that message.
-func (c Code) Retryable() bool { return c == CodeRateLimited || c == CodeUnavailable }
+// Retryable reports whether a refusal with this code may succeed later:
+// the relay was busy, its storage failed or is full, or it asks for a
+// proof of work first (which [github.com/hrdbeacon/beacon/internal/relayconn]
+// solves). Every other refusal is permanent for that message.
+func (c Code) Retryable() bool {
+	return c == CodeRateLimited || c == CodeUnavailable || c == CodeFull || c == CodeAdmission
+}
 
 // ErrBadReply is returned for a reply the relay could not have sent.
 var ErrBadReply = errors.New("proto: malformed relay reply")

@@ -6,13 +6,19 @@ import (
 	"strings"
 
 	"github.com/hrdbeacon/beacon/country"
+	"github.com/hrdbeacon/beacon/routing"
 )
 
 // A Source is what a fetch reads: the connection's own mailbox, or (for a
-// mission) the alerts of one country it covers.
+// mission) the alerts of one country it covers, or one of the bridge's
+// sources ([SharedSource], [BridgedSource], [ReturnSource]). At most one
+// of Alerts, Shared, Bridged and Return is set; none is the mailbox.
 type Source struct {
-	Alerts  bool   // false: the mailbox
-	Country string // with Alerts
+	Alerts  bool   // a mission's alerts of Country
+	Country string // with Alerts or Bridged
+	Shared  string // a bridge's read of what is shared with this partner
+	Bridged bool   // a partner's read of what bridges delivered for Country
+	Return  bool   // a bridge's read of what partners send back through it
 }
 
 // MailboxSource is the connection's own mailbox.
@@ -24,11 +30,22 @@ func AlertsSource(cc string) Source { return Source{Alerts: true, Country: cc} }
 // String is the source as the service subjects spell it: "mbox" or
 // "alerts.<cc>".
 func (s Source) String() string {
-	if s.Alerts {
+	switch {
+	case s.Alerts:
 		return "alerts." + s.Country
+	case s.Shared != "":
+		return "shared." + s.Shared
+	case s.Bridged:
+		return "bridged." + s.Country
+	case s.Return:
+		return "return"
 	}
 	return "mbox"
 }
+
+// Consumed reports whether the source is read through a durable consumer
+// (settled by acknowledging), rather than by direct get (the mailbox).
+func (s Source) Consumed() bool { return s != MailboxSource }
 
 // ParseSource parses "mbox" or "alerts.<cc>".
 func ParseSource(s string) (Source, error) {
@@ -37,6 +54,9 @@ func ParseSource(s string) (Source, error) {
 	}
 	if cc, ok := strings.CutPrefix(s, "alerts."); ok && country.Known(cc) {
 		return AlertsSource(cc), nil
+	}
+	if src, ok := parseBridgeSource(s); ok {
+		return src, nil
 	}
 	return Source{}, fmt.Errorf("%w: no source %q", ErrSubject, s)
 }
@@ -62,6 +82,8 @@ type Service struct {
 	Source Source
 	// Country is what news reads; "" for every country.
 	Country string
+	// ID is the alert a roll-up is about.
+	ID routing.ID
 }
 
 // Target is the service's target after bcn.in.<mailbox>.
@@ -75,6 +97,8 @@ func (s Service) Target() string {
 			cc = "all"
 		}
 		return svcPrefix + string(s.Name) + "." + cc
+	case SvcRollUp:
+		return svcPrefix + string(s.Name) + "." + s.ID.String()
 	}
 	return svcPrefix + string(s.Name)
 }
@@ -104,7 +128,13 @@ func ParseService(target string) (Service, error) {
 			}
 			s.Country = arg
 		}
-	case SvcSettle, SvcDirectory, SvcReport:
+	case SvcRollUp:
+		id, err := routing.ParseID(arg)
+		if err != nil {
+			return Service{}, fmt.Errorf("%w: roll-up of %q: %v", ErrSubject, arg, err)
+		}
+		s.ID = id
+	case SvcSettle, SvcDirectory, SvcReport, SvcJunk, SvcInspect, SvcPurge:
 		if arg != "" {
 			return Service{}, fmt.Errorf("%w: %q takes no argument", ErrSubject, target)
 		}

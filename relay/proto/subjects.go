@@ -52,10 +52,12 @@ const (
 	KindAck                       // bcn.ack.<message id>
 )
 
-var kindToken = map[Kind]string{KindAlert: "to", KindShare: "share", KindMailbox: "mbox", KindBroadcast: "bcast", KindAck: "ack"}
+var kindToken = map[Kind]string{KindAlert: "to", KindShare: "share", KindMailbox: "mbox", KindBroadcast: "bcast", KindAck: "ack",
+	KindBridged: "bridged", KindReturnMailbox: "return", KindReturnAck: "return", KindReceipt: "rcpt"}
 
 var kindStream = map[Kind]string{KindAlert: StreamAlerts, KindShare: StreamShared, KindMailbox: StreamMailbox,
-	KindBroadcast: StreamBroadcasts, KindAck: StreamAcks}
+	KindBroadcast: StreamBroadcasts, KindAck: StreamAcks,
+	KindBridged: StreamBridged, KindReturnMailbox: StreamReturn, KindReturnAck: StreamReturn, KindReceipt: StreamReceipts}
 
 // A Subject is a parsed stored subject. Which fields are set depends on
 // its Kind.
@@ -63,8 +65,11 @@ type Subject struct {
 	Kind     Kind
 	Country  string           // alert, share, broadcast
 	Priority routing.Priority // alert, share
-	Mailbox  routing.Mailbox  // mailbox
-	ID       routing.ID       // ack: the alert acknowledged
+	Mailbox  routing.Mailbox  // mailbox, return mailbox
+	ID       routing.ID       // ack, return ack: the alert acknowledged; bridged, receipt: the envelope
+	Bridge   string           // bridged, return: the bridge's directory id
+	Partner  string           // receipt: the partner's directory id
+	Digest   string           // bridged: EnvelopeDigest of the envelope
 }
 
 // Stream is the stream that stores the subject.
@@ -83,7 +88,7 @@ func (s Subject) Target() string {
 	case KindAck:
 		return t + "." + s.ID.String()
 	}
-	return ""
+	return s.bridgeTarget()
 }
 
 // String is the stored subject.
@@ -105,6 +110,9 @@ func ParseTarget(target string) (Subject, error) {
 	tok := strings.Split(target, ".")
 	bad := func(what string) (Subject, error) {
 		return Subject{}, fmt.Errorf("%w: %q: %s", ErrSubject, target, what)
+	}
+	if s, ok, err := parseBridgeTarget(target, tok); ok {
+		return s, err
 	}
 	switch {
 	case len(tok) == 3 && (tok[0] == "to" || tok[0] == "share"):

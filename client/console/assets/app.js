@@ -411,9 +411,32 @@ function notesCard(c) {
 
 // The delivery roll-up (who received, acknowledged, acts) is filled by
 // the bridge's receipts; until then it says what it will show.
-function rollupCard() {
-  return el("section", { class: "card", id: "rollup" }, el("h2", { text: "Delivery" }),
-    el("p", { class: "muted", text: "Who received, acknowledged and acts on this case, across posts and partners, appears here from the bridge's receipts." }));
+// rollupCard: who received, acknowledged and acts, across the posts of the
+// country and the partners, from the signed receipts and acks the relay
+// holds (verified by the console). A partner is "waiting to be delivered"
+// until the bridge's receipt says its relay stored the alert.
+function rollupCard(c) {
+  const card = el("section", { class: "card", id: "rollup" }, el("h2", { text: "Governments" }));
+  if (c.kind !== "alert") {
+    card.append(el("p", { class: "muted", text: "Only alerts are coordinated with other posts and partners." }));
+    return card;
+  }
+  const body = el("div", { id: "rollup-body" }, el("p", { class: "muted", text: "asking the relay…" }));
+  card.append(body);
+  const id = c.id;
+  api(`api/cases/${id}/rollup`).then((ru) => {
+    if (S.open !== id) return;
+    const rows = ru.parties.map((p) => el("tr", { class: p.acknowledged ? "acked" : "" },
+      el("td", { text: p.name ? `${p.name} (${p.id})` : p.id }),
+      el("td", { text: p.role === "partner" ? "partner government" : p.role }),
+      el("td", { text: p.status })));
+    body.replaceChildren(el("table", { class: "rollup" },
+      el("thead", {}, el("tr", {}, el("th", { text: "Government" }), el("th", { text: "Role" }), el("th", { text: "Status" }))),
+      el("tbody", {}, rows)));
+  }, (e) => {
+    if (S.open === id) body.replaceChildren(el("p", { class: "muted", text: "Cannot show it now: " + e.message }));
+  });
+  return card;
 }
 
 // ---- broadcasts ----
