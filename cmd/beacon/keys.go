@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -34,6 +36,10 @@ func (c *keysGenCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// A key's directory is private to its owner, like the key itself.
+	if err := os.MkdirAll(filepath.Dir(c.Out), 0o700); err != nil {
+		return err
+	}
 	if err := keys.WriteKeyFile(c.Out, kr, pw, c.Force); err != nil {
 		return err
 	}
@@ -45,6 +51,9 @@ func (c *keysGenCmd) Run(e *env) error {
 type keysShowCmd struct {
 	File string `arg:"" help:"Key file."`
 	QR   bool   `name:"qr" help:"Also draw the fingerprint as a QR code."`
+	// Only the fingerprint: what a relay config's root_fingerprint and
+	// beacon init --root-fp take, without cutting it out of the YAML.
+	FingerprintOnly bool `name:"fingerprint" help:"Print only the fingerprint (bcn-fp:…), as root_fingerprint and --root-fp take it."`
 	passphraseFlags
 }
 
@@ -66,6 +75,10 @@ func (c *keysShowCmd) Run(e *env) error {
 		return err
 	}
 	pub := kr.Identity.Public()
+	if c.FingerprintOnly {
+		fmt.Fprintln(e.stdout, pub.Fingerprint())
+		return nil
+	}
 	v := publicView{Role: kr.Role, Identity: pub, Fingerprint: pub.Fingerprint(), SafetyNumber: pub.SafetyNumber(),
 		NKey: kr.NKeyPublic(), Created: kr.Created}
 	for _, in := range kr.Inboxes {

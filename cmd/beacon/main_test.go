@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,14 +39,49 @@ func TestScripts(t *testing.T) {
 			return os.MkdirAll(e.WorkDir+"/home", 0o700)
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"mkroster": cmdMkroster,
-			"mkworld":  cmdMkworld,
-			"relay":    cmdRelay,
-			"mission":  cmdMission,
-			"rootfp":   cmdRootFP,
-			"capture":  cmdCapture,
-			"hostile":  cmdHostile,
-			"nextdir":  cmdNextdir,
+			"mkroster":           cmdMkroster,
+			"mkworld":            cmdMkworld,
+			"relay":              cmdRelay,
+			"mission":            cmdMission,
+			"rootfp":             cmdRootFP,
+			"capture":            cmdCapture,
+			"hostile":            cmdHostile,
+			"nextdir":            cmdNextdir,
+			"readme-walkthrough": cmdReadme,
 		},
 	})
+}
+
+// walkthroughMarker introduces the README block that walkthrough.txt runs.
+const walkthroughMarker = "<!-- walkthrough: the next block is run by cmd/beacon/testdata/walkthrough.txt -->"
+
+// cmdReadme is the testscript command
+//
+//	readme-walkthrough FILE
+//
+// It writes the README's walkthrough, the shell block after
+// walkthroughMarker, to FILE, byte for byte.
+func cmdReadme(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: readme-walkthrough FILE")
+	}
+	block, err := readmeWalkthrough("../../README.md")
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(block), 0o644))
+}
+
+func readmeWalkthrough(readme string) (string, error) {
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		return "", err
+	}
+	_, rest, ok := strings.Cut(string(b), walkthroughMarker+"\n```sh\n")
+	if !ok {
+		return "", fmt.Errorf("%s: no walkthrough block after %q", readme, walkthroughMarker)
+	}
+	block, _, ok := strings.Cut(rest, "\n```\n")
+	if !ok {
+		return "", fmt.Errorf("%s: the walkthrough block does not end", readme)
+	}
+	return block + "\n", nil
 }

@@ -89,12 +89,12 @@ func (c *dirAddCmd) Run(e *env) error {
 	if err := writeRoster(c.Roster, doc, perm); err != nil {
 		return err
 	}
-	verb := "added"
+	verb := "added %s %s (%s) to %s\n"
 	if created {
-		verb = "created " + c.Roster + " with"
+		verb = "created %[4]s with %[1]s %[2]s (%[3]s)\n"
 	}
-	fmt.Fprintf(e.stdout, "%s %s %s (%s) to %s\nfingerprint:   %s\nsafety number: %s\n", verb, role, c.ID, c.Name, c.Roster,
-		show.Identity.Fingerprint(), show.Identity.SafetyNumber())
+	fmt.Fprintf(e.stdout, verb, role, c.ID, c.Name, c.Roster)
+	fmt.Fprintf(e.stdout, "fingerprint:   %s\nsafety number: %s\n", show.Identity.Fingerprint(), show.Identity.SafetyNumber())
 	fmt.Fprintln(e.stdout, "before you sign, compare the safety number with the one its holder reads from its own key (beacon keys show), in person or over a channel you trust")
 	return nil
 }
