@@ -75,9 +75,27 @@ func (c *Client) ReadNews(ctx context.Context, cc string) (*News, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := c.conn.News(ctx, cc)
-	if err != nil {
-		return nil, err
+	// Every country of the directory in turn, rather than all at once:
+	// the relay keeps each country's newest broadcasts, as many as one
+	// read returns, so a read per country always reaches the newest,
+	// where one read of all would stop at the oldest of the busiest.
+	countries := []string{cc}
+	if cc == "" {
+		countries = d.Countries()
+	}
+	type fetched struct {
+		cc   string
+		data []byte
+	}
+	var msgs []fetched
+	for _, want := range countries {
+		got, err := c.conn.News(ctx, want)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range got {
+			msgs = append(msgs, fetched{want, m.Data})
+		}
 	}
 	now := c.clock.Now()
 	n := &News{}
@@ -89,9 +107,9 @@ func (c *Client) ReadNews(ctx context.Context, cc string) (*News, error) {
 	texts := map[text]bool{}
 	var kept []*Bulletin
 	for _, m := range msgs {
-		b, pm := verifyBulletin(d, m.Data)
+		b, pm := verifyBulletin(d, m.data)
 		switch {
-		case b == nil || (cc != "" && b.Country != cc) || b.Created.After(now.Add(bulletinClockSkew)):
+		case b == nil || b.Country != m.cc || b.Created.After(now.Add(bulletinClockSkew)):
 			n.Unverified++
 		case ids[b.ID] || texts[text{pm.Signer, sha256.Sum256(pm.Body)}]:
 			n.Duplicates++

@@ -427,6 +427,38 @@ func TestIngestNewsLeavesNoConsumers(t *testing.T) {
 	}
 }
 
+// A country's news is its newest broadcasts: once a country has more than
+// one read returns, the oldest give way, and the read still reaches the
+// newest; another country keeps all of its own.
+func TestIngestNewsKeepsTheNewest(t *testing.T) {
+	t.Parallel()
+	w, r, _ := startWorld(t, nil)
+	d := relaytest.Connect(t, r.ClientURL(), nil)
+	nl := connectMission(t, w, r, "nl-kampala")
+	de := connectMission(t, w, r, "de-nairobi")
+	ke := mustSignPublic(t, "ke", "hotline", w.Keyrings["de-nairobi"].Identity, time.Now())
+	mustStore(t, de, proto.BroadcastTarget("ke"), ke)
+	const extra = 3
+	var ug [][]byte
+	for i := range proto.MaxNews + extra {
+		b := mustSignPublic(t, "ug", fmt.Sprintf("notice %d", i), w.Keyrings["nl-kampala"].Identity, time.Now())
+		mustStore(t, nl, proto.BroadcastTarget("ug"), b)
+		ug = append(ug, b)
+	}
+	got := news(t, d, "ug")
+	if len(got) != proto.MaxNews {
+		t.Fatalf("news ug: %d broadcasts, want %d", len(got), proto.MaxNews)
+	}
+	for i, m := range got {
+		if string(m.Data) != string(ug[extra+i]) {
+			t.Fatalf("news ug: broadcast %d is not notice %d: the oldest %d must have given way", i, extra+i, extra)
+		}
+	}
+	if got := news(t, d, "ke"); len(got) != 1 || string(got[0].Data) != string(ke) {
+		t.Errorf("news ke: %d broadcasts, want its one", len(got))
+	}
+}
+
 // news reads svc.news for cc ("" for all) and returns the broadcasts.
 func news(t testing.TB, c *relaytest.Conn, cc string) []*nats.Msg {
 	t.Helper()

@@ -28,6 +28,10 @@ type streamSpec struct {
 	// subject its room: a flood of one country or one priority fills
 	// only its own channel.
 	perSubject func(StorageConfig) int64
+	// keepNewest: a subject at its bound drops its oldest message for a
+	// new one instead of refusing it (BROADCASTS: a country's news is its
+	// newest broadcasts, and only missions, signing, can write there).
+	keepNewest bool
 	// schedules: the stream holds message schedules (HOLDS).
 	schedules bool
 }
@@ -40,6 +44,11 @@ func junkQuota(StorageConfig) int64      { return maxJunkReports }
 // onceQuota is for streams that keep one message per subject and refuse
 // a second: their subjects name the message id (see proto's bridge doc).
 func onceQuota(StorageConfig) int64 { return 1 }
+
+// newsQuota keeps a country's newest broadcasts, as many as one news
+// request returns: a news read of one country starts at its oldest kept
+// broadcast, so it always reaches the newest.
+func newsQuota(StorageConfig) int64 { return proto.MaxNews }
 
 const (
 	// maxAcksPerAlert bounds the ack tokens stored for one alert: every
@@ -66,7 +75,7 @@ var streamSpecs = []streamSpec{
 	{name: proto.StreamShared, subject: proto.SubjectShared, description: "alerts shared with partner governments, for the bridge",
 		direct: true, purgeable: true, perSubject: channelQuota},
 	{name: proto.StreamBroadcasts, subject: proto.SubjectBroadcasts, description: "missions' signed public broadcasts, per country",
-		direct: true, purgeable: true},
+		direct: true, purgeable: true, perSubject: newsQuota, keepNewest: true},
 	{name: proto.StreamAcks, subject: proto.SubjectAcks, description: "signed acknowledgements, per alert id",
 		direct: true, perSubject: ackQuota}, // an escalation's release reads its acks
 	{name: proto.StreamHolds, subject: proto.SubjectHolds, description: "held envelopes: check-in plans and escalations",
@@ -110,7 +119,7 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 	}
 	if spec.perSubject != nil {
 		c.MaxMsgsPerSubject = spec.perSubject(s)
-		c.DiscardNewPerSubject = true
+		c.DiscardNewPerSubject = !spec.keepNewest
 	}
 	if spec.schedules {
 		holdsStreamConfig(&c)
