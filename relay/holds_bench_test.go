@@ -64,6 +64,10 @@ func benchConfig(b *testing.B, w *relaytest.World) *relay.Config {
 	cfg.Limits.PublishRate, cfg.Limits.PublishBurst = 1e6, 1e6
 	cfg.Limits.ServiceRate, cfg.Limits.ServiceBurst = 1e6, 1e6
 	cfg.Holds.MinCheckInInterval = time.Second
+	// 10,000 releases into one channel in a minute is the scenario; the
+	// per-channel quota (storage.channel_messages) would hold all but
+	// the first thousand back, retried, until the channel has room.
+	cfg.Storage.ChannelMessages = 100_000
 	if os.Getenv("HOLDS_BENCH_SYNC") == "interval" {
 		cfg.Storage.Sync = relay.SyncInterval
 	}

@@ -7,15 +7,18 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
@@ -563,3 +566,88 @@ func TestHoldsFullRefusesNewHolds(t *testing.T) {
 		t.Errorf("the first hold: %+v", st)
 	}
 }
+
+// TestReleaseIntoAFullChannelWaits: a release the channel's quota refuses
+// (a flood filled the country's urgent alerts) is not lost. The relay
+// tries it again until the channel has room, and it arrives once.
+func TestReleaseIntoAFullChannelWaits(t *testing.T) {
+	t.Parallel()
+	refused := make(chan struct{}, 1)
+	log := slog.New(&onMessage{msg: "holds: release failed; trying again", hit: refused})
+	w := relaytest.NewWorld(t, relaytest.MissionSpec{ID: "m-bi", Countries: []string{"bi"}})
+	cfg := relaytest.Config(t)
+	cfg.Storage.ChannelMessages = 1
+	cfg.Holds.MinCheckInInterval = time.Second
+	w.Configure(cfg)
+	r := relaytest.Start(t, cfg, relay.WithLogger(log))
+	h := newHolder(t, r.ClientURL())
+	m := w.ConnectAs(t, r.ClientURL(), "m-bi")
+
+	filler, _ := h.seal(t, w, "bi", "the flood")
+	rep := mustStore(t, h.c, proto.AlertTarget("bi", routing.Urgent), filler)
+	duress := make([]byte, 32)
+	rand.Read(duress)
+	id := proto.PanicID(duress)
+	lock := proto.PanicLock(id, proto.PanicSecret(duress))
+	env, _ := h.seal(t, w, "bi", "held back by the flood")
+	if _, err := h.arm(t, env, time.Hour, 0, &lock, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.requestJSON(proto.HoldPanic, &proto.PanicRequest{ID: id, Secret: proto.PanicSecret(duress)}); err != nil {
+		t.Fatalf("panic: %v", err)
+	}
+	select {
+	case <-refused:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the release into the full channel was not refused")
+	}
+	if st := h.status(t, id)[id]; st.State == proto.HoldReleased {
+		t.Fatalf("the plan says released while its envelope is not stored: %+v", st)
+	}
+
+	// The channel gets room (here: the filler deleted, as junk would be).
+	js, err := jetstream.New(relay.InternalConn(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := js.Stream(context.Background(), proto.StreamAlerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alerts.DeleteMsg(context.Background(), rep.Seq); err != nil {
+		t.Fatal(err)
+	}
+	got := awaitAlerts(t, m, "bi", 20*time.Second)
+	if len(got) != 1 || !bytes.Equal(got[0].Data, env) {
+		t.Fatalf("after the channel had room: %d messages, want the held envelope", len(got))
+	}
+	if st := h.status(t, id)[id]; st.State != proto.HoldReleased {
+		t.Errorf("status after the release: %+v", st)
+	}
+	if more := awaitAlerts(t, m, "bi", 2*holdRetryForTests); len(more) != 0 {
+		t.Errorf("%d more messages after the release", len(more))
+	}
+}
+
+// holdRetryForTests is the relay's wait between two tries of a release.
+const holdRetryForTests = 2 * time.Second
+
+// onMessage is a slog.Handler that signals hit when a record with message
+// msg is logged.
+type onMessage struct {
+	msg string
+	hit chan struct{}
+}
+
+func (h *onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h *onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.hit <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h *onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *onMessage) WithGroup(string) slog.Handler      { return h }
