@@ -71,6 +71,14 @@
 // Every answer goes to the request's reply subject, which must lie under
 // the connection's reply prefix: the only subjects it may subscribe to.
 //
+// The services are not built on nats.go/micro: micro's services listen
+// on subjects of their own and answer $SRV.PING, INFO and STATS to anyone
+// who may publish there, while these are reached only through the ingest,
+// under the caller's own prefix, after the caller's role and rate were
+// checked, and a fetch is a stream of messages closed by an end marker,
+// which micro's one-reply handlers do not model. The relay's metrics
+// (/metrics) count requests per service and refusal code instead.
+//
 // # Words
 //
 // A mailbox is where replies to a sender are stored; a reply prefix is
