@@ -76,8 +76,9 @@
 // who may publish there, while these are reached only through the ingest,
 // under the caller's own prefix, after the caller's role and rate were
 // checked, and a fetch is a stream of messages closed by an end marker,
-// which micro's one-reply handlers do not model. The relay's metrics
-// (/metrics) count requests per service and refusal code instead.
+// which micro's one-reply handlers do not model. The relay's /metrics
+// serves what an operator needs instead (refusals by code, streams,
+// connections, holds).
 //
 // # Words
 //
