@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,21 +157,10 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 
 func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 	var c Config
-	base := filepath.Dir(file)
-	if abs, err := filepath.Abs(base); err == nil {
-		base = abs
-	}
-	prepare := func() {
+	src, err := config.LoadOrParse(file, data, &c, func() {
 		c.applyDefaults()
-		c.resolvePaths(base)
-	}
-	var src *config.Source
-	var err error
-	if data == nil {
-		src, err = config.Load(file, &c, prepare)
-	} else {
-		src, err = config.Parse(file, data, &c, prepare)
-	}
+		c.resolvePaths(config.Dir(file))
+	})
 	if err != nil {
 		return nil, src, err
 	}
@@ -181,22 +168,11 @@ func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 }
 
 func (c *Config) resolvePaths(base string) {
-	home, _ := os.UserHomeDir()
-	rel := func(p *string) {
-		if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
-			*p = filepath.Join(home, rest)
-		}
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(base, *p)
-		}
-	}
-	rel(&c.Home.KeyFile)
-	rel(&c.Home.Directory)
-	rel(&c.Home.CA)
+	paths := []*string{&c.Home.KeyFile, &c.Home.Directory, &c.Home.CA}
 	for i := range c.Partners {
-		rel(&c.Partners[i].NKeyFile)
-		rel(&c.Partners[i].CA)
+		paths = append(paths, &c.Partners[i].NKeyFile, &c.Partners[i].CA)
 	}
+	config.ResolvePaths(base, paths...)
 }
 
 // Validate checks every field and reports every problem at once, as

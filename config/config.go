@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -194,6 +195,38 @@ func Parse(file string, data []byte, v Validator, prepare func()) (*Source, erro
 		prepare()
 	}
 	return src, src.Locate(v.Validate())
+}
+
+// LoadOrParse is [Parse] of data when it is not nil, else [Load] of file.
+func LoadOrParse(file string, data []byte, v Validator, prepare func()) (*Source, error) {
+	if data == nil {
+		return Load(file, v, prepare)
+	}
+	return Parse(file, data, v, prepare)
+}
+
+// Dir returns the absolute directory of a config file: where the
+// relative paths in it start.
+func Dir(file string) string {
+	base := filepath.Dir(file)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	return base
+}
+
+// ResolvePaths makes each non-empty path absolute: "~/" is the user's
+// home, anything else relative is taken relative to base.
+func ResolvePaths(base string, paths ...*string) {
+	home, _ := os.UserHomeDir()
+	for _, p := range paths {
+		if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
+			*p = filepath.Join(home, rest)
+		}
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
 }
 
 // A Source is a decoded config file: it knows the line of each field.

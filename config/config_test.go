@@ -365,3 +365,17 @@ func TestByteSizeString(t *testing.T) {
 		}
 	}
 }
+
+func TestResolvePaths(t *testing.T) {
+	t.Setenv("HOME", "/home/officer")
+	home, rel, abs, empty := "~/keys/mission.key", "state", "/etc/beacon/directory.yaml", ""
+	config.ResolvePaths("/srv/beacon", &home, &rel, &abs, &empty)
+	for _, c := range []struct{ got, want string }{
+		{home, "/home/officer/keys/mission.key"}, {rel, "/srv/beacon/state"},
+		{abs, "/etc/beacon/directory.yaml"}, {empty, ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("resolved %q, want %q", c.got, c.want)
+		}
+	}
+}

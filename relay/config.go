@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hrdbeacon/beacon/config"
@@ -282,21 +281,10 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 
 func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 	var c Config
-	base := filepath.Dir(file)
-	if abs, err := filepath.Abs(base); err == nil {
-		base = abs
-	}
-	prepare := func() {
+	src, err := config.LoadOrParse(file, data, &c, func() {
 		c.applyDefaults()
-		c.resolvePaths(base)
-	}
-	var src *config.Source
-	var err error
-	if data == nil {
-		src, err = config.Load(file, &c, prepare)
-	} else {
-		src, err = config.Parse(file, data, &c, prepare)
-	}
+		c.resolvePaths(config.Dir(file))
+	})
 	if err != nil {
 		return nil, src, err
 	}
@@ -306,32 +294,21 @@ func loadConfig(file string, data []byte) (*Config, *config.Source, error) {
 // resolvePaths makes the paths in c absolute: "~/" is the user's home,
 // anything else relative is taken relative to base.
 func (c *Config) resolvePaths(base string) {
-	home, _ := os.UserHomeDir()
-	rel := func(p *string) {
-		if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
-			*p = filepath.Join(home, rest)
-		}
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(base, *p)
-		}
-	}
-	rel(&c.DataDir)
+	paths := []*string{&c.DataDir}
 	if c.Directory != nil {
-		rel(&c.Directory.File)
+		paths = append(paths, &c.Directory.File)
 	}
 	for _, t := range []*TLSConfig{c.TLS, wsTLS(c.WebSocket)} {
 		if t != nil {
-			rel(&t.Cert)
-			rel(&t.Key)
+			paths = append(paths, &t.Cert, &t.Key)
 		}
 	}
 	for _, t := range []*MutualTLSConfig{c.MonitorTLS, clusterTLS(c.Cluster)} {
 		if t != nil {
-			rel(&t.Cert)
-			rel(&t.Key)
-			rel(&t.CA)
+			paths = append(paths, &t.Cert, &t.Key, &t.CA)
 		}
 	}
+	config.ResolvePaths(base, paths...)
 }
 
 func wsTLS(w *WebSocketConfig) *TLSConfig {

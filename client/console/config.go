@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,7 +170,6 @@ func LoadConfig(path string) (*Config, error) {
 
 func loadConfig(path string) (*Config, *config.Source, error) {
 	var c Config
-	base, _ := filepath.Abs(filepath.Dir(path))
 	src, err := config.Load(path, &c, func() {
 		if c.Listen == "" {
 			c.Listen = DefaultListen
@@ -179,15 +177,7 @@ func loadConfig(path string) (*Config, *config.Source, error) {
 		if c.Poll == 0 {
 			c.Poll = DefaultPoll
 		}
-		home, _ := os.UserHomeDir()
-		for _, p := range []*string{&c.Key, &c.StateDir, &c.RootFile, &c.Directory} {
-			if rest, ok := strings.CutPrefix(*p, "~/"); ok && home != "" {
-				*p = filepath.Join(home, rest)
-			}
-			if *p != "" && !filepath.IsAbs(*p) {
-				*p = filepath.Join(base, *p)
-			}
-		}
+		config.ResolvePaths(config.Dir(path), &c.Key, &c.StateDir, &c.RootFile, &c.Directory)
 	})
 	if err != nil {
 		return nil, src, err
