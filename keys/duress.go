@@ -174,13 +174,8 @@ func (kf *keyFileV2) associatedData(i int) []byte {
 // loadKeyFileV2 reads a two-slot key file (data, read from path).
 func loadKeyFileV2(path string, data, passphrase []byte) (*Keyring, error) {
 	var kf keyFileV2
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&kf); err != nil || !atEOF(dec) {
-		return nil, fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
-	}
-	if canon, _ := kf.marshal(); !bytes.Equal(canon, data) {
-		return nil, fmt.Errorf("%s: %w: not in the one form a key file has (was it edited?)", path, ErrKeyFileCorrupt)
+	if err := decodeKeyFile(path, data, &kf); err != nil {
+		return nil, err
 	}
 	if err := checkKDF(kf.KDF, kf.Time, kf.MemoryKiB, kf.Threads, kf.Salt); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -256,17 +256,8 @@ func LoadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 		return loadKeyFileV2(path, data, passphrase)
 	}
 	var kf keyFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&kf); err != nil || !atEOF(dec) {
-		return nil, fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
-	}
-	// A key file has exactly one form, the one WriteKeyFile writes:
-	// another implementation then has a byte layout to match rather than
-	// the leniencies of a JSON decoder (field names in any case, duplicate
-	// fields, lax base64).
-	if canon, _ := kf.marshal(); !bytes.Equal(canon, data) {
-		return nil, fmt.Errorf("%s: %w: not in the one form a key file has (was it edited?)", path, ErrKeyFileCorrupt)
+	if err := decodeKeyFile(path, data, &kf); err != nil {
+		return nil, err
 	}
 	if kf.Format != keyFileFormat {
 		return nil, fmt.Errorf("%s: %w: unknown format %q", path, ErrKeyFileCorrupt, kf.Format)
@@ -457,4 +448,21 @@ func linkPending(t *renameio.PendingFile, path string) error {
 		return &fs.PathError{Op: "refusing to overwrite", Path: path, Err: fs.ErrExist}
 	}
 	return err
+}
+
+// decodeKeyFile decodes data, read from path, into kf strictly. A key
+// file has exactly one form, the one WriteKeyFile writes: another
+// implementation then has a byte layout to match rather than the
+// leniencies of a JSON decoder (field names in any case, duplicate
+// fields, lax base64).
+func decodeKeyFile(path string, data []byte, kf interface{ marshal() ([]byte, error) }) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(kf); err != nil || !atEOF(dec) {
+		return fmt.Errorf("%s: %w: not a Beacon key file", path, ErrKeyFileCorrupt)
+	}
+	if canon, _ := kf.marshal(); !bytes.Equal(canon, data) {
+		return fmt.Errorf("%s: %w: not in the one form a key file has (was it edited?)", path, ErrKeyFileCorrupt)
+	}
+	return nil
 }

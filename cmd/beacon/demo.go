@@ -78,15 +78,8 @@ func (c *demoCmd) Run(e *env) error {
 	step("headquarters signed the directory: nl-kampala and se-kampala cover ug, de-nairobi covers ke (root %s)", root.Public().Fingerprint().Short())
 
 	// The relay.
-	cfg := relay.DefaultConfig(filepath.Join(dir, "relay"))
-	cfg.ServerName, cfg.Listen, cfg.WebSocket = "beacon-demo", "127.0.0.1:0", nil
-	cfg.Storage.MaxBytes = 64 << 20
-	cfg.Directory = &relay.DirectoryConfig{File: dirFile, RootFingerprint: root.Public().Fingerprint().String()}
-	r, err := relay.New(cfg)
+	r, err := startDemoRelay(ctx, dir, "main", dirFile, root.Public().Fingerprint())
 	if err != nil {
-		return err
-	}
-	if err := r.Start(ctx); err != nil {
 		return err
 	}
 	defer r.Shutdown(context.Background())
@@ -240,4 +233,21 @@ func demoReceive(ctx context.Context, cl *client.Client, o client.FetchOptions) 
 		err = b.Err
 	}
 	return out, err
+}
+
+// startDemoRelay starts one of the demo's relays on loopback: its data in
+// dir/<name>-relay, the directory dirFile signed by root.
+func startDemoRelay(ctx context.Context, dir, name, dirFile string, root keys.Fingerprint) (*relay.Relay, error) {
+	cfg := relay.DefaultConfig(filepath.Join(dir, name+"-relay"))
+	cfg.ServerName, cfg.Listen, cfg.WebSocket = "beacon-demo-"+name, "127.0.0.1:0", nil
+	cfg.Storage.MaxBytes = 64 << 20
+	cfg.Directory = &relay.DirectoryConfig{File: dirFile, RootFingerprint: root.String()}
+	r, err := relay.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
 }

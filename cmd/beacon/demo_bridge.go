@@ -46,15 +46,8 @@ func demoBridge(ctx context.Context, e *env, dir string, step func(string, ...an
 		if err := os.WriteFile(file, signed, 0o644); err != nil {
 			return nil, nil, nil, err
 		}
-		cfg := relay.DefaultConfig(filepath.Join(dir, name+"-relay"))
-		cfg.ServerName, cfg.Listen, cfg.WebSocket = "beacon-demo-"+name, "127.0.0.1:0", nil
-		cfg.Storage.MaxBytes = 64 << 20
-		cfg.Directory = &relay.DirectoryConfig{File: file, RootFingerprint: root.Public().Fingerprint().String()}
-		rl, err := relay.New(cfg)
+		rl, err := startDemoRelay(ctx, dir, name, file, root.Public().Fingerprint())
 		if err != nil {
-			return nil, nil, nil, err
-		}
-		if err := rl.Start(ctx); err != nil {
 			return nil, nil, nil, err
 		}
 		return rl, root, signed, nil

@@ -10,7 +10,6 @@ import (
 	"github.com/hrdbeacon/beacon/client"
 	"github.com/hrdbeacon/beacon/keys"
 	"github.com/hrdbeacon/beacon/message"
-	"github.com/hrdbeacon/beacon/relay"
 	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
@@ -57,15 +56,8 @@ func demoEscalation(ctx context.Context, e *env, dir string, step func(string, .
 	if err := os.WriteFile(dirFile, signed, 0o644); err != nil {
 		return err
 	}
-	cfg := relay.DefaultConfig(filepath.Join(dir, "escalation-relay"))
-	cfg.ServerName, cfg.Listen, cfg.WebSocket = "beacon-demo-escalation", "127.0.0.1:0", nil
-	cfg.Storage.MaxBytes = 64 << 20
-	cfg.Directory = &relay.DirectoryConfig{File: dirFile, RootFingerprint: root.Public().Fingerprint().String()}
-	r, err := relay.New(cfg)
+	r, err := startDemoRelay(ctx, dir, "escalation", dirFile, root.Public().Fingerprint())
 	if err != nil {
-		return err
-	}
-	if err := r.Start(ctx); err != nil {
 		return err
 	}
 	defer r.Shutdown(context.Background())
