@@ -194,6 +194,15 @@ func TestBrowser(t *testing.T) {
 	}
 	step(t, ctx, "an internal note", chromedp.SendKeys(`#note-text`, "Lawyer (M. Okello) informed by phone; do not name him to partners."),
 		chromedp.Click(`#note-btn`), chromedp.WaitVisible(`#notes .notes li`))
+	// The note was taken: its field is empty again, not offering the
+	// same note a second time.
+	noteLeft, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('note-text').value`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noteLeft != "" {
+		t.Errorf("after adding the note its field still holds %q", noteLeft)
+	}
 	screenshot(t, ctx, "case-view.png")
 
 	// A meeting time accepted in the page reaches the defender.

@@ -213,12 +213,17 @@ async function openCase(id) {
 function msgSpan() { return el("span", { class: "msg", role: "status" }); }
 
 // act runs one action and shows its outcome beside the button.
-function act(action, body, msg, after) {
+// act sends an action on the open case. The fields in used are what the
+// action consumed (a reply's text, a note): once it succeeded they are
+// emptied, so the re-drawn case does not keep them as if still being
+// typed, inviting the same reply or note a second time. Every other
+// field keeps what the officer typed.
+function act(action, body, msg, ...used) {
   msg.className = "msg"; msg.textContent = "sending…";
   api(`api/cases/${S.open}/${action}`, Object.assign({ officer: officer() }, body)).then((c) => {
+    for (const f of used) f.value = f.defaultValue;
     S.openCase = c;
     renderCase();
-    if (after) after();
   }, (e) => { msg.className = "msg err"; msg.textContent = e.message; });
 }
 
@@ -300,7 +305,7 @@ function actionsCard(c) {
     const msg = msgSpan();
     card.append(el("div", { class: "action-block" },
       el("div", { class: "action" }, next,
-        el("button", { id: "ack-btn", class: "btn btn-urgent", type: "button", onclick: () => act("ack", { next: next.value }, msg) }, "Acknowledge"), msg),
+        el("button", { id: "ack-btn", class: "btn btn-urgent", type: "button", onclick: () => act("ack", { next: next.value }, msg, next) }, "Acknowledge"), msg),
       el("p", { class: "muted", text: c.can_answer ? "Sends the defender a signed acknowledgement naming who acts, and tells the relay so it stops escalating." : "The defender gave no reply mailbox: only the relay is told." })));
   } else {
     card.append(el("p", { class: "muted", text: `Acknowledged ${fmtTime(c.acked_at)} by ${officerName(c.acked_by)}.` }));
@@ -309,7 +314,7 @@ function actionsCard(c) {
     const text = el("textarea", { id: "reply-text", rows: "3", maxlength: "4000", placeholder: "Reply to the defender (signed, end-to-end encrypted)" });
     const msg = msgSpan();
     card.append(el("div", { class: "action-block" }, text,
-      el("div", { class: "action" }, el("button", { id: "reply-btn", class: "btn btn-primary", type: "button", onclick: () => act("reply", { text: text.value }, msg) }, "Send reply"), msg)));
+      el("div", { class: "action" }, el("button", { id: "reply-btn", class: "btn btn-primary", type: "button", onclick: () => act("reply", { text: text.value }, msg, text) }, "Send reply"), msg)));
   }
   const sel = el("select", { id: "assign-to" }, S.officers.map((o) => el("option", { value: o.id, text: o.name, selected: o.id === c.assignee })));
   const tell = el("input", { type: "checkbox", id: "assign-tell", checked: c.can_answer });
@@ -330,7 +335,7 @@ function actionsCard(c) {
   if (S.mission && S.mission.headquarters) {
     const rep = el("textarea", { id: "report-text", rows: "2", placeholder: `Case report to headquarters (${S.mission.headquarters}), encrypted` });
     const rmsg = msgSpan();
-    more.append(rep, el("div", { class: "action" }, el("button", { class: "btn", type: "button", onclick: () => act("report", { text: rep.value }, rmsg) }, "Send case report"), rmsg));
+    more.append(rep, el("div", { class: "action" }, el("button", { class: "btn", type: "button", onclick: () => act("report", { text: rep.value }, rmsg, rep) }, "Send case report"), rmsg));
   }
   const stmsg = msgSpan();
   more.append(el("div", { class: "action" },
@@ -360,7 +365,7 @@ function meetingCard(c) {
     })));
   const when = el("input", { type: "datetime-local", id: "propose-time" });
   card.append(el("div", { class: "action" }, el("span", { text: "Propose another time" }), when,
-    el("button", { class: "btn", type: "button", onclick: () => when.value && act("meeting", { action: "propose", times: [new Date(when.value).toISOString()] }, msg) }, "Propose")));
+    el("button", { class: "btn", type: "button", onclick: () => when.value && act("meeting", { action: "propose", times: [new Date(when.value).toISOString()] }, msg, when) }, "Propose")));
   card.append(el("div", { class: "action" },
     m.state === "accepted" ? el("button", { class: "btn btn-primary", type: "button", onclick: () => act("meeting", { action: "confirm" }, msg) }, "Confirm the meeting") : "",
     m.state !== "cancelled" ? el("button", { class: "btn", type: "button", onclick: () => act("meeting", { action: "cancel" }, msg) }, "Cancel the meeting") : "", msg));
@@ -384,7 +389,7 @@ function observationCard(c) {
   card.append(el("div", { class: "action" }, who), text, el("div", { class: "action" },
     el("button", { class: "btn", type: "button", onclick: () => act("observe", { status: "assigned", observer: who.value }, msg) }, "Assign observer"),
     el("button", { class: "btn btn-primary", type: "button", onclick: () => act("observe", { status: "confirmed", observer: who.value }, msg) }, "Confirm to the defender"),
-    el("button", { class: "btn", type: "button", onclick: () => act("observe", { status: "outcome", observer: who.value, text: text.value }, msg) }, "Record outcome"), msg),
+    el("button", { class: "btn", type: "button", onclick: () => act("observe", { status: "outcome", observer: who.value, text: text.value }, msg, text) }, "Record outcome"), msg),
   el("p", { class: "muted", text: "Every notice is also sent to the other missions covering this country, so no hearing is left unattended and not every post sends someone." }));
   return card;
 }
@@ -406,7 +411,7 @@ function notesCard(c) {
   return el("section", { class: "card note-card", id: "notes" }, el("h2", { text: "Internal notes" }),
     el("p", { class: "muted", text: "Never leave the mission: not sent to the defender, the relay, partners or headquarters." }),
     el("ul", { class: "notes" }, (c.notes || []).map((n) => el("li", {}, el("div", { class: "who", text: `${officerName(n.officer)} · ${fmtTime(n.at)}` }), n.text))),
-    text, el("div", { class: "action" }, el("button", { id: "note-btn", class: "btn", type: "button", onclick: () => act("note", { text: text.value }, msg) }, "Add note"), msg));
+    text, el("div", { class: "action" }, el("button", { id: "note-btn", class: "btn", type: "button", onclick: () => act("note", { text: text.value }, msg, text) }, "Add note"), msg));
 }
 
 // The delivery roll-up (who received, acknowledged, acts) is filled by
