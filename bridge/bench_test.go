@@ -22,12 +22,23 @@ package bridge_test
 //     the relays' streams, in the same run.
 //
 // Servers, bridge and clients share the machine's cores and disk; the
-// ratio is what to read.
+// ratio is what to read. On loopback the bridge is bound by the work each
+// alert costs the two relays (three stores, each through a relay's
+// ingest, and the fetch service), not by round trips.
+//
+// Over a wide-area link round trips count: BenchmarkDrainOverWAN drains
+// 5,000 alerts at the bridge's default batch (256) with 10 ms added each
+// way on every link (a 20 ms round trip to each relay), beside raw
+// consume-and-publish over the same links:
+//
+//	go test -run='^$' -bench=DrainOverWAN -benchtime=1x ./bridge
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,31 +59,51 @@ import (
 const (
 	catchUpN     = 10_000
 	catchUpBatch = 1024
+	wanN         = 5_000
+	wanBatch     = 256 // the bridge's default
+	wanDelay     = 10 * time.Millisecond
 )
 
+// A drain is one benchmark's setting.
+type drain struct {
+	sync  relay.SyncPolicy
+	n     int           // alerts waiting
+	batch int           // the bridge's batch, and raw's fetch
+	delay time.Duration // added each way on every link the bridge (or raw's client) uses
+}
+
 func BenchmarkCatchUp(b *testing.B) {
-	for _, sync := range []relay.SyncPolicy{relay.SyncAlways, relay.SyncInterval} {
-		var size int
-		b.Run("bridge-sync="+string(sync), func(b *testing.B) {
-			for range b.N {
-				size = benchBridge(b, sync)
-			}
-		})
-		b.Run("raw-sync="+string(sync), func(b *testing.B) {
-			for range b.N {
-				benchRaw(b, sync, size)
-			}
-		})
+	for _, policy := range []relay.SyncPolicy{relay.SyncAlways, relay.SyncInterval} {
+		benchDrain(b, "-sync="+string(policy), drain{sync: policy, n: catchUpN, batch: catchUpBatch})
 	}
 }
 
-// benchBridge drains catchUpN shared alerts through a bridge and returns
-// the size of one envelope.
-func benchBridge(b *testing.B, sync relay.SyncPolicy) int {
+func BenchmarkDrainOverWAN(b *testing.B) {
+	benchDrain(b, "-rtt=20ms", drain{sync: relay.SyncInterval, n: wanN, batch: wanBatch, delay: wanDelay})
+}
+
+func benchDrain(b *testing.B, name string, d drain) {
+	var size int
+	b.Run("bridge"+name, func(b *testing.B) {
+		for range b.N {
+			size = benchBridge(b, d)
+		}
+	})
+	b.Run("raw"+name, func(b *testing.B) {
+		for range b.N {
+			benchRaw(b, d, size)
+		}
+	})
+}
+
+// benchBridge drains d.n shared alerts through a bridge and returns the
+// size of one envelope.
+func benchBridge(b *testing.B, d drain) int {
 	b.StopTimer()
 	tune := func(c *relay.Config) {
-		c.Storage.Sync = sync
+		c.Storage.Sync = d.sync
 		c.Storage.MaxBytes = 512 << 20
+		c.Storage.ChannelMessages = d.n                        // the whole burst is one channel (ug, urgent)
 		c.Limits.PublishRate, c.Limits.PublishBurst = 1e6, 1e6 // the burst's publisher is one walk-in key
 	}
 	w := newWorldWith(b, tune, "de-mfa")
@@ -84,17 +115,19 @@ func benchBridge(b *testing.B, sync relay.SyncPolicy) int {
 	pc.DataDir = pn.cfg.DataDir
 	pn.start(b, pc)
 
-	envs := sealWithReplies(b, w, catchUpN)
+	envs := sealWithReplies(b, w, d.n)
 	w.publishShares(b, envs, "ug", routing.Urgent)
-	if n := streamMsgs(b, w.home.relay, proto.StreamShared); n != catchUpN {
-		b.Fatalf("SHARED holds %d, want %d", n, catchUpN)
+	if n := streamMsgs(b, w.home.relay, proto.StreamShared); n != uint64(d.n) {
+		b.Fatalf("SHARED holds %d, want %d", n, d.n)
 	}
 	cfg := w.bridgeConfig(b, false)
-	cfg.Batch = catchUpBatch
+	cfg.Batch = d.batch
+	cfg.Home.URLs = []string{slowLink(b, w.home.url(), d.delay)}
+	cfg.Partners[0].URLs = []string{slowLink(b, pn.url(), d.delay)}
 	var settled atomic.Int64
 	done := make(chan struct{})
 	opts := []bridge.Option{bridge.WithEvents(func(e bridge.Event) {
-		if settled.Add(int64(e.Settled)) == catchUpN {
+		if settled.Add(int64(e.Settled)) == int64(d.n) {
 			close(done)
 		}
 	})}
@@ -104,13 +137,13 @@ func benchBridge(b *testing.B, sync relay.SyncPolicy) int {
 	<-done
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if n := streamMsgs(b, pn.relay, proto.StreamBridged); n != catchUpN {
-		b.Fatalf("the partner's relay holds %d, want %d", n, catchUpN)
+	if n := streamMsgs(b, pn.relay, proto.StreamBridged); n != uint64(d.n) {
+		b.Fatalf("the partner's relay holds %d, want %d", n, d.n)
 	}
-	if n := streamMsgs(b, w.home.relay, proto.StreamReceipts); n != catchUpN {
-		b.Fatalf("RECEIPTS holds %d, want %d", n, catchUpN)
+	if n := streamMsgs(b, w.home.relay, proto.StreamReceipts); n != uint64(d.n) {
+		b.Fatalf("RECEIPTS holds %d, want %d", n, d.n)
 	}
-	b.ReportMetric(float64(catchUpN)/elapsed.Seconds(), "alerts/s")
+	b.ReportMetric(float64(d.n)/elapsed.Seconds(), "alerts/s")
 	b.ReportMetric(elapsed.Seconds(), "s-total")
 	return len(envs[0])
 }
@@ -148,9 +181,9 @@ func sealWithReplies(b *testing.B, w *world, n int) [][]byte {
 	return out
 }
 
-// benchRaw consumes catchUpN messages of size bytes from one bare
-// server's stream and publishes them to another's.
-func benchRaw(b *testing.B, sync relay.SyncPolicy, size int) {
+// benchRaw consumes d.n messages of size bytes from one bare server's
+// stream and publishes them to another's.
+func benchRaw(b *testing.B, d drain, size int) {
 	b.StopTimer()
 	ctx := context.Background()
 	st := relaytest.Config(b).Storage
@@ -165,14 +198,14 @@ func benchRaw(b *testing.B, sync relay.SyncPolicy, size int) {
 			b.Fatal(err)
 		}
 		b.Cleanup(nc.Close)
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*catchUpBatch))
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*d.batch))
 		if err != nil {
 			b.Fatal(err)
 		}
 		return nc, js
 	}
-	_, src := conn(relaytest.StartRaw(b, sync).ClientURL())
-	_, dst := conn(relaytest.StartRaw(b, sync).ClientURL())
+	_, src := conn(slowLink(b, relaytest.StartRaw(b, d.sync).ClientURL(), d.delay))
+	_, dst := conn(slowLink(b, relaytest.StartRaw(b, d.sync).ClientURL(), d.delay))
 	for _, c := range []struct {
 		js   jetstream.JetStream
 		name string
@@ -182,7 +215,7 @@ func benchRaw(b *testing.B, sync relay.SyncPolicy, size int) {
 		}
 	}
 	data := make([]byte, size)
-	for i := range catchUpN {
+	for i := range d.n {
 		if _, err := src.PublishAsync("src.ug.urgent", data, jetstream.WithMsgID(fmt.Sprintf("m%d", i))); err != nil {
 			b.Fatal(err)
 		}
@@ -198,9 +231,9 @@ func benchRaw(b *testing.B, sync relay.SyncPolicy, size int) {
 	}
 	b.StartTimer()
 	start := time.Now()
-	for moved := 0; moved < catchUpN; {
+	for moved := 0; moved < d.n; {
 		// Ask for no more than is left: a fetch waits for what it asked.
-		batch, err := cons.Fetch(min(catchUpBatch, catchUpN-moved), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(min(d.batch, d.n-moved), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -225,6 +258,89 @@ func benchRaw(b *testing.B, sync relay.SyncPolicy, size int) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(float64(catchUpN)/elapsed.Seconds(), "alerts/s")
+	b.ReportMetric(float64(d.n)/elapsed.Seconds(), "alerts/s")
 	b.ReportMetric(elapsed.Seconds(), "s-total")
+}
+
+// slowLink returns the URL of a TCP relay to the server at url that holds
+// every chunk delay before passing it on, each way: a wide-area link's
+// latency, without its loss or bandwidth limit. With no delay it is url.
+// It stops when b ends.
+func slowLink(b *testing.B, url string, delay time.Duration) string {
+	if delay == 0 {
+		return url
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	target := strings.TrimPrefix(url, "nats://")
+	var mu sync.Mutex
+	var conns []net.Conn
+	closed := false
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	// pass copies src to dst, each chunk delay after it was read.
+	pass := func(dst, src net.Conn) {
+		type chunk struct {
+			due  time.Time
+			data []byte
+		}
+		q := make(chan chunk, 1<<12)
+		wg.Go(func() {
+			defer dst.Close()
+			failed := false
+			for c := range q {
+				if failed {
+					continue // drain, so the reader never blocks
+				}
+				time.Sleep(time.Until(c.due)) // the link's latency, not a wait for an event
+				_, err := dst.Write(c.data)
+				failed = err != nil
+			}
+		})
+		defer close(q)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{time.Now().Add(delay), append([]byte(nil), buf[:n]...)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			if closed {
+				c.Close()
+				s.Close()
+			}
+			mu.Unlock()
+			wg.Go(func() { pass(s, c) })
+			wg.Go(func() { pass(c, s) })
+		}
+	})
+	return "nats://" + ln.Addr().String()
 }
