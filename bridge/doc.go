@@ -61,10 +61,11 @@
 //     Every delivery says how many bridges the envelope has crossed, and
 //     a relay refuses more than [proto.MaxHops] (one).
 //
-// Each partner's forwarder is a pipeline of three goroutines — read a
-// batch, deliver it, send its receipts and settle it — so that the round
-// trips to the two relays overlap; at most four batches are unsettled at
-// once.
+// Each partner's forwarder is a pipeline of five goroutines — read a
+// batch, deliver it, sign its receipts, store them, settle it — so that
+// the round trips to the two relays and the signing overlap; what is
+// unsettled at once is bounded by what the home relay lets one reader
+// hold.
 //
 // # Receipts
 //

@@ -13,6 +13,10 @@ import (
 
 	"github.com/hrdbeacon/beacon/bridge"
 	"github.com/hrdbeacon/beacon/bridge/bridgetest"
+	"github.com/hrdbeacon/beacon/bridge/receipt"
+	"github.com/hrdbeacon/beacon/envelope"
+	"github.com/hrdbeacon/beacon/relay"
+	"github.com/hrdbeacon/beacon/relay/proto"
 	"github.com/hrdbeacon/beacon/routing"
 )
 
@@ -102,6 +106,73 @@ func TestSlowPartnerDelaysNoOther(t *testing.T) {
 	}
 	assertOnce(t, fast.IDs(), envs)
 	assertOnce(t, slow.IDs(), envs)
+}
+
+// TestReceiptsRetriedUntilStored: when the home relay does not take the
+// receipts of what the partner's relay stored, the bridge signs them
+// again and sends them again, with backoff, and settles nothing until the
+// home relay has them; the partner is not asked again.
+func TestReceiptsRetriedUntilStored(t *testing.T) {
+	const n = 5
+	port := fixedPort(t)
+	w := newWorldWith(t, func(c *relay.Config) { c.Listen = fmt.Sprintf("127.0.0.1:%d", port) }, "de-mfa")
+	fake := bridgetest.New()
+	fake.Hold()
+	events := make(chan bridge.Event, 1024)
+	envs := w.sealShares(t, n, "ug", routing.Urgent)
+	w.publishShares(t, envs, "ug", routing.Urgent)
+	w.startBridge(t, w.fakeConfig(t), bridge.WithTransport("de-mfa", fake), bridge.WithEvents(func(e bridge.Event) { events <- e }))
+	<-fake.Attempts // the batch is read; its delivery waits
+	w.home.stop(t)
+	fake.Release()
+
+	// The first receipts were signed before the refusal was reported;
+	// those the home relay stores are signed after it is back, later.
+	var refused time.Time
+	for refused.IsZero() {
+		switch e := <-events; {
+		case e.Settled > 0:
+			t.Fatalf("settled %d while the home relay was down", e.Settled)
+		case e.Retry > 0 && e.Stored == 0: // the receipts, not the delivery
+			if e.Retry != n {
+				t.Fatalf("%d receipts to send again, want %d", e.Retry, n)
+			}
+			refused = time.Now().Truncate(time.Millisecond) // receipts carry milliseconds
+		}
+	}
+	if got := len(fake.IDs()); got != n {
+		t.Fatalf("the partner's relay stored %d, want %d", got, n)
+	}
+	w.home.start(t, w.home.cfg)
+	for settled := 0; settled < n; {
+		settled += (<-events).Settled
+	}
+
+	bc := w.bridgeConn(t)
+	if pending, err := bc.Relay.Pending(testCtx(t), proto.SharedSource("de-mfa")); err != nil || pending != 0 {
+		t.Errorf("SHARED: %d pending (%v), want 0", pending, err)
+	}
+	if got := streamMsgs(t, w.home.relay, proto.StreamReceipts); got != n {
+		t.Errorf("RECEIPTS holds %d, want %d", got, n)
+	}
+	for _, env := range envs {
+		info, _ := envelope.Parse(env)
+		stmts, err := bc.Relay.RollUp(testCtx(t), info.ID)
+		if err != nil || len(stmts) != 1 {
+			t.Fatalf("roll-up of %s: %d statements (%v), want its receipt", info.ID, len(stmts), err)
+		}
+		r, err := receipt.Parse(stmts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Created.After(refused) {
+			t.Errorf("the receipt stored was signed at %s, by the time the home relay refused it (%s): not signed again", r.Created, refused)
+		}
+	}
+	if calls := fake.DeliverCalls(); calls != 1 {
+		t.Errorf("%d deliveries, want 1: only the receipts were sent again", calls)
+	}
+	assertOnce(t, fake.IDs(), envs)
 }
 
 // TestMetrics: /metrics counts, per partner, what was forwarded, what

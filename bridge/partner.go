@@ -39,28 +39,40 @@ type item struct {
 	d       Delivery
 	replyTo routing.Mailbox
 	created time.Time
+	// receipt is the signed receipt once the partner's relay stored it
+	// (nil if it could not be signed).
+	receipt []byte
 }
 
 // forward is the forwarder: read a batch of what is shared with the
 // partner, keep what is in its scope, store it on the partner's relay,
-// send the receipts, and only then settle the batch with the home relay.
-// What the partner's relay did not take is retried, with exponential
-// backoff and jitter, until it does; nothing is settled before it is
-// stored and receipted, so a crash anywhere re-reads it, and the
-// partner's relay keeps it once (the message id is the key).
+// sign and send the receipts, and only then settle the batch with the
+// home relay. What the partner's relay did not take is retried, with
+// exponential backoff and jitter, until it does; nothing is settled
+// before it is stored and receipted, so a crash anywhere re-reads it,
+// and the partner's relay keeps it once (the message id is the key).
 //
-// The three steps run as a pipeline, one goroutine each, batches passing
-// in order: while one batch is delivered, the next is read and the
-// receipts of the one before go out. They wait on different relays and
-// streams, so their round trips and writes overlap. At most four batches
-// are unsettled at once, within what the relay lets a consumer hold.
+// The five steps run as a pipeline, one goroutine each, batches passing
+// in order: while one batch is delivered, the next is read, the one
+// before is signed, the one before that has its receipts stored and an
+// older one is settled. They wait on different relays, streams and
+// cores, so their round trips and work overlap; over a wide-area link
+// no step waits for another's round trip. What is unsettled at once is
+// bounded by what the home relay lets one reader hold and by the queues
+// between the steps.
+//
+// Deliveries stay in order: a batch the partner's relay did not wholly
+// take is retried, with backoff, before the next is delivered.
 func (p *partner) forward(ctx context.Context) {
 	fetched := make(chan []*item)
-	stored := make(chan []*item, receiptQueue)
+	stored := make(chan []*item, stageQueue)
+	signed := make(chan []*item, stageQueue)
+	settles := make(chan []string, settleQueue)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); defer close(fetched); p.fetcher(ctx, fetched) }()
-	go func() { defer wg.Done(); p.receipter(ctx, stored) }()
+	wg.Go(func() { defer close(fetched); p.fetcher(ctx, fetched) })
+	wg.Go(func() { defer close(signed); p.signer(ctx, stored, signed) })
+	wg.Go(func() { defer close(settles); p.receipter(ctx, signed, settles) })
+	wg.Go(func() { p.settler(ctx, settles) })
 	defer wg.Wait()
 	defer close(stored)
 	bo := relayconn.Backoff{Min: p.b.cfg.Retry.Min, Max: p.b.cfg.Retry.Max}
@@ -71,11 +83,8 @@ func (p *partner) forward(ctx context.Context) {
 			p.settleHome(ctx, settle)
 			ev.Partner, ev.Settled, ev.Retry = p.cfg.ID, len(settle), len(retry)
 			p.b.emit(ev)
-			if len(done) > 0 {
-				select {
-				case stored <- done:
-				case <-ctx.Done():
-				}
+			if len(done) > 0 && !send(ctx, stored, done) {
+				return
 			}
 			held = retry
 			p.setOldest(held)
@@ -86,6 +95,16 @@ func (p *partner) forward(ctx context.Context) {
 				bo.Reset()
 			}
 		}
+	}
+}
+
+// send hands v to the next step of the pipeline, unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -109,37 +128,79 @@ func (p *partner) fetcher(ctx context.Context, out chan<- []*item) {
 			p.settleHome(ctx, drop)
 			p.b.emit(Event{Partner: p.cfg.ID, Settled: len(drop), Dropped: len(drop)})
 		}
-		if len(held) == 0 {
-			continue
-		}
-		select {
-		case out <- held:
-		case <-ctx.Done():
+		if len(held) > 0 && !send(ctx, out, held) {
 			return
 		}
 	}
 }
 
-// receiptQueue is how many stored batches may wait for their receipts.
-const receiptQueue = 1
+const (
+	// stageQueue is how many batches may wait between two steps of the
+	// forwarder.
+	stageQueue = 1
+	// settleQueue is how many receipted batches may wait to be settled;
+	// the settler takes every one waiting in one request.
+	settleQueue = 4
+)
 
-// receipter sends the receipts of each stored batch and settles it,
-// retrying with backoff what the home relay does not take.
-func (p *partner) receipter(ctx context.Context, queue <-chan []*item) {
+// signer signs the receipts of each stored batch and hands it on.
+func (p *partner) signer(ctx context.Context, in <-chan []*item, out chan<- []*item) {
+	for batch := range in {
+		// Once ctx ends it drains: what is not settled is read again.
+		if ctx.Err() == nil {
+			p.sign(batch)
+			send(ctx, out, batch)
+		}
+	}
+}
+
+// receipter stores the receipts of each signed batch on the home relay
+// and hands the settle tokens of those stored to the settler, retrying
+// with backoff what the home relay does not take.
+func (p *partner) receipter(ctx context.Context, in <-chan []*item, settles chan<- []string) {
 	bo := relayconn.Backoff{Min: p.b.cfg.Retry.Min, Max: p.b.cfg.Retry.Max}
-	for batch := range queue {
+	for batch := range in {
 		for len(batch) > 0 && ctx.Err() == nil {
 			settle, retry := p.receipts(ctx, batch)
-			p.settleHome(ctx, settle)
-			p.b.emit(Event{Partner: p.cfg.ID, Settled: len(settle), Retry: len(retry)})
+			if len(settle) > 0 && !send(ctx, settles, settle) {
+				break
+			}
 			batch = retry
 			if len(batch) > 0 {
+				p.b.emit(Event{Partner: p.cfg.ID, Retry: len(batch)})
 				p.m.retries.Inc()
 				p.b.wait(ctx, bo.Next())
+				// Signed again: a receipt is refused once it is older
+				// than the home relay's dedup window.
+				p.sign(batch)
 			} else {
 				bo.Reset()
 			}
 		}
+	}
+}
+
+// settler settles what was stored and receipted, taking every batch
+// that waits in one request.
+func (p *partner) settler(ctx context.Context, in <-chan []string) {
+	for tokens := range in {
+	more:
+		for len(tokens) < proto.MaxSettle {
+			select {
+			case t, ok := <-in:
+				if !ok {
+					break more
+				}
+				tokens = append(tokens, t...)
+			default:
+				break more
+			}
+		}
+		if ctx.Err() != nil {
+			continue // drain: the home relay offers them again
+		}
+		p.settleHome(ctx, tokens)
+		p.b.emit(Event{Partner: p.cfg.ID, Settled: len(tokens)})
 	}
 }
 
@@ -240,42 +301,45 @@ func refusedForGood(err error) bool {
 	return false
 }
 
-// receipts sends the signed receipt for each stored envelope to the
-// sender's reply mailbox (if it gave one) and to RECEIPTS, and returns
-// the settle tokens of the envelopes whose receipts the home relay took,
-// and the items whose receipts to send again.
-func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string, retry []*item) {
+// sign signs the receipt of each item of a stored batch. Signing is
+// the costly step (an Ed25519 signature each): it is spread over the
+// cores.
+func (p *partner) sign(batch []*item) {
 	now := p.b.clock.Now()
-	signed := make([][]byte, len(stored))
-	errs := make([]error, len(stored))
-	// Signing is the costly step (an Ed25519 signature each): spread it
-	// over the cores.
 	var wg sync.WaitGroup
 	var next atomic.Int64
-	for range min(len(stored), runtime.GOMAXPROCS(0)) {
+	for range min(len(batch), runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(stored); i = int(next.Add(1) - 1) {
-				it := stored[i]
-				signed[i], errs[i] = receipt.Sign(it.d.ID, it.d.Country, p.cfg.ID, now, p.b.kr.Identity)
+			for i := int(next.Add(1) - 1); i < len(batch); i = int(next.Add(1) - 1) {
+				it := batch[i]
+				r, err := receipt.Sign(it.d.ID, it.d.Country, p.cfg.ID, now, p.b.kr.Identity)
+				if err != nil {
+					// Only a partner id message.Receipt refuses; Validate checked it.
+					p.b.log.Error("signing a receipt", "partner", p.cfg.ID, "err", err)
+				}
+				it.receipt = r
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// receipts stores the signed receipt of each stored envelope in the
+// sender's reply mailbox (if it gave one) and in RECEIPTS, and returns
+// the settle tokens of the envelopes whose receipts the home relay took,
+// and the items whose receipts to send again.
+func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string, retry []*item) {
 	var outs []relayconn.Outgoing
 	owner := make([]int, 0, 2*len(stored))
 	for i, it := range stored {
-		r, err := signed[i], errs[i]
-		if err != nil {
-			// Only a partner id message.Receipt refuses; Validate checked it.
-			p.b.log.Error("signing a receipt", "partner", p.cfg.ID, "err", err)
-			settle = append(settle, it.settle)
-			continue
+		if it.receipt == nil {
+			continue // could not be signed: settled without one
 		}
 		if !it.replyTo.IsZero() {
-			outs = append(outs, relayconn.Outgoing{Target: proto.MailboxTarget(it.replyTo), Data: r})
+			outs = append(outs, relayconn.Outgoing{Target: proto.MailboxTarget(it.replyTo), Data: it.receipt})
 			owner = append(owner, i)
 		}
-		outs = append(outs, relayconn.Outgoing{Target: proto.Receipt(it.d.ID, p.cfg.ID).Target(), Data: r})
+		outs = append(outs, relayconn.Outgoing{Target: proto.Receipt(it.d.ID, p.cfg.ID).Target(), Data: it.receipt})
 		owner = append(owner, i)
 	}
 	failed := make([]bool, len(stored))
@@ -299,7 +363,9 @@ func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string
 			retry = append(retry, it)
 			continue
 		}
-		p.m.receipts.Inc()
+		if it.receipt != nil {
+			p.m.receipts.Inc()
+		}
 		settle = append(settle, it.settle)
 	}
 	return settle, retry
