@@ -83,6 +83,7 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 	for _, subj := range []string{
 		"bcn.to.>", "bcn.to.ug.urgent", proto.MailboxSubject(ob), "bcn.mbox.>", ">", "*.>", "bcn.>", "bcn.*.>",
 		proto.ReplyPrefix(ob) + ".>", "bcn.inbox.>", "bcn.in.>", proto.IngestWildcard(ob), "bcn.bcast.>",
+		"bcn.notice.mbox.>", // the MAILBOX stream's notices: when which mailbox gets mail
 		"$JS.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>", "_INBOX.*",
 	} {
 		sub, err := d.SubscribeSync(subj)
@@ -194,9 +195,8 @@ func TestDefenderJetStreamAPIRefused(t *testing.T) {
 	wantCount(t, de, proto.SvcPendingAlerts("ke"), 1)
 	before := streamStates(t, r)
 
-	// Mailboxes have no consumers (they are read with direct gets); the
-	// relay's mailbox tail is an ordered consumer with a generated name,
-	// covered by the wildcard subjects.
+	// Mailboxes have no consumers (they are read with direct gets, and
+	// the relay's mailbox tail follows the stream's notices).
 	consumers := []consumerRef{
 		{proto.StreamAlerts, proto.AlertConsumer("nl-kampala", "ug"), proto.AlertFilter("ug")},
 		{proto.StreamAlerts, proto.AlertConsumer("de-nairobi", "ke"), proto.AlertFilter("ke")},
@@ -301,8 +301,8 @@ func TestDefenderReadsOwnMailbox(t *testing.T) {
 	if seq, ok := proto.ParseMailboxToken(msg.Settle); !ok || seq != rep.Seq || msg.Seq != rep.Seq {
 		t.Fatalf("settle token %q, seq %d: not the stored message's sequence %d", msg.Settle, msg.Seq, rep.Seq)
 	}
-	if n := streamStates(t, r)[proto.StreamMailbox].Consumers; n != 1 {
-		t.Fatalf("MAILBOX has %d consumers, want only the relay's tail", n)
+	if n := streamStates(t, r)[proto.StreamMailbox].Consumers; n != 0 {
+		t.Fatalf("MAILBOX has %d consumers, want none", n)
 	}
 	// Fetched and not yet settled, it still counts, and a reader that
 	// starts over is offered it again.

@@ -210,12 +210,17 @@ func benchMailboxMemory(b *testing.B, beacon bool) {
 	before := sampleMem()
 	const window = 512
 	slots := make(chan struct{}, window)
-	var acks, ends atomic.Int64
+	var acks, ends, refused atomic.Int64
 	asub, _ := nc.Subscribe("bcn.reply.*.ack", func(*nats.Msg) { acks.Add(1); <-slots })
 	rsub, _ := nc.Subscribe(readReplies, func(m *nats.Msg) {
-		// The end of a batch: Beacon's end marker, JetStream's 204 / 404.
-		if m.Header.Get(proto.HeaderEnd) != "" || m.Header.Get("Status") != "" {
+		switch {
+		case m.Header.Get(proto.HeaderEnd) != "" || m.Header.Get("Status") != "":
+			// The end of a batch: Beacon's end marker, JetStream's 204 / 404.
 			ends.Add(1)
+			<-slots
+		case m.Header.Get(proto.HeaderSubject) == "" && m.Header.Get(jetstream.SubjectHeader) == "":
+			// Beacon's refusal: no batch follows.
+			refused.Add(1)
 			<-slots
 		}
 	})
@@ -241,7 +246,7 @@ func benchMailboxMemory(b *testing.B, beacon bool) {
 	}
 	b.StopTimer()
 	if acks.Load() != n || ends.Load() != n {
-		b.Fatalf("%d stored, %d read; want %d", acks.Load(), ends.Load(), n)
+		b.Fatalf("%d stored, %d read, %d reads refused; want %d", acks.Load(), ends.Load(), refused.Load(), n)
 	}
 	reportMem(b, before, sampleMem(), n, "mailbox")
 	if f := os.Getenv("BEACON_HEAPPROFILE"); f != "" && beacon {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,35 +18,48 @@ import (
 	"github.com/hrdbeacon/beacon/routing"
 )
 
-// A mailboxTail follows the MAILBOX stream with one ordered consumer
-// (headers only, new messages only) and wakes the long-polls waiting on a
-// mailbox when something is stored in it. It is the only consumer mailbox
-// reads need, however many mailboxes exist: one per relay node.
+// mailboxNotices is where the MAILBOX stream republishes the headers of
+// each message it stores (bcn.notice.mbox.<mailbox>). Only the relay's
+// own connection may subscribe to it: clients read their reply prefix
+// alone (permissionsFor), and no stream captures it.
+const mailboxNotices = "bcn.notice.mbox.>"
+
+// A mailboxTail wakes the long-polls waiting on a mailbox when something
+// is stored in it. It is one core subscription per relay node to
+// mailboxNotices, however many mailboxes exist, and no consumer: the
+// stream leader republishes each message's headers once it has stored
+// it. A consumer following the stream (as this tail once was) reads every
+// message back as it is written, and nats-server keeps the cache of a
+// block read within the last 10 s (its filestore cache expiry) in memory
+// instead of dropping it when the block is full: under a burst of
+// replies, every block written in the burst stayed in the heap (the
+// whole ~330 MiB of 100,000 stored 3 KB replies, BenchmarkMemory).
+// A notice is core NATS, at most once: one lost (a stream leader
+// change mid-store, a subscription fallen far behind) costs a long-poll
+// its early wake, never a message, which its reader's next fetch finds.
 type mailboxTail struct {
-	cc jetstream.ConsumeContext
+	sub *nats.Subscription
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{} // stored subject → waiting long-polls
 }
 
-func startMailboxTail(ctx context.Context, r *Relay) (*mailboxTail, error) {
+func startMailboxTail(r *Relay) (*mailboxTail, error) {
 	t := &mailboxTail{waiters: map[string]map[chan struct{}]struct{}{}}
-	cons, err := r.js.OrderedConsumer(ctx, proto.StreamMailbox, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{proto.SubjectMailbox},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		HeadersOnly:    true,
-	})
+	var err error
+	t.sub, err = r.nc.Subscribe(mailboxNotices, func(m *nats.Msg) { t.notify(m.Header.Get(jetstream.SubjectHeader)) })
 	if err != nil {
 		return nil, fmt.Errorf("relay: mailbox tail: %w", err)
 	}
-	t.cc, err = cons.Consume(func(m jetstream.Msg) { t.notify(m.Subject()) })
-	if err != nil {
+	// The server has the interest before the relay serves a long-poll.
+	if err := r.nc.Flush(); err != nil {
+		t.sub.Unsubscribe()
 		return nil, fmt.Errorf("relay: mailbox tail: %w", err)
 	}
 	return t, nil
 }
 
-func (t *mailboxTail) stop() { t.cc.Stop() }
+func (t *mailboxTail) stop() { t.sub.Unsubscribe() }
 
 // watch registers a long-poll on subject; the channel receives a value
 // when something is stored there.
@@ -221,16 +235,11 @@ func (s *services) directGet(ctx context.Context, stream string, req directReque
 		}
 		return []directMsg{dm}, nil
 	}
-	// A batch: a subscription of its own, with room for exactly the
-	// batch and its end marker (a default subscription's 64k-slot channel
-	// per read would cost more than the read).
-	inbox := s.r.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, req.Batch+2)
-	sub, err := s.r.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
+	// A batch: the answers come through the services' one batch reply
+	// subscription, into a channel with room for the batch, its end
+	// marker and one message too many (which the loop refuses).
+	inbox, ch, end := s.batches.open(req.Batch + 2)
+	defer end()
 	if err := s.r.nc.PublishRequest(subject, inbox, body); err != nil {
 		return nil, err
 	}
@@ -271,4 +280,58 @@ func parseDirect(m *nats.Msg) (directMsg, bool, error) {
 		return directMsg{}, false, fmt.Errorf("direct get: bad sequence %q", m.Header.Get(jetstream.SequenceHeader))
 	}
 	return directMsg{data: m.Data, subject: m.Header.Get(jetstream.SubjectHeader), seq: seq}, false, nil
+}
+
+// batchReplies routes the answers of batch direct gets to their readers
+// through one subscription of the relay's connection. A subscription per
+// read counts against the connection's max_subscriptions like any
+// client's: with a few hundred reads at once the server refused the
+// subscriptions past the limit, and those reads waited out their timeout
+// and were refused as unavailable (BenchmarkMemory keeps 512 reads in
+// flight).
+type batchReplies struct {
+	prefix string // a read's answers come to prefix + its token
+	sub    *nats.Subscription
+
+	mu      sync.Mutex
+	next    uint64
+	readers map[string]chan *nats.Msg
+}
+
+func startBatchReplies(nc *nats.Conn) (*batchReplies, error) {
+	b := &batchReplies{prefix: nc.NewInbox() + ".", readers: map[string]chan *nats.Msg{}}
+	var err error
+	if b.sub, err = nc.Subscribe(b.prefix+"*", b.route); err != nil {
+		return nil, fmt.Errorf("relay: batch replies: %w", err)
+	}
+	return b, nil
+}
+
+func (b *batchReplies) stop() { b.sub.Unsubscribe() }
+
+// open registers a read whose answers fit in room messages: the subject
+// to ask them to, the channel they arrive on, and the func that ends the
+// read.
+func (b *batchReplies) open(room int) (string, <-chan *nats.Msg, func()) {
+	ch := make(chan *nats.Msg, room)
+	b.mu.Lock()
+	b.next++
+	token := strconv.FormatUint(b.next, 36)
+	b.readers[token] = ch
+	b.mu.Unlock()
+	return b.prefix + token, ch, func() {
+		b.mu.Lock()
+		delete(b.readers, token)
+		b.mu.Unlock()
+	}
+}
+
+func (b *batchReplies) route(m *nats.Msg) {
+	b.mu.Lock()
+	ch := b.readers[strings.TrimPrefix(m.Subject, b.prefix)]
+	b.mu.Unlock()
+	select {
+	case ch <- m: // a nil channel (a read that ended) takes nothing
+	default: // more than the read has room for, which it refuses already
+	}
 }

@@ -31,15 +31,16 @@ import (
 // does not grow with the number of mailboxes that ever existed; a
 // settled mailbox message is deleted, so the relay keeps a reply only
 // until its owner has it. A long-poll on a mailbox is woken by the
-// relay's one tail of the MAILBOX stream ([mailboxTail]).
+// relay's one subscription to the MAILBOX stream's notices ([mailboxTail]).
 //
 // These are not nats.go/micro services: micro answers discovery on $SRV
 // subjects that no client may reach, its handlers answer one request with
 // one reply while a fetch streams a batch, and the statistics it keeps
 // are exported as Prometheus metrics here instead.
 type services struct {
-	r    *Relay
-	tail *mailboxTail
+	r       *Relay
+	tail    *mailboxTail
+	batches *batchReplies
 
 	consMu sync.Mutex
 	cons   map[string]consumerHandle
@@ -77,18 +78,22 @@ func newServices(r *Relay) *services {
 		perMb: map[routing.Mailbox]int{}, base: base, stopping: stop}
 }
 
-// start begins the mailbox tail.
-func (s *services) start(ctx context.Context) error {
-	t, err := startMailboxTail(ctx, s.r)
-	if err != nil {
+// start subscribes to the answers of batch reads and begins the mailbox
+// tail.
+func (s *services) start(_ context.Context) error {
+	var err error
+	if s.batches, err = startBatchReplies(s.r.nc); err != nil {
 		return err
 	}
-	s.tail = t
+	if s.tail, err = startMailboxTail(s.r); err != nil {
+		s.batches.stop()
+		return err
+	}
 	return nil
 }
 
 // stop ends the long-polls (they answer with what they have), waits for
-// them, and stops the tail.
+// them, and stops the tail and the batch replies.
 func (s *services) stop(ctx context.Context) error {
 	s.stopping()
 	done := make(chan struct{})
@@ -101,6 +106,9 @@ func (s *services) stop(ctx context.Context) error {
 	}
 	if s.tail != nil {
 		s.tail.stop()
+	}
+	if s.batches != nil {
+		s.batches.stop()
 	}
 	return err
 }

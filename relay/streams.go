@@ -34,6 +34,11 @@ type streamSpec struct {
 	keepNewest bool
 	// schedules: the stream holds message schedules (HOLDS).
 	schedules bool
+	// notices, when set, is where JetStream republishes the headers of
+	// each message the stream stores: how the relay learns of a stored
+	// message without a consumer reading it back, which would keep the
+	// stream's freshly written blocks in memory (see [mailboxTail]).
+	notices string
 }
 
 func channelQuota(s StorageConfig) int64 { return int64(s.ChannelMessages) }
@@ -71,7 +76,7 @@ var streamSpecs = []streamSpec{
 	{name: proto.StreamAlerts, subject: proto.SubjectAlerts, description: "alerts from defenders, per country and priority",
 		direct: true, deletable: true, purgeable: true, perSubject: channelQuota},
 	{name: proto.StreamMailbox, subject: proto.SubjectMailbox, description: "replies, acks and receipts, per mailbox",
-		direct: true, deletable: true, purgeable: true, perSubject: mailboxQuota},
+		direct: true, deletable: true, purgeable: true, perSubject: mailboxQuota, notices: mailboxNotices},
 	{name: proto.StreamShared, subject: proto.SubjectShared, description: "alerts shared with partner governments, for the bridge",
 		direct: true, purgeable: true, perSubject: channelQuota},
 	{name: proto.StreamBroadcasts, subject: proto.SubjectBroadcasts, description: "missions' signed public broadcasts, per country",
@@ -123,6 +128,10 @@ func (r *Relay) streamConfig(spec streamSpec) jetstream.StreamConfig {
 	}
 	if spec.schedules {
 		holdsStreamConfig(&c)
+	}
+	if spec.notices != "" {
+		// Headers only: a wake-up needs the subject, not the body.
+		c.RePublish = &jetstream.RePublish{Source: spec.subject, Destination: spec.notices, HeadersOnly: true}
 	}
 	return c
 }
