@@ -83,7 +83,7 @@ func TestDefenderSubscriptionsRefused(t *testing.T) {
 	for _, subj := range []string{
 		"bcn.to.>", "bcn.to.ug.urgent", proto.MailboxSubject(ob), "bcn.mbox.>", ">", "*.>", "bcn.>", "bcn.*.>",
 		proto.ReplyPrefix(ob) + ".>", "bcn.inbox.>", "bcn.in.>", proto.IngestWildcard(ob), "bcn.bcast.>",
-		"bcn.notice.mbox.>", // the MAILBOX stream's notices: when which mailbox gets mail
+		proto.MailboxNotices, // the MAILBOX stream's notices: when which mailbox gets mail
 		"$JS.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>", "_INBOX.*",
 	} {
 		sub, err := d.SubscribeSync(subj)

@@ -18,15 +18,9 @@ import (
 	"github.com/hrdbeacon/beacon/routing"
 )
 
-// mailboxNotices is where the MAILBOX stream republishes the headers of
-// each message it stores (bcn.notice.mbox.<mailbox>). Only the relay's
-// own connection may subscribe to it: clients read their reply prefix
-// alone (permissionsFor), and no stream captures it.
-const mailboxNotices = "bcn.notice.mbox.>"
-
 // A mailboxTail wakes the long-polls waiting on a mailbox when something
 // is stored in it. It is one core subscription per relay node to
-// mailboxNotices, however many mailboxes exist, and no consumer: the
+// proto.MailboxNotices, however many mailboxes exist, and no consumer: the
 // stream leader republishes each message's headers once it has stored
 // it. A consumer following the stream (as this tail once was) reads every
 // message back as it is written, and nats-server keeps the cache of a
@@ -47,7 +41,7 @@ type mailboxTail struct {
 func startMailboxTail(r *Relay) (*mailboxTail, error) {
 	t := &mailboxTail{waiters: map[string]map[chan struct{}]struct{}{}}
 	var err error
-	t.sub, err = r.nc.Subscribe(mailboxNotices, func(m *nats.Msg) { t.notify(m.Header.Get(jetstream.SubjectHeader)) })
+	t.sub, err = r.nc.Subscribe(proto.MailboxNotices, func(m *nats.Msg) { t.notify(m.Header.Get(jetstream.SubjectHeader)) })
 	if err != nil {
 		return nil, fmt.Errorf("relay: mailbox tail: %w", err)
 	}

@@ -76,7 +76,7 @@ var streamSpecs = []streamSpec{
 	{name: proto.StreamAlerts, subject: proto.SubjectAlerts, description: "alerts from defenders, per country and priority",
 		direct: true, deletable: true, purgeable: true, perSubject: channelQuota},
 	{name: proto.StreamMailbox, subject: proto.SubjectMailbox, description: "replies, acks and receipts, per mailbox",
-		direct: true, deletable: true, purgeable: true, perSubject: mailboxQuota, notices: mailboxNotices},
+		direct: true, deletable: true, purgeable: true, perSubject: mailboxQuota, notices: proto.MailboxNotices},
 	{name: proto.StreamShared, subject: proto.SubjectShared, description: "alerts shared with partner governments, for the bridge",
 		direct: true, purgeable: true, perSubject: channelQuota},
 	{name: proto.StreamBroadcasts, subject: proto.SubjectBroadcasts, description: "missions' signed public broadcasts, per country",

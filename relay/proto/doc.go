@@ -21,6 +21,7 @@
 //	bcn.bridged.<bridge>.<cc>.<priority>.<id>.<digest>  what a bridge delivered to a partner's relay (BRIDGED)
 //	bcn.return.<bridge>.{mbox.<mailbox>|ack.<id>}  a partner's answers, for the bridge to carry back (RETURN)
 //	bcn.rcpt.<id>.<partner>       a bridge's signed receipt (RECEIPTS)
+//	bcn.notice.mbox.<mailbox>     MAILBOX's republished headers, for the relay alone ([MailboxNotices])
 //
 // The bridge's subjects are described in bridge.go.
 //

@@ -34,6 +34,12 @@ const (
 	SubjectHolds      = "bcn.hold.>"
 )
 
+// MailboxNotices is where the MAILBOX stream republishes the headers of
+// each message it stores (bcn.notice.mbox.<mailbox>), to wake the
+// relay's long-polls. Only the relay's own connection may subscribe to it;
+// no stream captures it.
+const MailboxNotices = "bcn.notice.mbox.>"
+
 const (
 	root         = "bcn."
 	ingestPrefix = root + "in."
