@@ -44,6 +44,12 @@ type holds struct {
 	size   uint64
 
 	outcomes *prometheus.CounterVec
+	// A release that waits (a full channel: every firing retried every
+	// holdRetry) is logged once per holdRetryLogEvery, not per hold and
+	// try; retries counts the tries since the last line.
+	retryMu     sync.Mutex
+	retryLogged time.Time
+	retries     int
 }
 
 const (
@@ -59,6 +65,8 @@ const (
 	// holdRetry is how long a release that failed (a full stream, a
 	// failover) waits before it is tried again.
 	holdRetry = 2 * time.Second
+	// holdRetryLogEvery is how often a waiting release is logged at most.
+	holdRetryLogEvery = 10 * time.Second
 	// holdSizeEvery is how often the stream's size is read for the quota.
 	holdSizeEvery = time.Second
 	// holdPullExpiry is how long each pull of the release consumer lasts.
@@ -558,5 +566,17 @@ func (in *ingest) hold(m *nats.Msg, mbox routing.Mailbox, target string) {
 	}
 	if ref := in.holds.request(m, p, op); ref != nil {
 		in.refuse(m, ref)
+	}
+}
+
+// retryFailed logs that a release failed and is tried again, at most once
+// per holdRetryLogEvery on the relay's clock, with the failures since.
+func (h *holds) retryFailed(err error) {
+	h.retryMu.Lock()
+	defer h.retryMu.Unlock()
+	h.retries++
+	if now := h.r.clock.Now(); h.retryLogged.IsZero() || now.Sub(h.retryLogged) >= holdRetryLogEvery {
+		h.r.log.Warn("holds: release failed; trying again", "err", err, "failures", h.retries)
+		h.retryLogged, h.retries = now, 0
 	}
 }

@@ -43,7 +43,7 @@ func (h *holds) onDue(ctx context.Context, m jetstream.Msg) {
 	defer cancel()
 	if err := h.fired(ctx, id, gen); err != nil {
 		if ctx.Err() == nil {
-			h.r.log.Warn("holds: release failed; trying again", "err", err)
+			h.retryFailed(err)
 		}
 		m.NakWithDelay(holdRetry)
 		return
