@@ -26,11 +26,12 @@
 // Every connection signs the server's nonce with an NKey. A key the
 // directory lists is a mission, partner or bridge; any other key is a
 // walk-in defender. Each may publish only under bcn.in.<its mailbox>. and
-// subscribe only under bcn.inbox.<its mailbox>. — no JetStream API at all.
+// subscribe only under bcn.reply.<its mailbox>. — no JetStream API at all.
 // Publishes are checked by the ingest (structure, size, freshness, the
 // subject against the header, the role, a per-key rate limit) before
 // JetStream stores them; reads are services the relay performs with
-// consumers it owns, scoped by the mailbox in the subject. Package
+// direct gets (and, for a bridge's or a mission's durable position, a
+// consumer it owns), scoped by the mailbox in the subject. Package
 // [github.com/hrdbeacon/beacon/relay/proto] has the subjects.
 //
 // # Held envelopes

@@ -624,13 +624,10 @@ func TestReleaseIntoAFullChannelWaits(t *testing.T) {
 	if st := h.status(t, id)[id]; st.State != proto.HoldReleased {
 		t.Errorf("status after the release: %+v", st)
 	}
-	if more := awaitAlerts(t, m, "bi", 2*holdRetryForTests); len(more) != 0 {
+	if more := awaitAlerts(t, m, "bi", 2*relay.HoldRetry); len(more) != 0 {
 		t.Errorf("%d more messages after the release", len(more))
 	}
 }
-
-// holdRetryForTests is the relay's wait between two tries of a release.
-const holdRetryForTests = 2 * time.Second
 
 // onMessage is a slog.Handler that signals hit when a record with message
 // msg is logged.

@@ -52,7 +52,9 @@
 //	                      a partner's relay)
 //	svc.pending.<source>  how many messages wait in a source
 //	svc.settle            the reader is done with fetched messages
-//	svc.news.<cc|all>     the public broadcasts
+//	svc.news.<cc|all>     the public broadcasts, oldest first (the relay keeps
+//	                      each country's newest [MaxNews]; a reader who wants
+//	                      every country's newest asks country by country)
 //	svc.directory         the signed directory, in chunks
 //	svc.report            report metadata for headquarters and missions ([SvcReport])
 //	svc.rollup.<id>       an institution: the ack tokens and receipts held for an alert
