@@ -37,6 +37,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +49,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hrdbeacon/beacon/bridge"
+	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
 	"github.com/hrdbeacon/beacon/keys"
@@ -91,7 +94,20 @@ func benchDrain(b *testing.B, name string, d drain) {
 	})
 	b.Run("raw"+name, func(b *testing.B) {
 		for range b.N {
-			benchRaw(b, d, size)
+			benchRaw(b, d, size, 0)
+		}
+	})
+	// Raw with the bridge's stores: as well as each message, two messages
+	// of a receipt's size stored on the first server, as the bridge
+	// stores each receipt in the sender's mailbox and in RECEIPTS. What
+	// JetStream alone needs for the work the bridge does, with no checks.
+	rc, err := receipt.Sign(routing.NewID(), "ug", "de-mfa", time.Now(), keyring(b, keys.RoleBridge).Identity)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("raw-with-receipts"+name, func(b *testing.B) {
+		for range b.N {
+			benchRaw(b, d, size, len(rc))
 		}
 	})
 }
@@ -131,12 +147,14 @@ func benchBridge(b *testing.B, d drain) int {
 			close(done)
 		}
 	})}
+	stopProfile := profileDrain(b)
 	b.StartTimer()
 	start := time.Now()
 	w.startBridge(b, cfg, opts...)
 	<-done
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if n := streamMsgs(b, pn.relay, proto.StreamBridged); n != uint64(d.n) {
 		b.Fatalf("the partner's relay holds %d, want %d", n, d.n)
 	}
@@ -146,6 +164,27 @@ func benchBridge(b *testing.B, d drain) int {
 	b.ReportMetric(float64(d.n)/elapsed.Seconds(), "alerts/s")
 	b.ReportMetric(elapsed.Seconds(), "s-total")
 	return len(envs[0])
+}
+
+// profileDrain starts a CPU profile of the drain alone, without the
+// setup, when BEACON_BENCH_CPUPROFILE names a file; the returned function
+// stops it.
+func profileDrain(b *testing.B) func() {
+	name := os.Getenv("BEACON_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // sealWithReplies seals n shares to the partners covering ug, each with
@@ -182,8 +221,10 @@ func sealWithReplies(b *testing.B, w *world, n int) [][]byte {
 }
 
 // benchRaw consumes d.n messages of size bytes from one bare server's
-// stream and publishes them to another's.
-func benchRaw(b *testing.B, d drain, size int) {
+// stream and publishes them to another's. With receiptSize, it also
+// stores two messages of that size on the first server for each message
+// moved, before acking it.
+func benchRaw(b *testing.B, d drain, size, receiptSize int) {
 	b.StopTimer()
 	ctx := context.Background()
 	st := relaytest.Config(b).Storage
@@ -198,7 +239,7 @@ func benchRaw(b *testing.B, d drain, size int) {
 			b.Fatal(err)
 		}
 		b.Cleanup(nc.Close)
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*d.batch))
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8*d.batch))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -209,12 +250,12 @@ func benchRaw(b *testing.B, d drain, size int) {
 	for _, c := range []struct {
 		js   jetstream.JetStream
 		name string
-	}{{src, "SRC"}, {dst, "DST"}} {
+	}{{src, "SRC"}, {dst, "DST"}, {src, "RECEIPTS"}, {src, "MAILBOX"}} {
 		if _, err := c.js.CreateStream(ctx, streamCfg(c.name)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	data := make([]byte, size)
+	data, rc := make([]byte, size), make([]byte, receiptSize)
 	for i := range d.n {
 		if _, err := src.PublishAsync("src.ug.urgent", data, jetstream.WithMsgID(fmt.Sprintf("m%d", i))); err != nil {
 			b.Fatal(err)
@@ -238,19 +279,32 @@ func benchRaw(b *testing.B, d drain, size int) {
 			b.Fatal(err)
 		}
 		var msgs []jetstream.Msg
-		var acks []jetstream.PubAckFuture
+		var acks [][]jetstream.PubAckFuture // per message, its stores
 		for m := range batch.Messages() {
-			f, err := dst.PublishAsync("dst.ug.urgent", m.Data(), jetstream.WithMsgID(m.Headers().Get(jetstream.MsgIDHeader)))
+			id := m.Headers().Get(jetstream.MsgIDHeader)
+			f, err := dst.PublishAsync("dst.ug.urgent", m.Data(), jetstream.WithMsgID(id))
 			if err != nil {
 				b.Fatal(err)
 			}
-			msgs, acks = append(msgs, m), append(acks, f)
+			stores := []jetstream.PubAckFuture{f}
+			if receiptSize > 0 {
+				for _, subj := range []string{"receipts." + id, "mailbox." + id} {
+					f, err := src.PublishAsync(subj, rc, jetstream.WithMsgID(subj))
+					if err != nil {
+						b.Fatal(err)
+					}
+					stores = append(stores, f)
+				}
+			}
+			msgs, acks = append(msgs, m), append(acks, stores)
 		}
-		for i, f := range acks {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				b.Fatal(err)
+		for i, stores := range acks {
+			for _, f := range stores {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					b.Fatal(err)
+				}
 			}
 			msgs[i].Ack()
 		}

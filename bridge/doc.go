@@ -65,7 +65,10 @@
 // batch, deliver it, sign its receipts, store them, settle it — so that
 // the round trips to the two relays and the signing overlap; what is
 // unsettled at once is bounded by what the home relay lets one reader
-// hold.
+// hold. Deliveries and receipts travel in frames ([proto.FrameTarget]):
+// many publishes in one message, each still checked, stored and answered
+// alone by the relay, so that a catch-up pays a relay's server one trip
+// per frame rather than one per envelope.
 //
 // # Receipts
 //

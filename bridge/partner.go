@@ -346,7 +346,7 @@ func (p *partner) receipts(ctx context.Context, stored []*item) (settle []string
 	for start := 0; start < len(outs); start += relayconn.MaxBatch {
 		end := min(len(outs), start+relayconn.MaxBatch)
 		rctx, cancel := context.WithTimeout(ctx, p.b.cfg.Timeout)
-		_, errs := p.b.home.PublishBatch(rctx, outs[start:end])
+		_, errs := p.b.home.PublishFrames(rctx, outs[start:end])
 		cancel()
 		for j, err := range errs {
 			switch {
@@ -450,7 +450,7 @@ func (p *partner) carryBack(ctx context.Context) {
 		for start := 0; start < len(outs); start += relayconn.MaxBatch {
 			end := min(len(outs), start+relayconn.MaxBatch)
 			hctx, cancel := context.WithTimeout(ctx, p.b.cfg.Timeout)
-			_, errs := p.b.home.PublishBatch(hctx, outs[start:end])
+			_, errs := p.b.home.PublishFrames(hctx, outs[start:end])
 			cancel()
 			for j, err := range errs {
 				r := rs[idx[start+j]]

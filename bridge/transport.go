@@ -198,7 +198,7 @@ func (t *relayTransport) Deliver(ctx context.Context, batch []Delivery) []Result
 			msgs[i] = relayconn.Outgoing{Target: proto.Bridged(t.bridge, d.Country, d.Priority, d.ID, d.Envelope).Target(), Data: d.Envelope,
 				Header: nats.Header{proto.HeaderHops: []string{strconv.Itoa(d.Hops)}}}
 		}
-		replies, errs := t.conn.PublishBatch(ctx, msgs)
+		replies, errs := t.conn.PublishFrames(ctx, msgs)
 		for i := range part {
 			switch {
 			case errs[i] == nil:

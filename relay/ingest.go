@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -192,14 +193,48 @@ func (in *ingest) handle(m *nats.Msg) {
 		mt.refused.WithLabelValues(string(proto.CodeBadReply)).Inc()
 		return
 	}
-	if proto.IsService(target) {
+	switch {
+	case target == proto.FrameTarget:
+		in.frame(m, mbox)
+	case proto.IsService(target):
 		in.service(m, mbox, target)
-		return
-	}
-	if proto.IsHold(target) {
+	case proto.IsHold(target):
 		in.hold(m, mbox, target)
+	default:
+		in.store(m, mbox, target)
+	}
+}
+
+// frame stores each part of an institution's frame as if it had been
+// published alone, answering each on its own reply subject (see
+// proto.FrameTarget). Services and holds are not framed.
+func (in *ingest) frame(m *nats.Msg, mbox routing.Mailbox) {
+	if p := in.r.auth.principalByMailbox(mbox); p.role == keys.RoleDefender {
+		in.refuse(m, refuse(proto.CodeForbidden, "only institutions of the directory send frames"))
 		return
 	}
+	parts, err := proto.ParseFrame(m.Data)
+	if err != nil {
+		in.refuse(m, refuse(proto.CodeMalformed, "%v", err))
+		return
+	}
+	for i, part := range parts {
+		pm := &nats.Msg{Subject: proto.Ingest(mbox, part.Target), Reply: proto.FramePartReply(m.Reply, i), Data: part.Data}
+		if part.Target == proto.FrameTarget || proto.IsService(part.Target) || proto.IsHold(part.Target) {
+			in.refuse(pm, refuse(proto.CodeBadTarget, "a frame carries stored messages only"))
+			continue
+		}
+		if part.Hops > 0 {
+			pm.Header = nats.Header{proto.HeaderHops: []string{strconv.Itoa(part.Hops)}}
+		}
+		in.store(pm, mbox, part.Target)
+	}
+}
+
+// store checks a publish and hands it to JetStream, whose ack answers the
+// sender.
+func (in *ingest) store(m *nats.Msg, mbox routing.Mailbox, target string) {
+	mt := in.r.metrics
 	a, ref := in.check(m, mbox, target)
 	if ref != nil {
 		in.refuse(m, ref)

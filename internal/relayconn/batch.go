@@ -23,7 +23,7 @@ type Outgoing struct {
 // MaxBatch bounds one PublishBatch: the replies it waits for are
 // buffered by one subscription, a few hundred bytes each. Four times a
 // fetch: a bridge sends two receipts per envelope of a batch.
-const MaxBatch = 4 * proto.MaxFetch
+const MaxBatch = proto.MaxFrameParts
 
 // PublishBatch publishes every message to its ingest target at once and
 // waits for all the relay's replies: where each was stored, or why it was
@@ -36,6 +36,23 @@ const MaxBatch = 4 * proto.MaxFetch
 // A reply the relay could not have sent (malformed, or for no message of
 // the batch) fails that message with ErrHostile, or is ignored.
 func (c *Conn) PublishBatch(ctx context.Context, batch []Outgoing) ([]*proto.Reply, []error) {
+	return c.publishBatch(ctx, batch, false)
+}
+
+// PublishFrames is [Conn.PublishBatch] for a key the relay's directory
+// lists (a bridge): it packs the messages into frames, as many as the
+// relay's maximum payload holds, so that the relay's server carries one
+// message per frame rather than one per publish (see proto.FrameTarget).
+// A message with headers other than proto.HeaderHops is sent alone. A
+// walk-in's frames are refused.
+func (c *Conn) PublishFrames(ctx context.Context, batch []Outgoing) ([]*proto.Reply, []error) {
+	return c.publishBatch(ctx, batch, true)
+}
+
+// alone marks a message of a batch sent on its own, not in a frame.
+const alone = -1
+
+func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) ([]*proto.Reply, []error) {
 	replies := make([]*proto.Reply, len(batch))
 	errs := make([]error, len(batch))
 	fill := func(err error) ([]*proto.Reply, []error) {
@@ -58,7 +75,7 @@ func (c *Conn) PublishBatch(ctx context.Context, batch []Outgoing) ([]*proto.Rep
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	inbox := c.nc.NewInbox()
-	sub, err := c.nc.SubscribeSync(inbox + ".*")
+	sub, err := c.nc.SubscribeSync(inbox + ".>")
 	if err != nil {
 		return fill(fmt.Errorf("%w: %w", ErrNotConnected, err))
 	}
@@ -66,11 +83,38 @@ func (c *Conn) PublishBatch(ctx context.Context, batch []Outgoing) ([]*proto.Rep
 	// One reply per message and room for a few more; past that the
 	// client library drops them and the batch ends by ctx.
 	sub.SetPendingLimits(len(batch)+16, (len(batch)+16)*4096)
-	for i, o := range batch {
-		m := &nats.Msg{Subject: proto.Ingest(c.mbox, o.Target), Reply: inbox + "." + strconv.Itoa(i), Data: o.Data, Header: o.Header}
-		if err := c.nc.PublishMsg(m); err != nil {
-			errs[i] = fmt.Errorf("%w: %w", ErrNotConnected, err)
+	// in[i] is the first message of the frame message i went in, or alone.
+	in := make([]int, len(batch))
+	frameEnd := map[int]int{}
+	limit := int(c.nc.MaxPayload())
+	for i := 0; i < len(batch); {
+		j, frame := i, []byte(nil)
+		for frames && j < len(batch) {
+			part, ok := framePart(batch[j])
+			if !ok || len(frame)+proto.FramePartSize(part) > limit {
+				break
+			}
+			frame = proto.AppendFramePart(frame, part)
+			j++
 		}
+		if j == i { // not framed, or too large for one
+			in[i] = alone
+			m := &nats.Msg{Subject: proto.Ingest(c.mbox, batch[i].Target), Reply: inbox + "." + strconv.Itoa(i), Data: batch[i].Data, Header: batch[i].Header}
+			if err := c.nc.PublishMsg(m); err != nil {
+				errs[i] = fmt.Errorf("%w: %w", ErrNotConnected, err)
+			}
+			i++
+			continue
+		}
+		frameEnd[i] = j
+		err := c.nc.PublishRequest(proto.Ingest(c.mbox, proto.FrameTarget), inbox+".f"+strconv.Itoa(i), frame)
+		for k := i; k < j; k++ {
+			in[k] = i
+			if err != nil {
+				errs[k] = fmt.Errorf("%w: %w", ErrNotConnected, err)
+			}
+		}
+		i = j
 	}
 	left := 0
 	for i := range batch {
@@ -86,22 +130,85 @@ func (c *Conn) PublishBatch(ctx context.Context, batch []Outgoing) ([]*proto.Rep
 			}
 			return fill(fmt.Errorf("%w: %w", ErrNotConnected, err))
 		}
-		n, err := strconv.Atoi(strings.TrimPrefix(m.Subject, inbox+"."))
-		if err != nil || n < 0 || n >= len(batch) || replies[n] != nil || errs[n] != nil {
-			continue // not an answer to anything outstanding
+		n, whole := whom(strings.TrimPrefix(m.Subject, inbox+"."), in, frameEnd)
+		switch {
+		case whole:
+			// A frame refused whole carries a refusal, never a Reply.
+			_, err := answer(m)
+			if err == nil {
+				err = fmt.Errorf("%w: a frame answered as one message", ErrHostile)
+			}
+			for k := n; k < frameEnd[n]; k++ {
+				if replies[k] == nil && errs[k] == nil {
+					errs[k] = err
+					left--
+				}
+			}
+		case n >= 0 && replies[n] == nil && errs[n] == nil:
+			replies[n], errs[n] = answer(m)
+			left--
 		}
-		if m.Header.Get("Status") == "503" {
-			errs[n] = fmt.Errorf("%w: %w", ErrNotConnected, nats.ErrNoResponders)
-		} else if r, err := proto.ParseReply(m.Data); errors.Is(err, proto.ErrBadReply) {
-			errs[n] = fmt.Errorf("%w: %w", ErrHostile, err)
-		} else if err != nil {
-			errs[n] = err
-		} else {
-			replies[n] = r
-		}
-		left--
+		// Anything else answers nothing outstanding.
 	}
 	return replies, errs
+}
+
+// whom reads a reply's subject after the batch's inbox: "<i>" answers
+// message i sent alone, "f<s>.<j>" part j of the frame whose first
+// message is s, "f<s>" that frame whole. It returns the message (the
+// frame's first if whole), or -1 for a subject that answers nothing sent.
+func whom(rest string, in []int, frameEnd map[int]int) (n int, whole bool) {
+	f, framed := strings.CutPrefix(rest, "f")
+	if !framed {
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 || n >= len(in) || in[n] != alone {
+			return -1, false
+		}
+		return n, false
+	}
+	first, part, isPart := strings.Cut(f, ".")
+	s, err := strconv.Atoi(first)
+	end, ok := frameEnd[s]
+	if err != nil || !ok {
+		return -1, false
+	}
+	if !isPart {
+		return s, true
+	}
+	j, err := strconv.Atoi(part)
+	if err != nil || j < 0 || s+j >= end {
+		return -1, false
+	}
+	return s + j, false
+}
+
+// framePart is o as a part of a frame, if it can be one: no headers but
+// its hops.
+func framePart(o Outgoing) (proto.FramePart, bool) {
+	p := proto.FramePart{Target: o.Target, Data: o.Data}
+	for k, v := range o.Header {
+		if k != proto.HeaderHops || len(v) != 1 {
+			return p, false
+		}
+		h, err := strconv.Atoi(v[0])
+		if err != nil || h < 1 || h > 255 {
+			return p, false
+		}
+		p.Hops = h
+	}
+	return p, true
+}
+
+// answer reads the relay's answer to one publish.
+func answer(m *nats.Msg) (*proto.Reply, error) {
+	if m.Header.Get("Status") == "503" {
+		return nil, fmt.Errorf("%w: %w", ErrNotConnected, nats.ErrNoResponders)
+	}
+	r, err := proto.ParseReply(m.Data)
+	if errors.Is(err, proto.ErrBadReply) {
+		return nil, fmt.Errorf("%w: %w", ErrHostile, err)
+	}
+	return r, err
 }
 
 // maxStatement bounds one statement of a roll-up: an ack token or a
