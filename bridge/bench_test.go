@@ -20,11 +20,20 @@ package bridge_test
 //     second bare server with a Nats-Msg-Id (waiting for every PubAck),
 //     and acked: consume-and-publish between two servers configured as
 //     the relays' streams, in the same run.
+//   - raw-with-receipts: raw, and for each message two more of a
+//     receipt's size stored on the first server before it is acked: what
+//     JetStream alone needs for the stores a bridge must make (the
+//     envelope at the partner, the receipt in the sender's mailbox and in
+//     RECEIPTS), without any of the relay's checks.
 //
 // Servers, bridge and clients share the machine's cores and disk; the
-// ratio is what to read. On loopback the bridge is bound by the work each
-// alert costs the two relays (three stores, each through a relay's
-// ingest, and the fetch service), not by round trips.
+// ratios are what to read. On loopback the bridge is bound by the work
+// each alert costs (three stores, each through a relay's ingest, the
+// fetch service and a signature), not by round trips; deliveries and
+// receipts travel in frames (proto.FrameTarget), so a relay's server
+// carries one message per frame, not per publish.
+//
+// BEACON_BENCH_CPUPROFILE=file writes a CPU profile of the drain alone.
 //
 // Over a wide-area link round trips count: BenchmarkDrainOverWAN drains
 // 5,000 alerts at the bridge's default batch (256) with 10 ms added each

@@ -88,14 +88,20 @@ func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) 
 	frameEnd := map[int]int{}
 	limit := int(c.nc.MaxPayload())
 	for i := 0; i < len(batch); {
-		j, frame := i, []byte(nil)
+		// The parts that fit, sized first so the frame is built in place.
+		j, size := i, 0
+		var parts []proto.FramePart
 		for frames && j < len(batch) {
 			part, ok := framePart(batch[j])
-			if !ok || len(frame)+proto.FramePartSize(part) > limit {
+			if !ok || size+proto.FramePartSize(part) > limit {
 				break
 			}
-			frame = proto.AppendFramePart(frame, part)
+			parts, size = append(parts, part), size+proto.FramePartSize(part)
 			j++
+		}
+		frame := make([]byte, 0, size)
+		for _, part := range parts {
+			frame = proto.AppendFramePart(frame, part)
 		}
 		if j == i { // not framed, or too large for one
 			in[i] = alone
