@@ -190,6 +190,11 @@ func TestSIGKILLMidBurst(t *testing.T) {
 
 	second := startChild(t, path)
 	bc := w.bridgeConn(t)
+	// A settle is answered once JetStream applied it, so the count read
+	// after the last round is 0; a bridge that stops making rounds
+	// before then fails the test rather than hanging it.
+	quiet := time.NewTimer(time.Minute)
+	defer quiet.Stop()
 	for {
 		pending, err := bc.Relay.Pending(testCtx(t), proto.SharedSource("de-mfa"))
 		if err != nil {
@@ -200,8 +205,11 @@ func TestSIGKILLMidBurst(t *testing.T) {
 		}
 		select {
 		case <-second.rounds:
+			quiet.Reset(time.Minute)
 		case <-second.done:
 			t.Fatal("the second bridge process ended")
+		case <-quiet.C:
+			t.Fatalf("SHARED: %d pending, and no round for a minute", pending)
 		}
 	}
 	if got := streamMsgs(t, w.partners["de-mfa"].relay, proto.StreamBridged); got != n {

@@ -90,8 +90,16 @@ func TestBridgesBothWaysCannotLoop(t *testing.T) {
 		}
 	}
 	// Both bridges have settled what they read: nothing is left to carry.
+	quiet := time.NewTimer(time.Minute)
+	defer quiet.Stop()
 	for done := map[string]bool{}; len(done) < 2; {
-		g := <-settled
+		var g string
+		select {
+		case g = <-settled:
+			quiet.Reset(time.Minute)
+		case <-quiet.C:
+			t.Fatalf("bridges %v settled everything; no settle from the others for a minute", done)
+		}
 		c := relaytest.Connect(t, nets[g].url(), br[g].NKey)
 		if n, err := c.Relay.Pending(testCtx(t), proto.SharedSource("gov-"+other[g])); err != nil || n != 0 {
 			continue

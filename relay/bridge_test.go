@@ -323,3 +323,40 @@ func TestAlreadyStoredIsJetStreamsRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleAppliedBeforeItIsAnswered: once the relay answered a settle,
+// a count of what is pending no longer includes what was settled —
+// JetStream applies acks after taking them, and the relay waits for its
+// confirmation of each.
+func TestSettleAppliedBeforeItIsAnswered(t *testing.T) {
+	const n = 512
+	w, url := bridgeWorld(t)
+	def := relaytest.Connect(t, url, nil)
+	var batch []relayconn.Outgoing
+	for range n {
+		batch = append(batch, relayconn.Outgoing{Target: proto.ShareTarget("ug", routing.Urgent),
+			Data: sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "shared")})
+	}
+	for start := 0; start < n; start += 128 {
+		_, errs := def.Relay.PublishBatch(ctx(t), batch[start:start+128])
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	br := w.ConnectAs(t, url, "bridge")
+	for left := n; left > 0; {
+		got, err := fetch(t, br, proto.SharedSource("partner"), 128)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("fetch: %d, %v", len(got), err)
+		}
+		if err := br.Settle(got); err != nil {
+			t.Fatal(err)
+		}
+		left -= len(got)
+		if p, err := br.Relay.Pending(ctx(t), proto.SharedSource("partner")); err != nil || p != uint64(left) {
+			t.Fatalf("pending right after settling: %d (%v), want %d", p, err, left)
+		}
+	}
+}

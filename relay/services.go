@@ -311,17 +311,41 @@ func (s *services) settle(m *nats.Msg, p *principal) *refusal {
 	if ref := s.checkMailboxTokens(ctx, p.mbox, seqs); ref != nil {
 		return ref
 	}
-	for _, tok := range acks {
-		if err := s.r.nc.Publish(tok, []byte("+ACK")); err != nil {
-			return refuse(proto.CodeUnavailable, "settle: %v", err)
-		}
+	if ref := s.ack(ctx, acks); ref != nil {
+		return ref
 	}
 	if ref := s.deleteFromMailbox(ctx, seqs); ref != nil {
 		return ref
 	}
-	// Acks and later pulls go out on the relay's one connection in order,
-	// so a fetch after this reply sees them applied.
 	s.replyJSON(m, &proto.SvcReply{Count: uint64(len(lines))})
+	return nil
+}
+
+// ack acknowledges consumer messages by their ack subjects and waits
+// until JetStream confirmed each (as nats.go's AckSync does, for many at
+// once): JetStream applies acks after taking them, so without the wait a
+// count of what is pending, read right after a settle, could still
+// include what was settled. In a cluster the confirmation comes once the
+// ack is replicated. Acking a message already acked is confirmed too, so
+// a settle sent again is answered.
+func (s *services) ack(ctx context.Context, tokens []string) *refusal {
+	if len(tokens) == 0 {
+		return nil
+	}
+	reply, confirmed, done := s.batches.open(len(tokens))
+	defer done()
+	for _, tok := range tokens {
+		if err := s.r.nc.PublishRequest(tok, reply, []byte("+ACK")); err != nil {
+			return refuse(proto.CodeUnavailable, "settle: %v", err)
+		}
+	}
+	for range tokens {
+		select {
+		case <-confirmed:
+		case <-ctx.Done():
+			return refuse(proto.CodeUnavailable, "settle: the streams did not confirm every ack in time; settle again")
+		}
+	}
 	return nil
 }
 
