@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,7 +330,7 @@ func TestAlreadyStoredIsJetStreamsRefusal(t *testing.T) {
 // JetStream applies acks after taking them, and the relay waits for its
 // confirmation of each.
 func TestSettleAppliedBeforeItIsAnswered(t *testing.T) {
-	const n = 512
+	const n = 960
 	w, url := bridgeWorld(t)
 	def := relaytest.Connect(t, url, nil)
 	var batch []relayconn.Outgoing
@@ -338,7 +339,7 @@ func TestSettleAppliedBeforeItIsAnswered(t *testing.T) {
 			Data: sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "shared")})
 	}
 	for start := 0; start < n; start += 128 {
-		_, errs := def.Relay.PublishBatch(ctx(t), batch[start:start+128])
+		_, errs := def.Relay.PublishBatch(ctx(t), batch[start:min(n, start+128)])
 		for _, err := range errs {
 			if err != nil {
 				t.Fatal(err)
@@ -358,5 +359,34 @@ func TestSettleAppliedBeforeItIsAnswered(t *testing.T) {
 		if p, err := br.Relay.Pending(ctx(t), proto.SharedSource("partner")); err != nil || p != uint64(left) {
 			t.Fatalf("pending right after settling: %d (%v), want %d", p, err, left)
 		}
+	}
+}
+
+// TestSettleOfATokenJetStreamIgnores: JetStream confirms nothing for an
+// ack past what its consumer delivered; such a settle is still answered
+// (once the relay stopped waiting for the confirmation), and changes
+// nothing.
+func TestSettleOfATokenJetStreamIgnores(t *testing.T) {
+	w, url := bridgeWorld(t)
+	def := relaytest.Connect(t, url, nil)
+	if _, err := def.Publish(proto.ShareTarget("ug", routing.Urgent), sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "shared")); err != nil {
+		t.Fatal(err)
+	}
+	br := w.ConnectAs(t, url, "bridge")
+	got, err := fetch(t, br, proto.SharedSource("partner"), 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("fetch: %d, %v", len(got), err)
+	}
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+	tok := strings.Split(got[0].Settle, ".")
+	if len(tok) != 9 {
+		t.Fatalf("settle token %q: want 9 tokens", got[0].Settle)
+	}
+	tok[5] = "999999"
+	if _, err := br.Svc(proto.SvcSettleTarget, []byte(strings.Join(tok, "."))); err != nil {
+		t.Fatalf("settling a token past what was delivered: %v", err)
+	}
+	if p, err := br.Relay.Pending(ctx(t), proto.SharedSource("partner")); err != nil || p != 1 {
+		t.Errorf("pending: %d (%v), want the one share still unsettled", p, err)
 	}
 }

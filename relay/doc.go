@@ -29,8 +29,8 @@
 // subscribe only under bcn.reply.<its mailbox>. — no JetStream API at all.
 // Publishes are checked by the ingest (structure, size, freshness, the
 // subject against the header, the role, a per-key rate limit) before
-// JetStream stores them (an institution may send many publishes in one
-// frame, each checked and answered alone: proto.FrameTarget); reads are
+// JetStream stores them (a bridge may send many publishes in one frame,
+// each checked and answered alone: proto.FrameTarget); reads are
 // services the relay performs with direct gets (and, for a bridge's or a
 // mission's durable position, a consumer it owns), scoped by the mailbox
 // in the subject. Package

@@ -35,6 +35,7 @@ func TestFramePartsCheckedAlone(t *testing.T) {
 		{Target: proto.MailboxTarget(proto.MailboxFor("a defender's key")), Data: rc},
 		{Target: proto.Receipt(routing.NewID(), "partner").Target(), Data: forged},
 		{Target: proto.FetchTarget(proto.SharedSource("partner")), Data: []byte(`{"max":1}`)},
+		{Target: proto.HoldTargets[:len(proto.HoldTargets)-1] + "plan", Data: []byte("a plan")},
 		{Target: proto.Bridged("bridge", "ug", routing.Urgent, h.ID, env).Target(), Data: env, Header: hops("1")},
 		{Target: proto.Bridged("bridge", "ug", routing.Urgent, h.ID, env).Target(), Data: env, Header: hops("2")},
 		{Target: proto.Receipt(alert, "partner").Target(), Data: rc},
@@ -52,6 +53,7 @@ func TestFramePartsCheckedAlone(t *testing.T) {
 		{stream: proto.StreamReceipts},
 		{stream: proto.StreamMailbox},
 		{code: proto.CodeBadSig},
+		{code: proto.CodeBadTarget},
 		{code: proto.CodeBadTarget},
 		{stream: proto.StreamBridged},
 		{code: proto.CodeForbidden},
@@ -122,11 +124,18 @@ func TestFramesSplitAtThePayload(t *testing.T) {
 func TestMalformedFrameRefused(t *testing.T) {
 	w, url := bridgeWorld(t)
 	br := w.ConnectAs(t, url, "bridge")
+	whole := proto.AppendFramePart(nil, proto.FramePart{Target: "mbox.x", Data: []byte("env")})
+	var tooMany []byte
+	for range proto.MaxFrameParts + 1 {
+		tooMany = proto.AppendFramePart(tooMany, proto.FramePart{Target: "mbox.x", Data: []byte("e")})
+	}
 	for name, frame := range map[string][]byte{
 		"empty":           {},
 		"target past end": proto.AppendFramePart(nil, proto.FramePart{Target: "mbox.x", Data: []byte("env")})[:4],
-		"data past end":   append(proto.AppendFramePart(nil, proto.FramePart{Target: "mbox.x", Data: []byte("env")}), 0x05, 'm', 'b', 'o', 'x', 0x00, 0x7f),
+		"data past end":   whole[:len(whole)-1],
+		"no data length":  append(whole, 0x05, 'm', 'b', 'o', 'x', 0x00),
 		"no target":       {0x00, 0x00, 0x00},
+		"too many parts":  tooMany,
 	} {
 		m, err := br.Conn.Request(proto.Ingest(br.Mailbox, proto.FrameTarget), frame, 10*time.Second)
 		if err != nil {
@@ -138,5 +147,28 @@ func TestMalformedFrameRefused(t *testing.T) {
 	if _, err := br.Relay.PublishFrames(ctx(t), []relayconn.Outgoing{{Target: proto.MailboxTarget(proto.MailboxFor("k")),
 		Data: sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "after")}}); err[0] != nil {
 		t.Errorf("a good frame after the bad ones: %v", err[0])
+	}
+}
+
+// TestFrameOfAnotherKeySentAlone: only bridges frame. A mission's frame is
+// refused whole, and PublishFrames then sends each of its messages alone,
+// so they are stored as if framing had never been tried.
+func TestFrameOfAnotherKeySentAlone(t *testing.T) {
+	w, url := bridgeWorld(t)
+	m := w.ConnectAs(t, url, "nl-kampala")
+	var batch []relayconn.Outgoing
+	for range 3 {
+		batch = append(batch, relayconn.Outgoing{Target: proto.MailboxTarget(proto.MailboxFor("a defender's key")),
+			Data: sealAlert(t, w, envelope.NewHeader("ug", routing.Urgent), "a reply")})
+	}
+	before := m.Conn.Stats().OutMsgs
+	rs, errs := m.Relay.PublishFrames(ctx(t), batch)
+	for i := range batch {
+		if errs[i] != nil || rs[i].Stream != proto.StreamMailbox {
+			t.Errorf("message %d: %+v, %v; want stored in the mailbox", i, rs[i], errs[i])
+		}
+	}
+	if sent := m.Conn.Stats().OutMsgs - before; sent != 1+uint64(len(batch)) {
+		t.Errorf("%d messages sent, want the frame and then each of its %d messages", sent, len(batch))
 	}
 }

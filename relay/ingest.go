@@ -205,12 +205,15 @@ func (in *ingest) handle(m *nats.Msg) {
 	}
 }
 
-// frame stores each part of an institution's frame as if it had been
-// published alone, answering each on its own reply subject (see
-// proto.FrameTarget). Services and holds are not framed.
+// frame stores each part of a bridge's frame as if it had been published
+// alone, answering each on its own reply subject (see proto.FrameTarget).
+// Services and holds are not framed. Only bridges frame: their publishes
+// are not rate-limited per key (bridge.go), so a frame changes nothing
+// about what they may store; for a rate-limited key a frame would buy
+// thousands of refusals for one message.
 func (in *ingest) frame(m *nats.Msg, mbox routing.Mailbox) {
-	if p := in.r.auth.principalByMailbox(mbox); p.role == keys.RoleDefender {
-		in.refuse(m, refuse(proto.CodeForbidden, "only institutions of the directory send frames"))
+	if p := in.r.auth.principalByMailbox(mbox); p.role != keys.RoleBridge {
+		in.refuse(m, refuse(proto.CodeForbidden, "only bridges of the directory send frames; publish these one by one"))
 		return
 	}
 	parts, err := proto.ParseFrame(m.Data)

@@ -39,12 +39,13 @@ func (c *Conn) PublishBatch(ctx context.Context, batch []Outgoing) ([]*proto.Rep
 	return c.publishBatch(ctx, batch, false)
 }
 
-// PublishFrames is [Conn.PublishBatch] for a key the relay's directory
-// lists (a bridge): it packs the messages into frames, as many as the
-// relay's maximum payload holds, so that the relay's server carries one
-// message per frame rather than one per publish (see proto.FrameTarget).
-// A message with headers other than proto.HeaderHops is sent alone. A
-// walk-in's frames are refused.
+// PublishFrames is [Conn.PublishBatch] for a bridge of the relay's
+// directory: it packs the messages into frames, as many as the relay's
+// maximum payload holds, so that the relay's server carries one message
+// per frame rather than one per publish (see proto.FrameTarget). A
+// message with headers other than proto.HeaderHops is sent alone, and so
+// is every message of a frame the relay refuses whole (a relay that
+// predates frames, a key that may not send them).
 func (c *Conn) PublishFrames(ctx context.Context, batch []Outgoing) ([]*proto.Reply, []error) {
 	return c.publishBatch(ctx, batch, true)
 }
@@ -85,6 +86,13 @@ func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) 
 	sub.SetPendingLimits(len(batch)+16, (len(batch)+16)*4096)
 	// in[i] is the first message of the frame message i went in, or alone.
 	in := make([]int, len(batch))
+	sendAlone := func(i int) {
+		in[i] = alone
+		m := &nats.Msg{Subject: proto.Ingest(c.mbox, batch[i].Target), Reply: inbox + "." + strconv.Itoa(i), Data: batch[i].Data, Header: batch[i].Header}
+		if err := c.nc.PublishMsg(m); err != nil {
+			errs[i] = fmt.Errorf("%w: %w", ErrNotConnected, err)
+		}
+	}
 	frameEnd := map[int]int{}
 	limit := int(c.nc.MaxPayload())
 	for i := 0; i < len(batch); {
@@ -104,11 +112,7 @@ func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) 
 			frame = proto.AppendFramePart(frame, part)
 		}
 		if j == i { // not framed, or too large for one
-			in[i] = alone
-			m := &nats.Msg{Subject: proto.Ingest(c.mbox, batch[i].Target), Reply: inbox + "." + strconv.Itoa(i), Data: batch[i].Data, Header: batch[i].Header}
-			if err := c.nc.PublishMsg(m); err != nil {
-				errs[i] = fmt.Errorf("%w: %w", ErrNotConnected, err)
-			}
+			sendAlone(i)
 			i++
 			continue
 		}
@@ -139,15 +143,16 @@ func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) 
 		n, whole := whom(strings.TrimPrefix(m.Subject, inbox+"."), in, frameEnd)
 		switch {
 		case whole:
-			// A frame refused whole carries a refusal, never a Reply.
-			_, err := answer(m)
-			if err == nil {
-				err = fmt.Errorf("%w: a frame answered as one message", ErrHostile)
-			}
-			for k := n; k < frameEnd[n]; k++ {
+			// A frame refused whole (a relay that predates frames, or
+			// limits of its own): its messages go again one by one, each
+			// at most once, and are answered alone.
+			end := frameEnd[n]
+			delete(frameEnd, n)
+			for k := n; k < end; k++ {
 				if replies[k] == nil && errs[k] == nil {
-					errs[k] = err
-					left--
+					if sendAlone(k); errs[k] != nil {
+						left--
+					}
 				}
 			}
 		case n >= 0 && replies[n] == nil && errs[n] == nil:

@@ -14,14 +14,16 @@ import (
 // server (sender to server, server to the relay's ingest), not its
 // checks or its store, and a frame pays them once for all its parts.
 //
-// Only institutions of the directory may send frames: a walk-in's key
-// has no permission to publish one (and the relay would refuse it whole,
-// CodeForbidden), so nothing about a walk-in's checks or its admission
-// changes. Each part is checked, limited and stored as
-// the same publish sent alone would be, and answered alone: part i of a
-// frame sent with reply subject R is answered on [FramePartReply](R, i),
-// with a [Reply] or a refusal. A frame that cannot be read is refused
-// whole, on R.
+// Only bridges of the directory may send frames (their publishes are not
+// rate-limited per key); any other key's frame is refused whole
+// (CodeForbidden), and a walk-in's key has no permission to publish one,
+// so nothing about the others' checks, limits or admission changes. Each
+// part is checked and stored as the same publish sent alone would be,
+// and answered alone: part i of a frame sent with reply subject R is
+// answered on [FramePartReply](R, i), with a [Reply] or a refusal. A frame
+// that cannot be read, or may not be sent, is refused whole, on R; the
+// sender then publishes its parts one by one (a relay that predates
+// frames refuses one as CodeBadTarget).
 //
 // A frame is its parts, each:
 //
@@ -39,6 +41,10 @@ const MaxFrameParts = 4 * MaxFetch
 // envelope's: bridge id, country, priority, id and digest) is under 200
 // bytes.
 const maxFrameTarget = 256
+
+// maxFrameData bounds a part's data as the frame is read: no frame is
+// larger than a relay's maximum payload (relayconn.MaxPayload at most).
+const maxFrameData = 8 << 20
 
 // maxFrameHops bounds a part's hops as the frame is read; whether they
 // are allowed is the part's check, as for a publish sent alone.
@@ -87,8 +93,8 @@ func ParseFrame(b []byte) ([]FramePart, error) {
 		if p.Hops, rest, ok = uvarint(rest, maxFrameHops); !ok {
 			return nil, fmt.Errorf("%w: part %d: bad hops", ErrFrame, len(parts))
 		}
-		dl, rest, ok := uvarint(rest, len(rest))
-		if !ok {
+		dl, rest, ok := uvarint(rest, maxFrameData)
+		if !ok || dl > len(rest) {
 			return nil, fmt.Errorf("%w: part %d: bad data length", ErrFrame, len(parts))
 		}
 		p.Data, b = rest[:dl:dl], rest[dl:]
