@@ -14,11 +14,16 @@ import (
 // can take.
 const maxDirectoryChunks = (keys.MaxDirectorySize + proto.DirectoryChunkSize - 1) / proto.DirectoryChunkSize
 
-// dirFlight runs one directory download at a time; callers that arrive
-// while one runs share its result.
+// dirFlight runs one directory download at a time. A caller shares a
+// download only if it began after the caller asked: one already running
+// may have read the relay's directory before the relay reloaded a newer
+// one, so the caller waits for it and then shares (or starts) the next.
 type dirFlight struct {
 	mu   sync.Mutex
 	call *dirCall
+	// waiting, if set (by tests), is called when a caller finds a
+	// download running and waits for it to end.
+	waiting func()
 }
 
 type dirCall struct {
@@ -36,7 +41,20 @@ type dirCall struct {
 func (c *Conn) Directory(ctx context.Context) ([]byte, error) {
 	f := &c.dirOnce
 	f.mu.Lock()
-	if call := f.call; call != nil {
+	if before := f.call; before != nil {
+		waiting := f.waiting
+		f.mu.Unlock()
+		if waiting != nil {
+			waiting()
+		}
+		select {
+		case <-before.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	if call := f.call; call != nil { // began after this call did
 		f.mu.Unlock()
 		select {
 		case <-call.done:

@@ -299,6 +299,55 @@ func TestDirectoryDownloadsOneAtATime(t *testing.T) {
 	}
 }
 
+// A download that began before a caller asked is not shared with it: the
+// relay may have reloaded a newer directory since, and the caller gets
+// what the relay serves after it asked.
+func TestDirectoryNotSharedFromBefore(t *testing.T) {
+	t.Parallel()
+	h := hostile(t)
+	c := dial(t, h.URL)
+	v1, v2 := []byte("directory, serial 1"), []byte("directory, serial 2")
+	var mu sync.Mutex
+	current := v1
+	asked, release := make(chan struct{}, 2), make(chan struct{})
+	first := true
+	h.Set(func(h *relaytest.Hostile) {
+		h.DirectoryChunk = func(int) *nats.Msg {
+			mu.Lock()
+			dir, hold := current, first
+			first = false
+			mu.Unlock()
+			asked <- struct{}{}
+			if hold {
+				<-release // the first download waits until the second caller does
+			}
+			return chunkMsg(1, len(dir), dir)
+		}
+	})
+	waiting := make(chan struct{}, 1)
+	relayconn.OnDirectoryWait(c, func() { waiting <- struct{}{} })
+	results := make(chan []byte, 2)
+	download := func() {
+		got, err := c.Directory(testCtx(t))
+		if err != nil {
+			t.Error(err)
+		}
+		results <- got
+	}
+	go download()
+	<-asked // the first download is running, with serial 1
+	mu.Lock()
+	current = v2 // the relay reloads
+	mu.Unlock()
+	go download()
+	<-waiting
+	close(release)
+	got := map[string]bool{string(<-results): true, string(<-results): true}
+	if !got[string(v1)] || !got[string(v2)] {
+		t.Errorf("downloads got %v, want serial 1 for the first caller and serial 2 for the second", got)
+	}
+}
+
 // A relay that announces a maximum payload no relay needs is refused for
 // good, and WaitConnected says why instead of waiting.
 func TestImplausibleMaxPayloadIsRefused(t *testing.T) {
