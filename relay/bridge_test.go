@@ -31,6 +31,16 @@ func bridgeWorld(t *testing.T) (*relaytest.World, string) {
 	return w, r.ClientURL()
 }
 
+// signReceipt signs signer's receipt that the partner stored alert.
+func signReceipt(t *testing.T, w *relaytest.World, alert routing.ID, signer string) []byte {
+	t.Helper()
+	rc, err := receipt.Sign(alert, "ug", "partner", time.Now(), w.Keyrings[signer].Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
 func wantCode(t testing.TB, what string, err error, code proto.Code) {
 	t.Helper()
 	var perr *proto.Error
@@ -213,10 +223,7 @@ func TestReceiptsAndCarriedAcks(t *testing.T) {
 	w, url := bridgeWorld(t)
 	br := w.ConnectAs(t, url, "bridge")
 	alert := routing.NewID()
-	rc, err := receipt.Sign(alert, "ug", "partner", time.Now(), w.Keyrings["bridge"].Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := signReceipt(t, w, alert, "bridge")
 	mbox := proto.MailboxFor("a defender's key")
 	if _, err := br.Publish(proto.MailboxTarget(mbox), rc); err != nil {
 		t.Fatal(err)
@@ -228,8 +235,8 @@ func TestReceiptsAndCarriedAcks(t *testing.T) {
 	if r, err := br.Publish(proto.Receipt(alert, "partner").Target(), again); err != nil || !r.Duplicate {
 		t.Errorf("a second receipt for the same envelope and partner: %+v, %v; want a duplicate", r, err)
 	}
-	forged, _ := receipt.Sign(alert, "ug", "partner", time.Now(), w.Keyrings["nl-kampala"].Identity)
-	_, err = br.Publish(proto.Receipt(routing.NewID(), "partner").Target(), forged)
+	forged := signReceipt(t, w, alert, "nl-kampala")
+	_, err := br.Publish(proto.Receipt(routing.NewID(), "partner").Target(), forged)
 	wantCode(t, "a receipt signed by another identity", err, proto.CodeBadSig)
 	_, err = w.ConnectAs(t, url, "nl-kampala").Publish(proto.Receipt(alert, "partner").Target(), rc)
 	wantCode(t, "a mission writing a receipt", err, proto.CodeForbidden)

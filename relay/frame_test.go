@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/hrdbeacon/beacon/bridge/receipt"
 	"github.com/hrdbeacon/beacon/envelope"
 	"github.com/hrdbeacon/beacon/internal/relayconn"
 	"github.com/hrdbeacon/beacon/internal/relaytest"
@@ -22,11 +21,8 @@ func TestFramePartsCheckedAlone(t *testing.T) {
 	w, url := bridgeWorld(t)
 	br := w.ConnectAs(t, url, "bridge")
 	alert := routing.NewID()
-	rc, err := receipt.Sign(alert, "ug", "partner", time.Now(), w.Keyrings["bridge"].Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, _ := receipt.Sign(routing.NewID(), "ug", "partner", time.Now(), w.Keyrings["nl-kampala"].Identity)
+	rc := signReceipt(t, w, alert, "bridge")
+	forged := signReceipt(t, w, routing.NewID(), "nl-kampala")
 	h := envelope.NewHeader("ug", routing.Urgent)
 	env := sealAlert(t, w, h, "bridged")
 	hops := func(n string) nats.Header { return nats.Header{proto.HeaderHops: []string{n}} }
