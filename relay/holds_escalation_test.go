@@ -130,8 +130,8 @@ func TestEscalationUnansweredReachesEveryTier(t *testing.T) {
 			t.Fatalf("%s opening the escalation: %v", c.to, err)
 		}
 	}
-	for _, hi := range h.status(t, proto.EscalationHoldID(e.alert, 1), proto.EscalationHoldID(e.alert, 2)) {
-		if hi.State != proto.HoldReleased {
+	for _, id := range []routing.ID{proto.EscalationHoldID(e.alert, 1), proto.EscalationHoldID(e.alert, 2)} {
+		if hi := h.awaitState(t, id, proto.HoldReleased); hi.State != proto.HoldReleased {
 			t.Errorf("tier %d: %s, want released", hi.Tier, hi.State)
 		}
 	}

@@ -129,6 +129,24 @@ func (h *holder) status(t testing.TB, ids ...routing.ID) map[routing.ID]proto.Ho
 	return out
 }
 
+// awaitState reads the status of hold id until it is in state want, for
+// at most 10 s, and returns it. The relay records a release once the
+// envelope it released is stored, a moment after a reader may see it,
+// and no event says when: the status is read every 20 ms.
+func (h *holder) awaitState(t testing.TB, id routing.ID, want string) proto.HoldInfo {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := h.status(t, id)[id]
+		if st.State == want || time.Now().After(deadline) {
+			return st
+		}
+		<-tick.C
+	}
+}
+
 // awaitAlerts long-polls mission's alerts of cc until one arrives or
 // wait passes, and settles what it got.
 func awaitAlerts(t testing.TB, m *relaytest.Conn, cc string, wait time.Duration) []relaytest.Fetched {
@@ -193,7 +211,7 @@ func TestCheckInPlanMissedIsReleasedOnce(t *testing.T) {
 		t.Errorf("released at %s, before its deadline %s", at, info.Deadline)
 	}
 	t.Logf("released %s after its deadline", at.Sub(info.Deadline))
-	if st := h.status(t, info.ID)[info.ID]; st.State != proto.HoldReleased {
+	if st := h.awaitState(t, info.ID, proto.HoldReleased); st.State != proto.HoldReleased {
 		t.Errorf("status after the release: %+v", st)
 	}
 	// Once: nothing more comes, and the plan takes no more check-ins.
@@ -321,7 +339,7 @@ func TestPanicReleasesAtOnce(t *testing.T) {
 	if got := awaitAlerts(t, m, "rw", 10*time.Second); len(got) != 1 || !bytes.Equal(got[0].Data, env) {
 		t.Fatalf("panic released %d messages, want 1", len(got))
 	}
-	if st := h.status(t, id)[id]; st.State != proto.HoldReleased || !st.Deadline.Before(info.Deadline) {
+	if st := h.awaitState(t, id, proto.HoldReleased); st.State != proto.HoldReleased || !st.Deadline.Before(info.Deadline) {
 		t.Errorf("after the panic: %+v", st)
 	}
 	// The same id may be armed again, with a new envelope, once the
@@ -621,7 +639,7 @@ func TestReleaseIntoAFullChannelWaits(t *testing.T) {
 	if len(got) != 1 || !bytes.Equal(got[0].Data, env) {
 		t.Fatalf("after the channel had room: %d messages, want the held envelope", len(got))
 	}
-	if st := h.status(t, id)[id]; st.State != proto.HoldReleased {
+	if st := h.awaitState(t, id, proto.HoldReleased); st.State != proto.HoldReleased {
 		t.Errorf("status after the release: %+v", st)
 	}
 	if more := awaitAlerts(t, m, "bi", 2*relay.HoldRetry); len(more) != 0 {
