@@ -131,9 +131,7 @@ func TestEscalationUnansweredReachesEveryTier(t *testing.T) {
 		}
 	}
 	for _, id := range []routing.ID{proto.EscalationHoldID(e.alert, 1), proto.EscalationHoldID(e.alert, 2)} {
-		if hi := h.awaitState(t, id, proto.HoldReleased); hi.State != proto.HoldReleased {
-			t.Errorf("tier %d: %s, want released", hi.Tier, hi.State)
-		}
+		h.awaitReleased(t, id)
 	}
 	assertNoPlaintext(t, dataDir, body)
 }

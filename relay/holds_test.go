@@ -129,22 +129,17 @@ func (h *holder) status(t testing.TB, ids ...routing.ID) map[routing.ID]proto.Ho
 	return out
 }
 
-// awaitState reads the status of hold id until it is in state want, for
-// at most 10 s, and returns it. The relay records a release once the
-// envelope it released is stored, a moment after a reader may see it,
-// and no event says when: the status is read every 20 ms.
-func (h *holder) awaitState(t testing.TB, id routing.ID, want string) proto.HoldInfo {
+// awaitReleased waits until hold id's status says released, and returns
+// it. The relay records a release once the envelope it released is
+// stored, a moment after a reader may see it, and no event says when.
+func (h *holder) awaitReleased(t *testing.T, id routing.ID) proto.HoldInfo {
 	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.status(t, id)[id]
-		if st.State == want || time.Now().After(deadline) {
-			return st
-		}
-		<-tick.C
-	}
+	var st proto.HoldInfo
+	waitUntil(t, "hold "+id.String()+" released", func() (bool, string) {
+		st = h.status(t, id)[id]
+		return st.State == proto.HoldReleased, st.State
+	})
+	return st
 }
 
 // awaitAlerts long-polls mission's alerts of cc until one arrives or
@@ -211,9 +206,7 @@ func TestCheckInPlanMissedIsReleasedOnce(t *testing.T) {
 		t.Errorf("released at %s, before its deadline %s", at, info.Deadline)
 	}
 	t.Logf("released %s after its deadline", at.Sub(info.Deadline))
-	if st := h.awaitState(t, info.ID, proto.HoldReleased); st.State != proto.HoldReleased {
-		t.Errorf("status after the release: %+v", st)
-	}
+	h.awaitReleased(t, info.ID)
 	// Once: nothing more comes, and the plan takes no more check-ins.
 	if more := awaitAlerts(t, m, "ug", 1500*time.Millisecond); len(more) != 0 {
 		t.Errorf("%d more messages after the release", len(more))
@@ -339,7 +332,7 @@ func TestPanicReleasesAtOnce(t *testing.T) {
 	if got := awaitAlerts(t, m, "rw", 10*time.Second); len(got) != 1 || !bytes.Equal(got[0].Data, env) {
 		t.Fatalf("panic released %d messages, want 1", len(got))
 	}
-	if st := h.awaitState(t, id, proto.HoldReleased); st.State != proto.HoldReleased || !st.Deadline.Before(info.Deadline) {
+	if st := h.awaitReleased(t, id); !st.Deadline.Before(info.Deadline) {
 		t.Errorf("after the panic: %+v", st)
 	}
 	// The same id may be armed again, with a new envelope, once the
@@ -639,9 +632,7 @@ func TestReleaseIntoAFullChannelWaits(t *testing.T) {
 	if len(got) != 1 || !bytes.Equal(got[0].Data, env) {
 		t.Fatalf("after the channel had room: %d messages, want the held envelope", len(got))
 	}
-	if st := h.awaitState(t, id, proto.HoldReleased); st.State != proto.HoldReleased {
-		t.Errorf("status after the release: %+v", st)
-	}
+	h.awaitReleased(t, id)
 	if more := awaitAlerts(t, m, "bi", 2*relay.HoldRetry); len(more) != 0 {
 		t.Errorf("%d more messages after the release", len(more))
 	}

@@ -101,20 +101,20 @@ func (c *Conn) publishBatch(ctx context.Context, batch []Outgoing, frames bool) 
 		var parts []proto.FramePart
 		for frames && j < len(batch) {
 			part, ok := framePart(batch[j])
-			if !ok || size+proto.FramePartSize(part) > limit {
-				break
+			if n := proto.FramePartSize(part); ok && size+n <= limit {
+				parts, size, j = append(parts, part), size+n, j+1
+				continue
 			}
-			parts, size = append(parts, part), size+proto.FramePartSize(part)
-			j++
-		}
-		frame := make([]byte, 0, size)
-		for _, part := range parts {
-			frame = proto.AppendFramePart(frame, part)
+			break
 		}
 		if j == i { // not framed, or too large for one
 			sendAlone(i)
 			i++
 			continue
+		}
+		frame := make([]byte, 0, size)
+		for _, part := range parts {
+			frame = proto.AppendFramePart(frame, part)
 		}
 		frameEnd[i] = j
 		err := c.nc.PublishRequest(proto.Ingest(c.mbox, proto.FrameTarget), inbox+".f"+strconv.Itoa(i), frame)

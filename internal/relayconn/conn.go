@@ -406,9 +406,11 @@ func (c *Conn) Call(ctx context.Context, target string, body []byte) (*proto.Svc
 }
 
 // Settle tells the relay the fetched messages with these tokens were kept.
-// It returns once the relay's streams applied it: a count read afterwards
-// no longer includes them. A lost settle only means the relay offers them
-// again, which the reader's seen-set drops.
+// The relay answers once its streams applied it, so a count read
+// afterwards no longer includes them (where JetStream confirms nothing —
+// a consumer gone or without a leader — it answers after a short wait).
+// A lost settle only means the relay offers them again, which the
+// reader's seen-set drops.
 func (c *Conn) Settle(ctx context.Context, tokens []string) error {
 	for len(tokens) > 0 {
 		n := min(len(tokens), proto.MaxSettle)
